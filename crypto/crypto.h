@@ -1,0 +1,205 @@
+/* Public interface of tern's crypto module: identities, hashing, the end-to-end envelope. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Only crypto/ includes sodium.h. Everything another module needs from libsodium
+ * goes through this header. Function prefixes follow the file names:
+ * tern_crypto_ (init.c), hash_ (hash.c), identity_ (identity.c, idstring.c),
+ * keyfile_ (keyfile.c), envelope_ (envelope.c, envelope_compact.c).
+ */
+
+/* Initialises libsodium. Returns 0, or -EIO if the library cannot start. Call once. */
+int tern_crypto_init(void);
+
+/* Fills buf with len random bytes. */
+void tern_random(void *buf, size_t len);
+
+/* ---- hash.c: BLAKE2b for modules that must not include sodium.h ---------------- */
+
+#define HASH_LEN 32
+
+struct hash;
+
+/*
+ * Starts a BLAKE2b hash with an output of outlen bytes (16..64) and an optional
+ * key (keylen 0..64). Returns NULL on allocation failure.
+ */
+struct hash *hash_new(size_t outlen, const uint8_t *key, size_t keylen);
+void hash_update(struct hash *h, const void *buf, size_t len);
+/* Writes the digest (outlen bytes) to out and frees h. */
+void hash_final(struct hash *h, uint8_t *out);
+/* Frees an unfinished hash; hash_free(NULL) is a no-op. */
+void hash_free(struct hash *h);
+/* One-shot 32-byte BLAKE2b of buf. */
+void hash_buf(uint8_t out[static HASH_LEN], const void *buf, size_t len);
+
+/* ---- identity.c, idstring.c: node identity ------------------------------------- */
+
+#define IDENTITY_SIGN_PK_LEN 32
+#define IDENTITY_BOX_PK_LEN 32
+#define IDENTITY_CERT_LEN 64
+/* Longest identity string, without the terminating NUL. */
+#define IDENTITY_STRING_MAX 240
+/* Fingerprint text: 8 groups of 5 digits separated by spaces, plus NUL. */
+#define IDENTITY_FINGERPRINT_LEN 48
+
+/*
+ * What a node shares: its Ed25519 identity key and the X25519 encryption key of
+ * the current epoch, certified by the identity key.
+ */
+struct identity_public {
+	uint8_t sign_pk[IDENTITY_SIGN_PK_LEN];
+	uint8_t box_pk[IDENTITY_BOX_PK_LEN];
+	uint32_t epoch;
+	uint8_t cert[IDENTITY_CERT_LEN];
+};
+
+/* A node's secret keys, kept in sodium_malloc'd memory. Opaque. */
+struct identity;
+
+/* Creates a new identity with a first encryption key (epoch 1). 0 or -ENOMEM. */
+int identity_generate(struct identity **out);
+/* Wipes and frees; identity_free(NULL) is a no-op. */
+void identity_free(struct identity *id);
+void identity_get_public(const struct identity *id, struct identity_public *out);
+/* Replaces the encryption key by a new one (epoch + 1), keeping the old secret to open old mail. */
+int identity_rotate(struct identity *id);
+
+/* True if cert is a valid signature by sign_pk over (box_pk, epoch). */
+bool identity_public_verify(const struct identity_public *pub);
+
+/*
+ * Writes the identity string ("tern1" + base32 of the public keys, certificate
+ * and a checksum) to out (at least IDENTITY_STRING_MAX + 1 bytes).
+ */
+void identity_public_encode(const struct identity_public *pub, char *out, size_t outlen);
+/*
+ * Parses an identity string. Returns 0; -EINVAL if it is not an identity string
+ * (wrong prefix, bad character, wrong length); -EBADMSG if the checksum fails (a
+ * typo); -EKEYREJECTED if the certificate does not verify. *why gets a short
+ * reason in every error case.
+ */
+int identity_public_decode(const char *s, struct identity_public *out, const char **why);
+
+/* Human-comparable fingerprint of an identity key: "12345 67890 ..." (8 groups). */
+void identity_fingerprint(const uint8_t sign_pk[static IDENTITY_SIGN_PK_LEN],
+			  char out[static IDENTITY_FINGERPRINT_LEN]);
+
+/*
+ * The ipn node number of an identity: 32 bits of BLAKE2b over the key, in the
+ * range [2^24, 2^32 - 2] so it never hits the well-known small numbers nor
+ * LocalNode. See docs/identity.md.
+ */
+uint32_t identity_node_number(const uint8_t sign_pk[static IDENTITY_SIGN_PK_LEN]);
+
+/* ---- keyfile.c: secret keys at rest --------------------------------------------- */
+
+/*
+ * Serialises the secret keys, sealed with a key from Argon2id (crypto_pwhash) when
+ * passphrase is not NULL. *out is malloc'd; the caller writes it to a 0600 file and
+ * frees it. 0 or -ENOMEM.
+ */
+int keyfile_encode(const struct identity *id, const char *passphrase, uint8_t **out,
+		   size_t *outlen);
+/* True if buf is a passphrase-protected key file. */
+bool keyfile_is_encrypted(const uint8_t *buf, size_t len);
+/*
+ * Parses a key file. Returns 0; -EINVAL if malformed; -EACCES if the passphrase is
+ * wrong or missing for a protected file; -ENOMEM.
+ */
+int keyfile_decode(const uint8_t *buf, size_t len, const char *passphrase, struct identity **out);
+
+/* ---- envelope.c: the end-to-end envelope (docs/envelope.md) ------------------- */
+
+enum envelope_kind {
+	ENVELOPE_TEXT = 1,
+	ENVELOPE_FILE = 2,
+};
+
+#define ENVELOPE_MSG_ID_LEN 16
+#define ENVELOPE_NAME_MAX 255
+#define ENVELOPE_MAX_RECIPIENTS 64
+/* Text up to this many bytes for one recipient may use the compact form. */
+#define ENVELOPE_COMPACT_MAX 1024
+
+struct envelope_recipient {
+	uint8_t sign_pk[IDENTITY_SIGN_PK_LEN];
+	uint8_t box_pk[IDENTITY_BOX_PK_LEN];
+};
+
+/* What the recipient learns besides the content; all of it travels encrypted. */
+struct envelope_meta {
+	uint8_t sender_sign_pk[IDENTITY_SIGN_PK_LEN];
+	uint8_t msg_id[ENVELOPE_MSG_ID_LEN];
+	enum envelope_kind kind;
+	uint64_t created_ms; /* sender's clock, Unix ms; 0 if not trusted */
+	uint64_t expires_ms; /* Unix ms; 0 if none */
+	uint64_t size;       /* plaintext bytes */
+	char name[ENVELOPE_NAME_MAX + 1]; /* file base name; "" for text */
+	bool compact;
+	size_t n_recipients;
+	uint8_t recipients[ENVELOPE_MAX_RECIPIENTS][IDENTITY_SIGN_PK_LEN];
+};
+
+/* Receives output bytes; returns 0 or a negative errno that aborts the operation. */
+typedef int (*envelope_sink)(void *ctx, const uint8_t *buf, size_t len);
+
+/* Exact size of a full-form envelope for this many recipients and this meta. */
+uint64_t envelope_sealed_size(size_t n_recipients, const struct envelope_meta *meta);
+
+/* Streaming sealer for the full form. Opaque. */
+struct envelope_sealer;
+
+/*
+ * Starts sealing for n recipients (1..ENVELOPE_MAX_RECIPIENTS). meta->kind, name,
+ * size, created_ms, expires_ms are read; msg_id, sender and recipients are filled
+ * in by the sealer and meta is updated with them. The plaintext must be exactly
+ * meta->size bytes. The header goes to sink now. 0, -EINVAL or -ENOMEM.
+ */
+int envelope_seal_new(const struct identity *sender, const struct envelope_recipient *rcpt,
+		      size_t n, struct envelope_meta *meta, envelope_sink sink, void *ctx,
+		      struct envelope_sealer **out);
+int envelope_seal_update(struct envelope_sealer *s, const uint8_t *buf, size_t len);
+/* Writes the last chunk and the signature, then frees s. -EINVAL if the size differs. */
+int envelope_seal_final(struct envelope_sealer *s);
+void envelope_sealer_free(struct envelope_sealer *s);
+
+/*
+ * Seals a short text for one recipient in the compact form into out (cap bytes).
+ * meta is filled as for envelope_seal_new. 0, -EINVAL (too long), -ENOSPC.
+ */
+int envelope_seal_compact(const struct identity *sender, const struct envelope_recipient *rcpt,
+			  const uint8_t *text, size_t len, struct envelope_meta *meta,
+			  uint8_t *out, size_t cap, size_t *outlen);
+
+/* Streaming opener for both forms. Opaque. */
+struct envelope_opener;
+
+/*
+ * Looks up the identity keys a compact envelope may come from (the address book).
+ * Calls fn for each candidate; the opener tries them in turn.
+ */
+typedef void (*envelope_candidates)(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]),
+				    void *fctx);
+
+int envelope_open_new(const struct identity *me, struct envelope_opener **out);
+/*
+ * Feeds sealed bytes. Plaintext goes to sink as it is decrypted: it is NOT yet
+ * verified, and the caller must not release it before envelope_open_final returns 0.
+ * Errors: -ENOKEY (no stanza opens with our keys: not for us), -EBADMSG (corrupt,
+ * tampered, reordered), -E2BIG (data after the end).
+ */
+int envelope_open_update(struct envelope_opener *o, const uint8_t *buf, size_t len,
+			 envelope_sink sink, void *ctx);
+/*
+ * Ends the stream and verifies it. Returns 0 and fills meta; -EBADMSG if truncated
+ * or tampered; -EKEYREJECTED if the signature is invalid; -ENOENT if a compact
+ * envelope's sender is none of the candidates. Frees nothing.
+ */
+int envelope_open_final(struct envelope_opener *o, envelope_candidates cand, void *cctx,
+			struct envelope_meta *meta);
+void envelope_opener_free(struct envelope_opener *o);

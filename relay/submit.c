@@ -1,0 +1,2 @@
+/* placeholder until the real file lands */
+typedef int placeholder_submit;
