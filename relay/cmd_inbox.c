@@ -1,2 +1,308 @@
-/* placeholder until the real file lands */
-typedef int placeholder_cmd_inbox;
+/* tern inbox, read, save: what was delivered, opened again from its sealed form only when asked for. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "relay/cli.h"
+
+#define MEM_SPOOL_MAX (1024 * 1024)
+
+static void sender_label(struct node *n, const uint8_t pk[static 32], char *out, size_t len)
+{
+	struct store_contact c;
+	if (store_contact_by_key(n->store, pk, &c) == 0) {
+		snprintf(out, len, "%s", c.name);
+		return;
+	}
+	char fpr[IDENTITY_FINGERPRINT_LEN];
+	identity_fingerprint(pk, fpr);
+	snprintf(out, len, "unknown %.11s", fpr);
+}
+
+struct inbox_list {
+	struct node *n;
+	bool json;
+	int count;
+};
+
+static int print_entry(void *ctx, const struct store_inbox *e)
+{
+	struct inbox_list *l = ctx;
+	char id[33], who[96], when[32], size[32];
+	hex_encode(e->msg_id, 16, id);
+	sender_label(l->n, e->sender_pk, who, sizeof(who));
+	format_time(e->received_unix_ms, when, sizeof(when));
+	const char *kind = e->kind == ENVELOPE_FILE ? "file" : "text";
+	if (l->json) {
+		char sent[32];
+		format_time(e->created_unix_ms, sent, sizeof(sent));
+		printf("%s\n  {\"id\": \"%s\", \"from\": ", l->count ? "," : "", id);
+		json_string(stdout, who);
+		printf(", \"received\": \"%s\", \"sent\": \"%s\", \"kind\": \"%s\", \"size\": %llu, "
+		       "\"name\": ",
+		       when, sent, kind, (unsigned long long)e->size);
+		json_string(stdout, e->name);
+		printf(", \"read\": %s}", e->read ? "true" : "false");
+	} else {
+		format_size(e->size, size, sizeof(size));
+		printf("%.12s  %-20s %s  %s %10s  %s\n", id, who, when, kind, size, e->name);
+	}
+	l->count++;
+	return 0;
+}
+
+int cmd_inbox(int argc, char **argv)
+{
+	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {0}};
+	struct inbox_list l = {0};
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+j", opts, NULL)) != -1) {
+		if (c != 'j')
+			return cli_usage("inbox", "unknown option");
+		l.json = true;
+	}
+	if (optind != argc)
+		return cli_usage("inbox", "unexpected argument %s", argv[optind]);
+	struct node n;
+	if (home_open(&n) != EXIT_OK)
+		return EXIT_FAIL;
+	l.n = &n;
+	if (l.json)
+		printf("[");
+	int err = store_inbox_foreach(n.store, print_entry, &l);
+	if (l.json)
+		printf("%s]\n", l.count ? "\n" : "");
+	else if (l.count == 0)
+		fprintf(stderr, "the inbox is empty\n");
+	node_close(&n);
+	return err < 0 ? cli_fail("inbox", "%s", strerror(-err)) : EXIT_OK;
+}
+
+static int find_entry(struct node *n, const char *id, struct store_inbox *e)
+{
+	int err = store_inbox_find(n->store, id, e);
+	if (err == -ENOENT)
+		return cli_fail(id, "no such message in the inbox");
+	if (err == -EEXIST)
+		return cli_fail(id, "more than one message starts so: give more digits");
+	if (err == -EINVAL)
+		return cli_fail(id, "not a message id (at least 4 hex digits)");
+	if (err < 0)
+		return cli_fail(id, "%s", strerror(-err));
+	return EXIT_OK;
+}
+
+static int open_failed(const char *id, int err)
+{
+	if (err == -EBADMSG || err == -EKEYREJECTED)
+		return cli_fail(id, "the stored message no longer verifies (damaged store?)");
+	return cli_fail(id, "cannot open: %s", strerror(-err));
+}
+
+/* Holds plaintext until it is verified: in memory while small, then in an unnamed file. */
+struct spool {
+	uint8_t *mem;
+	size_t len;
+	int fd;
+	const char *dir;
+};
+
+static int spool_write(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct spool *s = ctx;
+	if (s->fd < 0 && s->len + len <= MEM_SPOOL_MAX) {
+		memcpy(s->mem + s->len, buf, len);
+		s->len += len;
+		return 0;
+	}
+	if (s->fd < 0) {
+		s->fd = open(s->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (s->fd < 0 || write(s->fd, s->mem, s->len) != (ssize_t)s->len)
+			return -errno;
+	}
+	return write(s->fd, buf, len) == (ssize_t)len ? 0 : -errno;
+}
+
+static int spool_release(struct spool *s, FILE *out)
+{
+	if (s->fd < 0)
+		return fwrite(s->mem, 1, s->len, out) == s->len ? 0 : -EIO;
+	if (lseek(s->fd, 0, SEEK_SET) != 0)
+		return -errno;
+	ssize_t got;
+	while ((got = read(s->fd, s->mem, MEM_SPOOL_MAX)) > 0)
+		if (fwrite(s->mem, 1, (size_t)got, out) != (size_t)got)
+			return -EIO;
+	return got < 0 ? -errno : 0;
+}
+
+int cmd_read(int argc, char **argv)
+{
+	if (argc != 2)
+		return cli_usage("read", "name one message id");
+	struct node n;
+	struct store_inbox e;
+	struct envelope_meta meta;
+	char dir[HOME_PATH_MAX];
+	struct spool s = {.fd = -1, .dir = dir};
+	int ret = EXIT_FAIL;
+	if (home_dir(dir, sizeof(dir)) < 0 || home_open(&n) != EXIT_OK)
+		return EXIT_FAIL;
+	if (find_entry(&n, argv[1], &e) != EXIT_OK)
+		goto out;
+	if (e.kind != ENVELOPE_TEXT) {
+		cli_fail(argv[1], "is a file (%s): use `tern save %s DIR`", e.name, argv[1]);
+		goto out;
+	}
+	s.mem = malloc(MEM_SPOOL_MAX);
+	if (!s.mem) {
+		cli_fail("read", "out of memory");
+		goto out;
+	}
+	int err = node_open_inbox(&n, &e, spool_write, &s, &meta);
+	if (err < 0) {
+		open_failed(argv[1], err);
+		goto out;
+	}
+	err = spool_release(&s, stdout);
+	if (err == 0 && s.len && s.mem[s.len - 1] != '\n' && s.fd < 0 && isatty(STDOUT_FILENO))
+		putchar('\n');
+	if (err < 0 || fflush(stdout) != 0) {
+		cli_fail("stdout", "cannot write");
+		goto out;
+	}
+	store_inbox_mark_read(n.store, e.rowid);
+	ret = EXIT_OK;
+out:
+	if (s.mem) {
+		explicit_bzero(s.mem, s.len);
+		free(s.mem);
+	}
+	if (s.fd >= 0)
+		close(s.fd);
+	node_close(&n);
+	return ret;
+}
+
+/* A name from the envelope is the sender's word: keep only a harmless base name. */
+static void safe_name(const char *name, const char *id, char *out, size_t len)
+{
+	const char *base = name;
+	for (const char *p = name; *p; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	snprintf(out, len, "%s", base);
+	for (char *p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '_';
+	if (out[0] == '.')
+		out[0] = '_';
+	if (!out[0] || strcmp(out, "_") == 0 || strcmp(out, "_.") == 0)
+		snprintf(out, len, "received-%.12s", id);
+}
+
+struct file_sink {
+	int fd;
+};
+
+static int write_all(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct file_sink *f = ctx;
+	while (len) {
+		ssize_t n = write(f->fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Moves the verified temporary file to name, or "name (2)" and so on; never replaces a file. */
+static int place_file(int dfd, const char *tmp, const char *name, char *final, size_t len)
+{
+	const char *dot = strrchr(name, '.');
+	size_t stem = dot && dot != name ? (size_t)(dot - name) : strlen(name);
+	for (int i = 1; i < 1000; i++) {
+		if (i == 1)
+			snprintf(final, len, "%s", name);
+		else
+			snprintf(final, len, "%.*s (%d)%s", (int)stem, name, i, name + stem);
+		if (renameat2(dfd, tmp, dfd, final, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno == EEXIST)
+			continue;
+		if (errno != EINVAL && errno != ENOSYS)
+			return -errno;
+		/* The filesystem cannot refuse to replace; check first (racy, but only with ourselves). */
+		if (faccessat(dfd, final, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+			continue;
+		return renameat(dfd, tmp, dfd, final) == 0 ? 0 : -errno;
+	}
+	return -EEXIST;
+}
+
+int cmd_save(int argc, char **argv)
+{
+	if (argc != 3)
+		return cli_usage("save", "name one message id and one directory");
+	const char *id = argv[1], *dir = argv[2];
+	struct node n;
+	struct store_inbox e;
+	struct envelope_meta meta;
+	char name[ENVELOPE_NAME_MAX + 1], final[ENVELOPE_NAME_MAX + 16], tmp[64];
+	struct file_sink sink = {.fd = -1};
+	int ret = EXIT_FAIL;
+
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return cli_fail(dir, "%s", strerror(errno));
+	if (home_open(&n) != EXIT_OK) {
+		close(dfd);
+		return EXIT_FAIL;
+	}
+	if (find_entry(&n, id, &e) != EXIT_OK)
+		goto out;
+	char hex[33];
+	hex_encode(e.msg_id, 16, hex);
+	safe_name(e.kind == ENVELOPE_FILE ? e.name : "", hex, name, sizeof(name));
+	snprintf(tmp, sizeof(tmp), ".tern-%.16s.part", hex);
+	unlinkat(dfd, tmp, 0);
+	sink.fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (sink.fd < 0) {
+		cli_fail(dir, "cannot write here: %s", strerror(errno));
+		goto out;
+	}
+	int err = node_open_inbox(&n, &e, write_all, &sink, &meta);
+	if (err < 0) {
+		unlinkat(dfd, tmp, 0);
+		open_failed(id, err);
+		goto out;
+	}
+	/* Received files stay 0600: they may be sensitive, and the user can widen that. */
+	if (fsync(sink.fd) != 0 ||
+	    (err = place_file(dfd, tmp, name, final, sizeof(final))) < 0) {
+		unlinkat(dfd, tmp, 0);
+		cli_fail(dir, "cannot place the file: %s", strerror(err ? -err : errno));
+		goto out;
+	}
+	fsync(dfd);
+	store_inbox_mark_read(n.store, e.rowid);
+	printf("%s/%s\n", dir, final);
+	ret = EXIT_OK;
+out:
+	if (sink.fd >= 0)
+		close(sink.fd);
+	close(dfd);
+	node_close(&n);
+	return ret;
+}

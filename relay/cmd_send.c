@@ -1,2 +1,216 @@
-/* placeholder until the real file lands */
-typedef int placeholder_cmd_send;
+/* tern send: seals a text or a file for one or more contacts and queues it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "relay/cli.h"
+
+struct mem_reader {
+	const uint8_t *buf;
+	size_t len, off;
+};
+
+static long read_mem(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct mem_reader *m = ctx;
+	size_t n = m->len - m->off < cap ? m->len - m->off : cap;
+	memcpy(buf, m->buf + m->off, n);
+	m->off += n;
+	return (long)n;
+}
+
+static long read_fd(void *ctx, uint8_t *buf, size_t cap)
+{
+	int fd = *(int *)ctx;
+	for (;;) {
+		ssize_t n = read(fd, buf, cap);
+		if (n >= 0)
+			return (long)n;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* A pipe has no size, and the envelope needs one: spool it, unnamed, in the node home. */
+static int spool_stdin(int *out, uint64_t *size)
+{
+	char dir[HOME_PATH_MAX];
+	if (home_dir(dir, sizeof(dir)) < 0)
+		return -ENAMETOOLONG;
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	uint8_t buf[65536];
+	uint64_t total = 0;
+	for (;;) {
+		long n = read_fd(&(int){STDIN_FILENO}, buf, sizeof(buf));
+		if (n < 0) {
+			close(fd);
+			return (int)n;
+		}
+		if (n == 0)
+			break;
+		if (write(fd, buf, (size_t)n) != n) {
+			int err = errno ? -errno : -EIO;
+			close(fd);
+			return err;
+		}
+		total += (uint64_t)n;
+	}
+	if (lseek(fd, 0, SEEK_SET) != 0) {
+		close(fd);
+		return -errno;
+	}
+	*out = fd;
+	*size = total;
+	return 0;
+}
+
+static int resolve_recipients(struct node *n, char *list, struct store_contact *rcpt, size_t *count)
+{
+	*count = 0;
+	for (char *save = NULL, *name = strtok_r(list, ",", &save); name;
+	     name = strtok_r(NULL, ",", &save)) {
+		if (*count == ENVELOPE_MAX_RECIPIENTS)
+			return cli_fail("send", "at most %d recipients", ENVELOPE_MAX_RECIPIENTS);
+		if (store_contact_get(n->store, name, &rcpt[*count]) < 0)
+			return cli_fail(name, "no such contact (see `tern contact list`)");
+		(*count)++;
+	}
+	if (*count == 0)
+		return cli_fail("send", "no recipient named");
+	return EXIT_OK;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+int cmd_send(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"message", required_argument, NULL, 'm'},
+		{"file", required_argument, NULL, 'f'},
+		{"priority", required_argument, NULL, 'p'},
+		{"lifetime", required_argument, NULL, 'l'},
+		{0},
+	};
+	const char *text = NULL, *file = NULL;
+	struct submit_request req = {
+		.kind = ENVELOPE_TEXT,
+		.priority = STORE_NORMAL,
+		.lifetime_ms = NODE_DEFAULT_LIFETIME_MS,
+	};
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+m:f:p:l:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			text = optarg;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'p':
+			if (parse_priority(optarg, &req.priority) < 0)
+				return cli_usage("send", "--priority %s: bulk, normal or urgent",
+						 optarg);
+			break;
+		case 'l':
+			if (parse_duration_ms(optarg, &req.lifetime_ms) < 0)
+				return cli_usage("send", "--lifetime %s: like 90m, 12h, 7d (up to 10 years)",
+						 optarg);
+			break;
+		default:
+			return cli_usage("send", "unknown option");
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage("send", "name the recipients once, as NAME[,NAME...]");
+	if (text && file)
+		return cli_usage("send", "-m and --file exclude each other");
+
+	int fd = -1;
+	struct mem_reader mem = {0};
+	if (text) {
+		mem.buf = (const uint8_t *)text;
+		mem.len = strlen(text);
+		req.size = mem.len;
+		req.read = read_mem;
+		req.read_ctx = &mem;
+	} else if (file) {
+		struct stat st;
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return cli_fail(file, "%s", strerror(errno));
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			return cli_fail(file, "not a regular file");
+		}
+		if (strlen(base_name(file)) > ENVELOPE_NAME_MAX || !*base_name(file)) {
+			close(fd);
+			return cli_fail(file, "the file name is empty or longer than 255 bytes");
+		}
+		req.kind = ENVELOPE_FILE;
+		req.name = base_name(file);
+		req.size = (uint64_t)st.st_size;
+	} else if (isatty(STDIN_FILENO)) {
+		return cli_usage("send", "nothing to send: give -m TEXT, --file PATH, or pipe text in");
+	}
+
+	struct node n;
+	struct store_contact *rcpt = calloc(ENVELOPE_MAX_RECIPIENTS, sizeof(*rcpt));
+	size_t n_rcpt = 0;
+	int ret = EXIT_FAIL;
+	if (!rcpt || home_open(&n) != EXIT_OK) {
+		free(rcpt);
+		if (fd >= 0)
+			close(fd);
+		return EXIT_FAIL;
+	}
+	if (!text && !file) {
+		int err = spool_stdin(&fd, &req.size);
+		if (err < 0) {
+			cli_fail("stdin", "cannot read it: %s", strerror(-err));
+			goto out;
+		}
+	}
+	if (fd >= 0) {
+		req.read = read_fd;
+		req.read_ctx = &fd;
+	}
+	if (resolve_recipients(&n, argv[optind], rcpt, &n_rcpt) != EXIT_OK)
+		goto out;
+
+	struct submit_result *res = malloc(sizeof(*res));
+	const char *why = "";
+	int err = res ? node_submit(&n, rcpt, n_rcpt, &req, res, &why) : -ENOMEM;
+	if (err < 0) {
+		cli_fail("send", "%s: %s", why, err == -ENOMEM ? "out of memory" : strerror(-err));
+		free(res);
+		goto out;
+	}
+	for (size_t i = 0; i < res->n_bundles; i++) {
+		char hex[65], size[32];
+		hex_encode(res->bundle_id[i], 32, hex);
+		format_size(res->bundle_len[i], size, sizeof(size));
+		printf("%s\n", hex);
+		fprintf(stderr, "queued for %s: %s bundle%s\n", rcpt[i].name, size,
+			res->compact ? " (compact envelope)" : "");
+	}
+	free(res);
+	ret = EXIT_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(rcpt);
+	node_close(&n);
+	return ret;
+}

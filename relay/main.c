@@ -1,5 +1,103 @@
-int main(void);
-int main(void)
+/* tern's entry point: global options, the command table, and --help generated from it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "relay/cli.h"
+
+static const struct cli_command commands[] = {
+	{"init", cmd_init, "[--passphrase] [--clock auto|trusted|untrusted]",
+	 "create this node's identity and store"},
+	{"id", cmd_id, "[--json]", "print this node's identity string and fingerprint"},
+	{"contact", cmd_contact, "add NAME IDSTRING | list [--json] | remove NAME",
+	 "manage the address book"},
+	{"send", cmd_send,
+	 "NAME[,NAME...] (-m TEXT | --file PATH | < stdin) [--priority bulk|normal|urgent] "
+	 "[--lifetime 7d]",
+	 "seal a message or file and queue it"},
+	{"inbox", cmd_inbox, "[--json]", "list what was delivered to this node"},
+	{"read", cmd_read, "ID", "print a delivered text message"},
+	{"save", cmd_save, "ID DIR", "write a delivered file into DIR under its own name"},
+	{"queue", cmd_queue, "[--json]", "list the bundles waiting for a next hop"},
+	{"bundle", cmd_bundle, "export DIR | import FILE...", "hand bundles over as raw BPv7 files"},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct cli_command *find_command(const char *name)
 {
-	return 1;
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+void cli_print_help(const char *command, FILE *f)
+{
+	const struct cli_command *c = find_command(command);
+	if (c)
+		fprintf(f, "usage: tern [--home DIR] %s %s\n  %s\n", c->name, c->usage, c->summary);
+}
+
+static void print_usage(FILE *f)
+{
+	fprintf(f, "usage: tern [--home DIR] COMMAND [ARGS]\n\n"
+		   "An end-to-end encrypted store-and-forward relay.\n\ncommands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nThe node home is --home DIR, else $TERN_HOME, else ~/.local/share/tern.\n"
+		   "A protected key reads its passphrase from the file named by "
+		   "$TERN_PASSPHRASE_FILE,\nor from the terminal. `tern COMMAND --help` tells more.\n");
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--home") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "tern: --home needs a directory\n");
+				return EXIT_USAGE;
+			}
+			cli_home_opt = argv[++i];
+		} else if (strncmp(argv[i], "--home=", 7) == 0) {
+			cli_home_opt = argv[i] + 7;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			print_usage(stdout);
+			return EXIT_OK;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("tern %s\n", TERN_VERSION);
+			return EXIT_OK;
+		} else {
+			fprintf(stderr, "tern: unknown option %s\n", argv[i]);
+			print_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 < argc && find_command(argv[i + 1])) {
+			cli_print_help(argv[i + 1], stdout);
+			return EXIT_OK;
+		}
+		print_usage(stdout);
+		return EXIT_OK;
+	}
+	const struct cli_command *c = find_command(argv[i]);
+	if (!c) {
+		fprintf(stderr, "tern: %s: unknown command\n", argv[i]);
+		print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (cli_wants_help(argc - i, argv + i)) {
+		cli_print_help(c->name, stdout);
+		return EXIT_OK;
+	}
+	if (tern_crypto_init() < 0) {
+		fprintf(stderr, "tern: libsodium: cannot initialise\n");
+		return EXIT_FAIL;
+	}
+	return c->fn(argc - i, argv + i);
 }

@@ -1,2 +1,191 @@
-/* placeholder until the real file lands */
-typedef int placeholder_util;
+/* Small helpers every tern command uses: error reporting, hex, JSON strings, durations, sizes. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "relay/cli.h"
+
+int cli_fail(const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "tern: %s: ", what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_FAIL;
+}
+
+int cli_usage(const char *command, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "tern: %s: ", command);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	cli_print_help(command, stderr);
+	return EXIT_USAGE;
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return true;
+	}
+	return false;
+}
+
+void hex_encode(const uint8_t *buf, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[buf[i] >> 4];
+		out[2 * i + 1] = digits[buf[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int hex_decode(const char *s, uint8_t *out, size_t len)
+{
+	if (strlen(s) != 2 * len)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+void format_time(uint64_t unix_ms, char *out, size_t len)
+{
+	if (unix_ms == 0) {
+		snprintf(out, len, "unknown");
+		return;
+	}
+	time_t t = (time_t)(unix_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void format_size(uint64_t bytes, char *out, size_t len)
+{
+	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)bytes;
+	int u = 0;
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, len, "%" PRIu64 " B", bytes);
+	else
+		snprintf(out, len, "%.1f %s", v, units[u]);
+}
+
+int parse_duration_ms(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	uint64_t unit = 1000;
+	if (*end) {
+		switch (*end) {
+		case 's':
+			unit = 1000;
+			break;
+		case 'm':
+			unit = 60 * 1000;
+			break;
+		case 'h':
+			unit = 3600 * 1000;
+			break;
+		case 'd':
+			unit = 24 * 3600 * 1000;
+			break;
+		case 'w':
+			unit = 7ull * 24 * 3600 * 1000;
+			break;
+		default:
+			return -EINVAL;
+		}
+		if (end[1])
+			return -EINVAL;
+	}
+	/* Ten years is past any sensible lifetime and keeps the arithmetic far from overflow. */
+	if (v == 0 || v > 10ull * 366 * 24 * 3600 * 1000 / unit)
+		return -ERANGE;
+	*out = v * unit;
+	return 0;
+}
+
+static const char *const priority_names[] = {"bulk", "normal", "urgent"};
+
+int parse_priority(const char *s, enum store_priority *out)
+{
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, priority_names[i]) == 0) {
+			*out = (enum store_priority)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *priority_name(enum store_priority p)
+{
+	return (unsigned)p < 3 ? priority_names[p] : "unknown";
+}
+
+bool contact_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > STORE_NAME_MAX || name[0] == '-' || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,86 @@
+/* What the tern command's files share: the command table, the node home, output helpers. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "relay/node.h"
+
+/* Exit codes (STYLE.md): success, failure, usage error. */
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+struct cli_command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;   /* arguments after the command name */
+	const char *summary; /* one line for `tern --help` */
+};
+
+/* The table lives in main.c; each entry's fn in cmd_<name>.c. */
+int cmd_init(int argc, char **argv);
+int cmd_id(int argc, char **argv);
+int cmd_contact(int argc, char **argv);
+int cmd_send(int argc, char **argv);
+int cmd_inbox(int argc, char **argv);
+int cmd_read(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
+int cmd_bundle(int argc, char **argv);
+
+/* ---- util.c ----------------------------------------------------------------- */
+
+/* Prints "tern: what: why" to stderr and returns EXIT_FAIL. */
+int cli_fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "tern: what: why", a usage hint, and returns EXIT_USAGE. */
+int cli_usage(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the usage and summary of one command from the table to f. */
+void cli_print_help(const char *command, FILE *f);
+/* True if argv holds -h or --help before any "--". */
+bool cli_wants_help(int argc, char **argv);
+
+void hex_encode(const uint8_t *buf, size_t len, char *out);
+/* Parses exactly len bytes of hex. -EINVAL otherwise. */
+int hex_decode(const char *s, uint8_t *out, size_t len);
+/* Writes s as a JSON string literal, quotes included. */
+void json_string(FILE *f, const char *s);
+/* "2026-11-27T12:00:00Z", or "unknown" for 0. */
+void format_time(uint64_t unix_ms, char *out, size_t len);
+/* "12.3 MiB" */
+void format_size(uint64_t bytes, char *out, size_t len);
+/* "7d", "12h", "30m", "45s", or plain seconds. -EINVAL if malformed or out of range. */
+int parse_duration_ms(const char *s, uint64_t *out);
+int parse_priority(const char *s, enum store_priority *out);
+const char *priority_name(enum store_priority p);
+/* A contact name: 1-64 of [A-Za-z0-9._-], not starting with '-' or '.'. */
+bool contact_name_valid(const char *name);
+
+/* ---- home.c ----------------------------------------------------------------- */
+
+/* --home as given on the command line, or NULL. */
+extern const char *cli_home_opt;
+
+#define HOME_PATH_MAX 4096
+
+/* Resolves the home directory: --home, then TERN_HOME, then ~/.local/share/tern. */
+int home_dir(char *out, size_t len);
+/* Joins the home directory and a file name. */
+int home_path(const char *name, char *out, size_t len);
+/*
+ * Opens the node in the home: checks the key file's permissions, asks for the
+ * passphrase if the key is protected, opens the store, reads the clocks.
+ * Prints its own errors; returns EXIT_OK or EXIT_FAIL.
+ */
+int home_open(struct node *n);
+/* Reads a passphrase from TERN_PASSPHRASE_FILE or the terminal. confirm asks twice. */
+int home_passphrase(const char *prompt, bool confirm, char *out, size_t len);
+
+/* ---- clock.c ---------------------------------------------------------------- */
+
+/* Reads the wall clock, the boot clock and the boot id. */
+void clock_now(struct store_clock *out);
+/* Whether the wall clock can be trusted: an RTC is present or NTP has synchronised it. */
+bool clock_looks_trusted(void);

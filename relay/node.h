@@ -1,0 +1,133 @@
+/* The node: what a tern process holds open, and the three things it does with bundles. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/crypto.h"
+#include "relay/bundle.h"
+#include "store/store.h"
+
+/*
+ * submit.c seals plaintext into bundles and queues them; ingest.c takes a bundle
+ * byte stream from anywhere (a file, a link) and stores, delivers or rejects it;
+ * emit.c streams a stored bundle out, re-encoded for the next hop. None of them
+ * reads a clock or opens a file: "now" is n->now, bytes come and go through
+ * callbacks. The CLI (home.c) and later the daemon and simulator fill struct node.
+ */
+
+/* ipn service numbers tern uses on every node. */
+#define NODE_SERVICE_MESSAGES 1
+#define NODE_SERVICE_RECEIPTS 2
+
+/* Largest payload a node accepts from anyone (a FAT32 file holds 4 GiB - 1). */
+#define NODE_MAX_PAYLOAD (4ull * 1024 * 1024 * 1024 - 1 - BUNDLE_HEAD_MAX)
+
+#define NODE_DEFAULT_LIFETIME_MS (14ull * 24 * 3600 * 1000)
+#define NODE_DEFAULT_HOP_LIMIT 16
+
+struct node {
+	struct identity *id; /* owned */
+	struct identity_public pub;
+	uint32_t node_num;
+	struct store *store; /* owned */
+	struct store_clock now;
+	bool clock_trusted; /* stamp creation times; else creation time 0 + Bundle Age */
+};
+
+/* Closes the store and wipes the keys; the struct itself is the caller's. */
+void node_close(struct node *n);
+
+/* ---- submit.c ---------------------------------------------------------------- */
+
+/* Pulls plaintext: returns bytes read (0 at the end) or a negative errno. */
+typedef long (*node_reader)(void *ctx, uint8_t *buf, size_t cap);
+
+struct submit_request {
+	enum envelope_kind kind;
+	const char *name;      /* file base name, or NULL for text */
+	uint64_t size;         /* exact plaintext length */
+	node_reader read;
+	void *read_ctx;
+	enum store_priority priority;
+	uint64_t lifetime_ms;
+};
+
+struct submit_result {
+	uint8_t msg_id[ENVELOPE_MSG_ID_LEN];
+	size_t n_bundles;
+	uint8_t bundle_id[ENVELOPE_MAX_RECIPIENTS][32];
+	uint64_t bundle_len[ENVELOPE_MAX_RECIPIENTS]; /* encoded bytes */
+	bool compact;
+};
+
+/*
+ * Seals the plaintext once for all recipients and queues one bundle per
+ * recipient node, each durably committed before the next. Returns 0, -EINVAL
+ * (bad request: no or too many recipients, duplicate recipient, size mismatch),
+ * the reader's error, or a store error. *why says which in words.
+ */
+int node_submit(struct node *n, const struct store_contact *rcpt, size_t n_rcpt,
+		const struct submit_request *req, struct submit_result *res, const char **why);
+
+/* ---- ingest.c ---------------------------------------------------------------- */
+
+enum ingest_verdict {
+	INGEST_DELIVERED = 1, /* for this node: opened, verified, in the inbox */
+	INGEST_QUEUED,        /* for another node: stored to forward */
+	INGEST_DUPLICATE,     /* already stored or already delivered: nothing changed */
+	INGEST_REJECTED,      /* bad: nothing stored; reason says why */
+};
+
+struct ingest_result {
+	enum ingest_verdict verdict;
+	char reason[200];
+	uint8_t bundle_id[32];
+	uint64_t dest_node;
+	struct store_inbox inbox; /* when delivered */
+};
+
+struct ingest;
+
+/* Starts taking one bundle. 0 or -ENOMEM. */
+int ingest_new(struct node *n, struct ingest **out);
+/*
+ * Feeds bundle bytes. Returns 0 to go on, or 1 when the bundle is already
+ * known to be rejected (further bytes are ignored; ingest_finish gives the reason).
+ */
+int ingest_feed(struct ingest *in, const uint8_t *buf, size_t len);
+/*
+ * Ends the bundle and decides. Returns 0 with res filled for every verdict, or
+ * a negative errno when the store failed (nothing acknowledged: the caller must
+ * not report the bundle as taken). Frees in.
+ */
+int ingest_finish(struct ingest *in, struct ingest_result *res);
+void ingest_free(struct ingest *in);
+
+/* ---- emit.c ------------------------------------------------------------------ */
+
+typedef int (*node_sink)(void *ctx, const uint8_t *buf, size_t len);
+
+/*
+ * Streams a stored bundle as BPv7 bytes for the next hop: Bundle Age updated to
+ * the time spent here, Hop Count incremented for bundles we did not create.
+ * *len_out (if not NULL) gets the number of bytes emitted. Returns 0, -EBADMSG
+ * if the stored bundle is damaged (it is quarantined), or the sink's error.
+ */
+int node_emit(struct node *n, const struct store_bundle *b, const uint8_t *head, size_t headlen,
+	      node_sink sink, void *ctx, uint64_t *len_out);
+
+/* ---- open.c: opening what was delivered ---------------------------------------- */
+
+/* envelope_candidates over the address book: ctx is the struct node. */
+void node_candidates(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]), void *fctx);
+
+/*
+ * Opens the sealed envelope of an inbox entry and streams its verified content:
+ * the plaintext goes to spool (which must hold it until the end), and only when
+ * 0 is returned may the caller release what it spooled. -EBADMSG / -EKEYREJECTED
+ * if the stored bundle no longer verifies.
+ */
+int node_open_inbox(struct node *n, const struct store_inbox *e, node_sink spool, void *ctx,
+		    struct envelope_meta *meta);
