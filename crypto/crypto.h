@@ -101,10 +101,12 @@ uint32_t identity_node_number(const uint8_t sign_pk[static IDENTITY_SIGN_PK_LEN]
 /*
  * Serialises the secret keys, sealed with a key from Argon2id (crypto_pwhash) when
  * passphrase is not NULL. *out is malloc'd; the caller writes it to a 0600 file and
- * frees it. 0 or -ENOMEM.
+ * frees it with keyfile_buf_free. 0, -EINVAL (empty passphrase) or -ENOMEM.
  */
 int keyfile_encode(const struct identity *id, const char *passphrase, uint8_t **out,
 		   size_t *outlen);
+/* Wipes and frees a buffer from keyfile_encode (plain free() would leave keys in the heap). */
+void keyfile_buf_free(uint8_t *buf, size_t len);
 /* True if buf is a passphrase-protected key file. */
 bool keyfile_is_encrypted(const uint8_t *buf, size_t len);
 /*

@@ -1,0 +1,121 @@
+/* Shared internals of the crypto module: identity layout, domain strings, helpers. */
+#pragma once
+
+#include <sodium.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "crypto/crypto.h"
+
+/*
+ * Every hash and signature in tern is domain-separated. BLAKE2b uses 16-byte
+ * personalisations (zero padded); signatures start with a NUL-terminated domain
+ * string, and sizeof() includes the NUL so no domain is a prefix of another.
+ */
+#define PERSONAL_NODE_NUMBER "tern.nodenum.v1"
+#define PERSONAL_FINGERPRINT "tern.fingerpr.v1"
+#define PERSONAL_IDSTR_CHECK "tern.idstr.ck.v1"
+#define PERSONAL_WRAP_KEY    "tern.env.wrap.v1"
+#define PERSONAL_MAC_KEY     "tern.env.mack.v1"
+#define PERSONAL_STREAM_KEY  "tern.env.strm.v1"
+#define PERSONAL_HEADER_HASH "tern.env.hdrh.v1"
+#define PERSONAL_COMPACT_KEY "tern.cmp.key.v1"
+#define PERSONAL_COMPACT_ID  "tern.cmp.msgid1"
+#define PERSONAL_KEYFILE_SUM "tern.keyfile.v1"
+
+#define DOMAIN_CERT     "tern identity cert v1"
+#define DOMAIN_ENV_SIG  "tern envelope signature v1"
+#define DOMAIN_CMP_SIG  "tern compact envelope signature v1"
+
+/* Copies a personalisation string into the 16 zero-padded bytes BLAKE2b takes. */
+static inline void personal16(uint8_t out[static crypto_generichash_blake2b_PERSONALBYTES],
+			      const char *s)
+{
+	size_t n = strlen(s);
+
+	memset(out, 0, crypto_generichash_blake2b_PERSONALBYTES);
+	memcpy(out, s, n < crypto_generichash_blake2b_PERSONALBYTES ?
+			       n : crypto_generichash_blake2b_PERSONALBYTES);
+}
+
+/* One-shot personalised BLAKE2b of up to three buffers (NULL buffers are skipped). */
+void blake2b_personal(uint8_t *out, size_t outlen, const uint8_t *key, size_t keylen,
+		      const char *personal, const void *a, size_t alen, const void *b, size_t blen,
+		      const void *c, size_t clen);
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* ---- identity ----------------------------------------------------------------- */
+
+/*
+ * Old encryption keys kept after rotation. When full, the oldest is dropped: mail
+ * sealed to a key this many rotations old can no longer be opened (forward secrecy).
+ */
+#define IDENTITY_BOX_KEYS_MAX 16
+
+struct identity_box_key {
+	uint32_t epoch;
+	uint8_t sk[crypto_scalarmult_curve25519_SCALARBYTES];
+	uint8_t pk[crypto_scalarmult_curve25519_BYTES];
+};
+
+/* Lives in sodium_malloc'd memory; box[n_box - 1] is the current key. */
+struct identity {
+	uint8_t sign_sk[crypto_sign_ed25519_SECRETKEYBYTES];
+	uint8_t sign_pk[crypto_sign_ed25519_PUBLICKEYBYTES];
+	uint8_t cert[crypto_sign_ed25519_BYTES];
+	size_t n_box;
+	struct identity_box_key box[IDENTITY_BOX_KEYS_MAX];
+};
+
+/*
+ * Builds an identity from a signing seed and box secret keys in ascending epoch
+ * order (the last is current). Used by the key file. 0, -EINVAL or -ENOMEM.
+ */
+int identity_from_secrets(const uint8_t sign_seed[static 32], const uint32_t *epochs,
+			  const uint8_t (*box_sk)[32], size_t n, struct identity **out);
+
+/* The certificate message: DOMAIN_CERT || box_pk || epoch (big-endian). */
+#define IDENTITY_CERT_MSG_LEN (sizeof(DOMAIN_CERT) + 32 + 4)
+void identity_cert_message(uint8_t out[static IDENTITY_CERT_MSG_LEN],
+			   const uint8_t box_pk[static 32], uint32_t epoch);
+
+/* ---- base32.c: RFC 4648 alphabet, lowercase, no padding ---------------------- */
+
+/* Characters needed for len bytes. */
+static inline size_t base32_encoded_len(size_t len)
+{
+	return (len * 8 + 4) / 5;
+}
+
+/* Writes base32_encoded_len(len) characters to out (no NUL). */
+void base32_encode(const uint8_t *in, size_t len, char *out);
+/*
+ * Decodes exactly len characters (either case) into out. Returns the number of
+ * bytes, or -EINVAL on a character outside the alphabet, an impossible length or
+ * non-zero trailing bits (so every byte string has exactly one encoding). *bad is
+ * set to the offending index on a character error.
+ */
+ssize_t base32_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *bad);
