@@ -1,0 +1,144 @@
+"""Helpers for integration tests: real tern processes in temporary node homes."""
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+
+TERN = os.environ.get("TERN", "tern")
+SANITIZED = os.environ.get("TERN_SANITIZED") == "1"
+
+failures = 0
+
+
+def check(cond, what):
+    """Records a failed check and goes on, so one run reports every broken promise."""
+    global failures
+    if not cond:
+        failures += 1
+        print(f"FAIL: {what}", file=sys.stderr)
+    return cond
+
+
+def done():
+    if failures:
+        print(f"{failures} check(s) failed", file=sys.stderr)
+        sys.exit(1)
+    print("ok")
+    sys.exit(0)
+
+
+class Scratch:
+    """A temporary directory removed at exit unless TERN_KEEP is set."""
+
+    def __init__(self, name):
+        self.path = tempfile.mkdtemp(prefix=f"tern-{name}-")
+
+    def sub(self, name):
+        p = os.path.join(self.path, name)
+        os.makedirs(p, exist_ok=True)
+        return p
+
+    def close(self):
+        if not os.environ.get("TERN_KEEP"):
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def run(args, home=None, input=None, env=None, check_rc=None, binary=False):
+    cmd = [TERN] + (["--home", home] if home else []) + list(args)
+    e = dict(os.environ)
+    e.pop("TERN_HOME", None)
+    e.pop("TERN_PASSPHRASE_FILE", None)
+    if env:
+        e.update(env)
+    p = subprocess.run(cmd, input=input, capture_output=True, env=e,
+                       text=not binary, stdin=None if input is not None else subprocess.DEVNULL)
+    if check_rc is not None and p.returncode != check_rc:
+        print(f"unexpected exit {p.returncode} from {' '.join(cmd)}\n"
+              f"stdout: {p.stdout!r}\nstderr: {p.stderr!r}", file=sys.stderr)
+        check(False, f"exit code {check_rc} from {' '.join(args)}")
+    return p
+
+
+def peak_rss_kib(args, home=None, stdin_path=None):
+    """Runs tern in a child of its own and returns (returncode, peak RSS in KiB)."""
+    code = (
+        "import resource, subprocess, sys\n"
+        "stdin = open(sys.argv[1], 'rb') if sys.argv[1] else subprocess.DEVNULL\n"
+        "rc = subprocess.run(sys.argv[2:], stdin=stdin, stdout=subprocess.DEVNULL).returncode\n"
+        "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    cmd = [TERN] + (["--home", home] if home else []) + list(args)
+    p = subprocess.run([sys.executable, "-c", code, stdin_path or ""] + cmd,
+                       capture_output=True, text=True)
+    rc, rss = p.stdout.split()
+    return int(rc), int(rss)
+
+
+class Node:
+    def __init__(self, scratch, name, clock="untrusted", passphrase_file=None):
+        self.name = name
+        self.home = os.path.join(scratch.path, name)
+        self.env = {"TERN_PASSPHRASE_FILE": passphrase_file} if passphrase_file else None
+        p = self.run(["init", "--clock", clock], check_rc=0)
+        self.init_output = p.stdout
+        out = self.run(["id"], check_rc=0).stdout.splitlines()
+        self.idstring = out[0]
+        self.fingerprint = out[1].split(": ", 1)[1]
+        self.node = out[2].split("ipn:", 1)[1].split(".")[0]
+
+    def run(self, args, **kw):
+        if self.env and "env" not in kw:
+            kw["env"] = self.env
+        return run(args, home=self.home, **kw)
+
+    def add_contact(self, other, name=None):
+        return self.run(["contact", "add", name or other.name, other.idstring], check_rc=0)
+
+    def inbox(self):
+        return json.loads(self.run(["inbox", "--json"], check_rc=0).stdout)
+
+    def queue(self):
+        return json.loads(self.run(["queue", "--json"], check_rc=0).stdout)
+
+
+def introduce(a, b):
+    a.add_contact(b)
+    b.add_contact(a)
+
+
+def carry(src, dst, scratch, name="stick"):
+    """Exports everything src has queued and imports it at dst; returns the import result."""
+    stick = scratch.sub(name)
+    for f in os.listdir(stick):
+        os.unlink(os.path.join(stick, f))
+    src.run(["bundle", "export", stick], check_rc=0)
+    files = sorted(os.path.join(stick, f) for f in os.listdir(stick))
+    return files, dst.run(["bundle", "import"] + files)
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def rewrite_bundle(raw, edit):
+    """Decodes a bundle with cbor2, lets edit() change its blocks (lists), re-encodes it validly
+    (fresh CRC-32C on the primary block), as a malicious relay could."""
+    import cbor2
+    blocks = cbor2.loads(raw)
+    edit(blocks)
+    primary = blocks[0]
+    if len(primary) in (9, 11):
+        primary[-1] = b"\0\0\0\0"
+        primary[2] = 2
+        enc = cbor2.dumps(primary)
+        primary[-1] = crc32c(enc).to_bytes(4, "big")
+    out = b"\x9f" + b"".join(cbor2.dumps(b) for b in blocks) + b"\xff"
+    return out
