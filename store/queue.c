@@ -1,2 +1,573 @@
-/* placeholder until the real file lands */
-typedef int placeholder_queue;
+/* The bundle queue: the chunked payload writer, reads in queue order, expiry and quarantine. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/crc32c.h"
+#include "store/store_impl.h"
+
+/*
+ * A writer owns the store's one write transaction from begin to commit. The bundle
+ * row is inserted at begin as a placeholder (state 0, id NULL) so that its rowid
+ * exists for the chunks' foreign key; commit fills the row in. Chunks are inserted
+ * as each fills, and SQLite spills dirty pages to the WAL when its 2 MiB cache is
+ * full, so a payload of any size costs one chunk buffer of memory. Nothing is
+ * visible to other connections before COMMIT, and a crash before it leaves nothing.
+ */
+struct store_writer {
+	struct store *s; /* NULL once store_close() rolled it back */
+	int64_t rowid;
+	int64_t seq;
+	uint64_t total;
+	size_t fill;
+	int err; /* the first error: the transaction can only be rolled back */
+	uint8_t buf[STORE_CHUNK_SIZE];
+};
+
+/* Most bad rows one foreach quarantines; more are found by the next call. */
+#define FOREACH_BAD_MAX 64
+
+int store_writer_begin(struct store *s, const struct store_clock *now, struct store_writer **out)
+{
+	struct store_writer *w = NULL;
+	sqlite3_stmt *st;
+	int ret;
+
+	if (!s || !now || !out) {
+		ret = -EINVAL;
+		goto out;
+	}
+	*out = NULL;
+	if (s->writer) {
+		store_seterr(s, "a bundle writer is open");
+		ret = -EBUSY;
+		goto out;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	store_clock_observe(s, now);
+	ret = store_tx_begin(s);
+	if (ret)
+		goto out;
+	ret = store_stmt(s, ST_BUNDLE_RESERVE, &st);
+	if (ret == 0) {
+		/* Residence here starts now: the row is on this boot from its first byte. */
+		sqlite3_bind_int64(st, 1, store_i64(now->unix_ms));
+		sqlite3_bind_blob(st, 2, now->boot_id, 16, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, store_i64(now->boot_ms));
+		ret = store_step_done(s, ST_BUNDLE_RESERVE, st);
+	}
+	if (ret) {
+		store_tx_rollback(s);
+		goto out;
+	}
+	w->s = s;
+	w->rowid = sqlite3_last_insert_rowid(s->db);
+	s->writer = w;
+	*out = w;
+	w = NULL;
+out:
+	free(w);
+	return ret;
+}
+
+static int chunk_put(struct store_writer *w, const uint8_t *data, size_t n)
+{
+	struct store *s = w->s;
+	sqlite3_stmt *st;
+	int ret = store_stmt(s, ST_CHUNK_INSERT, &st);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_int64(st, 1, w->rowid);
+	sqlite3_bind_int64(st, 2, w->seq);
+	sqlite3_bind_int64(st, 3, store_crc32c(0, data, n));
+	/* SQLITE_STATIC: data outlives the step, and store_stmt_done() unbinds it. */
+	sqlite3_bind_blob(st, 4, data, (int)n, SQLITE_STATIC);
+	ret = store_step_done(s, ST_CHUNK_INSERT, st);
+	if (ret == 0)
+		w->seq++;
+	return ret;
+}
+
+int store_writer_append(struct store_writer *w, const uint8_t *buf, size_t len)
+{
+	int ret = 0;
+
+	if (!w || !w->s || (!buf && len)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (w->err) {
+		ret = w->err;
+		goto out;
+	}
+	if (len > UINT64_MAX - w->total) {
+		ret = -EFBIG;
+		goto out;
+	}
+	while (len > 0) {
+		size_t n;
+
+		if (w->fill == 0 && len >= STORE_CHUNK_SIZE) {
+			/* A whole chunk in the caller's buffer: insert it without a copy. */
+			n = STORE_CHUNK_SIZE;
+			ret = chunk_put(w, buf, n);
+		} else {
+			n = STORE_CHUNK_SIZE - w->fill;
+			if (n > len)
+				n = len;
+			memcpy(w->buf + w->fill, buf, n);
+			w->fill += n;
+			if (w->fill == STORE_CHUNK_SIZE) {
+				ret = chunk_put(w, w->buf, w->fill);
+				w->fill = 0;
+			}
+		}
+		if (ret)
+			goto out;
+		buf += n;
+		len -= n;
+		w->total += n;
+	}
+out:
+	if (ret && w && w->s)
+		w->err = ret;
+	return ret;
+}
+
+static int bundle_finish(struct store_writer *w, const struct store_bundle *b, const uint8_t *head,
+			 size_t headlen)
+{
+	struct store *s = w->s;
+	sqlite3_stmt *st;
+	int ret = store_stmt(s, ST_BUNDLE_FINISH, &st);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_int64(st, 1, w->rowid);
+	sqlite3_bind_blob(st, 2, b->id, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, (int)b->state);
+	/* A node number is an identifier, not a quantity: stored bit for bit. */
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)b->dest_node);
+	sqlite3_bind_int(st, 5, (int)b->priority);
+	sqlite3_bind_int64(st, 6, store_i64(b->lifetime_ms));
+	sqlite3_bind_int64(st, 7, store_i64(b->age_ms));
+	sqlite3_bind_int64(st, 8, store_i64(b->payload_len));
+	sqlite3_bind_int(st, 9, b->local ? 1 : 0);
+	if (headlen)
+		sqlite3_bind_blob(st, 10, head, (int)headlen, SQLITE_STATIC);
+	else
+		sqlite3_bind_zeroblob(st, 10, 0); /* a NULL pointer would bind NULL */
+	sqlite3_bind_int64(st, 11, store_crc32c(0, head, headlen));
+	return store_step_done(s, ST_BUNDLE_FINISH, st);
+}
+
+int store_writer_commit(struct store_writer *w, const struct store_bundle *b, const uint8_t *head,
+			size_t headlen, const struct store_inbox *inbox)
+{
+	struct store *s;
+	int ret;
+
+	if (!w)
+		return -EINVAL;
+	s = w->s;
+	if (!s) {
+		ret = -EINVAL; /* orphaned by store_close(): already rolled back */
+		goto free;
+	}
+	ret = w->err;
+	if (ret)
+		goto rollback;
+	if (!b || (!head && headlen) || headlen > INT_MAX ||
+	    (b->state != STORE_QUEUED && b->state != STORE_DELIVERED) ||
+	    (unsigned int)b->priority > STORE_URGENT) {
+		store_seterr(s, "invalid bundle");
+		ret = -EINVAL;
+		goto rollback;
+	}
+	if (w->fill) {
+		ret = chunk_put(w, w->buf, w->fill);
+		w->fill = 0;
+		if (ret)
+			goto rollback;
+	}
+	/* A bundle is whole or absent: a short write upstream must not commit. */
+	if (b->payload_len != w->total) {
+		store_seterr(s, "payload_len is %" PRIu64 " but %" PRIu64 " bytes were appended",
+			     b->payload_len, w->total);
+		ret = -EINVAL;
+		goto rollback;
+	}
+	ret = bundle_finish(w, b, head, headlen);
+	if (ret == 0 && inbox)
+		ret = store_inbox_insert(s, w->rowid, b->id, inbox);
+	if (ret == 0)
+		ret = store_clock_save(s);
+	if (ret)
+		goto rollback;
+	ret = store_tx_commit(s);
+	goto free;
+rollback:
+	store_tx_rollback(s);
+free:
+	if (s)
+		s->writer = NULL;
+	free(w);
+	return ret;
+}
+
+void store_writer_abort(struct store_writer *w)
+{
+	if (!w)
+		return;
+	if (w->s) {
+		store_tx_rollback(w->s);
+		w->s->writer = NULL;
+	}
+	free(w);
+}
+
+void store_writer_orphan(struct store_writer *w)
+{
+	store_tx_rollback(w->s);
+	w->s = NULL;
+}
+
+/* ---- reads ---------------------------------------------------------------------- */
+
+/* Columns as in BUNDLE_COLS (store.c). */
+static void row_bundle(struct store *s, sqlite3_stmt *st, const struct store_clock *now,
+		       struct store_bundle *b)
+{
+	const void *id = sqlite3_column_blob(st, 1);
+
+	memset(b, 0, sizeof(*b));
+	b->rowid = sqlite3_column_int64(st, 0);
+	if (id && sqlite3_column_bytes(st, 1) == 32)
+		memcpy(b->id, id, 32);
+	b->state = (enum store_state)sqlite3_column_int(st, 2);
+	b->dest_node = (uint64_t)sqlite3_column_int64(st, 3);
+	b->priority = (enum store_priority)sqlite3_column_int(st, 4);
+	b->lifetime_ms = store_u64(sqlite3_column_int64(st, 5));
+	b->age_ms = store_u64(sqlite3_column_int64(st, 6));
+	b->payload_len = store_u64(sqlite3_column_int64(st, 7));
+	b->received_unix_ms = store_u64(sqlite3_column_int64(st, 8));
+	b->local = sqlite3_column_int(st, 9) != 0;
+	b->age_now_ms = store_age_now(s, now, b->age_ms, sqlite3_column_blob(st, 12),
+				      sqlite3_column_bytes(st, 12),
+				      store_u64(sqlite3_column_int64(st, 13)));
+}
+
+static bool row_head_ok(sqlite3_stmt *st)
+{
+	const void *head = sqlite3_column_blob(st, 10);
+	int n = sqlite3_column_bytes(st, 10);
+
+	return store_crc32c(0, head, (size_t)n) == (uint32_t)sqlite3_column_int64(st, 11);
+}
+
+/*
+ * Moves a bundle whose bytes no longer match their checksums to STORE_QUARANTINED,
+ * durably, and says which. Quarantined bundles are neither forwarded nor purged:
+ * they wait for an operator. Always returns -EBADMSG.
+ */
+static int quarantine(struct store *s, int64_t rowid, const uint8_t id[32], const char *what)
+{
+	char hex[65], cause[sizeof(s->errmsg)];
+	sqlite3_stmt *st;
+	int ret;
+
+	store_hex(hex, id, 32);
+	ret = store_tx_begin(s);
+	if (ret)
+		goto out;
+	ret = store_stmt(s, ST_BUNDLE_SET_STATE, &st);
+	if (ret == 0) {
+		sqlite3_bind_int64(st, 1, rowid);
+		sqlite3_bind_int(st, 2, STORE_QUARANTINED);
+		ret = store_step_done(s, ST_BUNDLE_SET_STATE, st);
+	}
+	if (ret) {
+		store_tx_rollback(s);
+		goto out;
+	}
+	ret = store_tx_commit(s);
+out:
+	if (ret == 0) {
+		store_seterr(s, "bundle %s: %s; quarantined", hex, what);
+	} else {
+		memcpy(cause, s->errmsg, sizeof(cause));
+		store_seterr(s, "bundle %s: %s; not quarantined: %.80s", hex, what, cause);
+	}
+	return -EBADMSG;
+}
+
+bool store_bundle_exists(struct store *s, const uint8_t id[static 32])
+{
+	sqlite3_stmt *st;
+	bool found;
+
+	if (!s || store_stmt(s, ST_BUNDLE_EXISTS, &st) != 0)
+		return false;
+	sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	store_stmt_done(s, ST_BUNDLE_EXISTS, st);
+	return found;
+}
+
+int store_bundle_get(struct store *s, const uint8_t id[static 32], const struct store_clock *now,
+		     struct store_bundle *out, uint8_t *head, size_t cap, size_t *headlen)
+{
+	sqlite3_stmt *st = NULL;
+	struct store_bundle b;
+	size_t n;
+	bool ok;
+	int rc, ret;
+
+	if (!s) {
+		ret = -EINVAL;
+		goto out;
+	}
+	store_clock_observe(s, now);
+	ret = store_stmt(s, ST_BUNDLE_BY_ID, &st);
+	if (ret)
+		goto out;
+	sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		ret = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+		goto out;
+	}
+	row_bundle(s, st, now, &b);
+	ok = b.state == STORE_QUARANTINED || row_head_ok(st);
+	n = (size_t)sqlite3_column_bytes(st, 10);
+	if (ok && head && n > cap) {
+		ret = -ENOSPC;
+	} else if (ok && head && n) {
+		memcpy(head, sqlite3_column_blob(st, 10), n);
+	}
+	if (headlen)
+		*headlen = n;
+	if (out)
+		*out = b;
+	store_stmt_done(s, ST_BUNDLE_BY_ID, st);
+	st = NULL;
+	if (!ok) {
+		ret = quarantine(s, b.rowid, b.id, "head checksum mismatch");
+		if (out)
+			out->state = STORE_QUARANTINED;
+	}
+out:
+	store_stmt_done(s, ST_BUNDLE_BY_ID, st);
+	return ret;
+}
+
+int store_bundle_foreach(struct store *s, enum store_state state, const struct store_clock *now,
+			 int (*fn)(void *ctx, const struct store_bundle *b, const uint8_t *head,
+				   size_t headlen),
+			 void *ctx)
+{
+	int64_t bad[FOREACH_BAD_MAX];
+	uint8_t bad_id[FOREACH_BAD_MAX][32];
+	sqlite3_stmt *st = NULL;
+	struct store_bundle b;
+	size_t nbad = 0;
+	int rc, ret;
+
+	if (!s || !fn) {
+		ret = -EINVAL;
+		goto out;
+	}
+	store_clock_observe(s, now);
+	ret = store_stmt(s, ST_BUNDLE_BY_STATE, &st);
+	if (ret)
+		goto out;
+	sqlite3_bind_int(st, 1, (int)state);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_bundle(s, st, now, &b);
+		/* A bad head is held back, not handed on; quarantined after the scan. */
+		if (state != STORE_QUARANTINED && !row_head_ok(st)) {
+			if (nbad < FOREACH_BAD_MAX) {
+				bad[nbad] = b.rowid;
+				memcpy(bad_id[nbad++], b.id, 32);
+			}
+			continue;
+		}
+		ret = fn(ctx, &b, sqlite3_column_blob(st, 10),
+			 (size_t)sqlite3_column_bytes(st, 10));
+		if (ret)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = store_err(s, rc);
+		goto out;
+	}
+	store_stmt_done(s, ST_BUNDLE_BY_STATE, st);
+	st = NULL;
+	for (size_t i = 0; i < nbad; i++)
+		ret = quarantine(s, bad[i], bad_id[i], "head checksum mismatch");
+out:
+	store_stmt_done(s, ST_BUNDLE_BY_STATE, st);
+	return ret;
+}
+
+int store_payload_read(struct store *s, int64_t rowid,
+		       int (*fn)(void *ctx, const uint8_t *buf, size_t len), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	enum store_stmt sid = ST_BUNDLE_META;
+	uint8_t id[32] = {0};
+	uint64_t payload_len, total = 0;
+	int64_t expect = 0;
+	char bad[96] = "";
+	int rc, ret;
+
+	if (!s || !fn) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = store_stmt(s, sid, &st);
+	if (ret)
+		goto out;
+	sqlite3_bind_int64(st, 1, rowid);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		ret = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+		goto out;
+	}
+	if (sqlite3_column_bytes(st, 0) == 32)
+		memcpy(id, sqlite3_column_blob(st, 0), 32);
+	payload_len = store_u64(sqlite3_column_int64(st, 1));
+	store_stmt_done(s, sid, st);
+
+	sid = ST_CHUNKS_OF;
+	ret = store_stmt(s, sid, &st);
+	if (ret)
+		goto out;
+	sqlite3_bind_int64(st, 1, rowid);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+		uint32_t crc = (uint32_t)sqlite3_column_int64(st, 1);
+		const uint8_t *data = sqlite3_column_blob(st, 2);
+		size_t n = (size_t)sqlite3_column_bytes(st, 2);
+
+		if (!data && n) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (seq != expect) {
+			snprintf(bad, sizeof(bad), "chunk %" PRId64 " missing", expect);
+			break;
+		}
+		if (store_crc32c(0, data, n) != crc) {
+			snprintf(bad, sizeof(bad), "chunk %" PRId64 " checksum mismatch", seq);
+			break;
+		}
+		if (n > payload_len - total) {
+			snprintf(bad, sizeof(bad), "chunk %" PRId64 " runs past the payload length",
+				 seq);
+			break;
+		}
+		total += n;
+		expect++;
+		if (n) {
+			ret = fn(ctx, data, n);
+			if (ret)
+				goto out;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		ret = store_err(s, rc);
+		goto out;
+	}
+	if (!bad[0] && total != payload_len)
+		snprintf(bad, sizeof(bad), "chunk %" PRId64 " missing", expect);
+	store_stmt_done(s, sid, st);
+	st = NULL;
+	if (bad[0])
+		ret = quarantine(s, rowid, id, bad);
+out:
+	store_stmt_done(s, sid, st);
+	return ret;
+}
+
+/* ---- deletion and expiry --------------------------------------------------------- */
+
+int store_bundle_delete(struct store *s, const uint8_t id[static 32])
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if (!s) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = store_tx_begin(s);
+	if (ret)
+		goto out;
+	ret = store_stmt(s, ST_BUNDLE_DELETE, &st);
+	if (ret)
+		goto rollback;
+	sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
+	ret = store_step_done(s, ST_BUNDLE_DELETE, st);
+	if (ret == 0 && sqlite3_changes(s->db) == 0)
+		ret = -ENOENT;
+	if (ret)
+		goto rollback;
+	ret = store_tx_commit(s);
+	goto out;
+rollback:
+	store_tx_rollback(s);
+out:
+	return ret;
+}
+
+int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t *count)
+{
+	sqlite3_stmt *st;
+	uint64_t n = 0;
+	int ret;
+
+	if (!s) {
+		ret = -EINVAL;
+		goto out;
+	}
+	store_clock_observe(s, now);
+	ret = store_tx_begin(s);
+	if (ret)
+		goto out;
+	ret = store_stmt(s, ST_BUNDLE_PURGE, &st);
+	if (ret)
+		goto rollback;
+	if (now) {
+		sqlite3_bind_blob(st, 1, now->boot_id, 16, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, store_i64(now->boot_ms));
+	}
+	sqlite3_bind_blob(st, 3, s->boot_id, 16, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, store_i64(s->boot_ms));
+	sqlite3_bind_int(st, 5, STORE_QUEUED);
+	ret = store_step_done(s, ST_BUNDLE_PURGE, st);
+	if (ret)
+		goto rollback;
+	/* Counts the bundles only: chunks go by ON DELETE CASCADE, which changes() omits. */
+	n = (uint64_t)sqlite3_changes64(s->db);
+	ret = store_clock_save(s);
+	if (ret)
+		goto rollback;
+	ret = store_tx_commit(s);
+	goto out;
+rollback:
+	store_tx_rollback(s);
+	n = 0;
+out:
+	if (count)
+		*count = ret == 0 ? n : 0;
+	return ret;
+}

@@ -34,7 +34,10 @@ struct store_clock {
 /*
  * Opens (creating and migrating if needed) the store at path. -errno on failure;
  * *why names the cause in words where it can ("database is locked", "schema is
- * newer than this tern").
+ * newer than this tern" with -EPROTONOSUPPORT, "not a tern store" with -EBADMSG)
+ * and is NULL on success. The file and its -wal and -shm are made mode 0600. A
+ * struct store is used by one thread at a time; several (in this or other
+ * processes) may open the same path.
  */
 int store_open(const char *path, const struct store_clock *now, struct store **out,
 	       const char **why);
@@ -48,6 +51,7 @@ int store_schema_version(struct store *s);
 
 /* Copies the value of key into buf (NUL-terminated). -ENOENT if unset, -ENOSPC if too long. */
 int store_setting_get(struct store *s, const char *key, char *buf, size_t len);
+/* Keys starting with "store." are the store's own: -EPERM. */
 int store_setting_set(struct store *s, const char *key, const char *value);
 
 /* ---- contacts (the address book) -------------------------------------------- */
@@ -83,8 +87,9 @@ int store_contact_foreach(struct store *s, int (*fn)(void *ctx, const struct sto
 enum store_priority { STORE_BULK = 0, STORE_NORMAL = 1, STORE_URGENT = 2 };
 
 enum store_state {
-	STORE_QUEUED = 1,    /* waits for a next hop */
-	STORE_DELIVERED = 2, /* for this node, opened and verified; kept sealed for the inbox */
+	STORE_QUEUED = 1,      /* waits for a next hop */
+	STORE_DELIVERED = 2,   /* for this node, opened and verified; kept sealed for the inbox */
+	STORE_QUARANTINED = 3, /* its stored bytes failed their checksum; kept for an operator */
 };
 
 struct store_bundle {
@@ -105,9 +110,18 @@ struct store_bundle {
 /* Writes one bundle's payload in chunks inside one transaction. Opaque. */
 struct store_writer;
 
-/* Starts a write transaction for one new bundle. -EBUSY if another writer is open. */
-int store_writer_begin(struct store *s, struct store_writer **out);
-/* Appends payload bytes; memory stays bounded by one chunk. */
+/*
+ * Starts a write transaction for one new bundle, received (or created) at now: the
+ * bundle's residence here, which store_bundle_get/foreach add to its age, counts
+ * from now. -EBUSY if another writer is open (of this store, or of another process
+ * for longer than the busy timeout). While a writer is open, the store's other
+ * writing functions return -EBUSY; reads see the writer's uncommitted rows.
+ */
+int store_writer_begin(struct store *s, const struct store_clock *now, struct store_writer **out);
+/*
+ * Appends payload bytes; memory stays bounded by one chunk. After an error the
+ * writer can only be aborted (or committed, which then rolls back and returns it).
+ */
 int store_writer_append(struct store_writer *w, const uint8_t *buf, size_t len);
 
 /* An inbox entry, committed together with a delivered bundle. */
@@ -127,9 +141,11 @@ struct store_inbox {
 /*
  * Commits the bundle: b->id, dest, priority, lifetime, age, payload_len, local
  * and state are read; head is the relay's encoded head. If inbox is not NULL the
- * entry is inserted in the same transaction. Returns 0 once durable; -EEXIST and
- * nothing stored if a bundle with that id, or an inbox entry with that message
- * id, already exists; other -errno with nothing stored. Frees w in every case.
+ * entry is inserted in the same transaction (its bundle_id is taken from b->id).
+ * Returns 0 once durable; -EEXIST and nothing stored if a bundle with that id, or
+ * an inbox entry with that message id, already exists; -EINVAL and nothing stored
+ * if b->payload_len differs from the bytes appended, or state is not QUEUED or
+ * DELIVERED; other -errno with nothing stored. Frees w in every case.
  */
 int store_writer_commit(struct store_writer *w, const struct store_bundle *b, const uint8_t *head,
 			size_t headlen, const struct store_inbox *inbox);
@@ -138,25 +154,40 @@ void store_writer_abort(struct store_writer *w);
 
 /* True if a bundle with this id is stored (any state). */
 bool store_bundle_exists(struct store *s, const uint8_t id[static 32]);
-/* Finds a bundle by id. -ENOENT. head (cap bytes) gets the encoded head, *headlen its length. */
+/*
+ * Finds a bundle by id. -ENOENT. head (cap bytes) gets the encoded head, *headlen
+ * its length; -ENOSPC (out and *headlen still filled) if cap is too small; head
+ * may be NULL to learn the length. now may be NULL: the latest clock the store saw.
+ * A head that fails its checksum quarantines the bundle: -EBADMSG.
+ */
 int store_bundle_get(struct store *s, const uint8_t id[static 32], const struct store_clock *now,
 		     struct store_bundle *out, uint8_t *head, size_t cap, size_t *headlen);
 /*
- * Calls fn for each bundle in state, urgent first, then oldest first. head is
- * valid during the call. A non-zero return from fn stops and is returned.
+ * Calls fn for each bundle in state, urgent first, then oldest first (in order of
+ * arrival here, which no wrong wall clock can reorder). head is valid during the
+ * call. A non-zero return from fn stops and is returned. fn may call the store,
+ * including deleting the bundle it was given. Bundles whose head fails its
+ * checksum are skipped and quarantined, and -EBADMSG is returned at the end.
  */
 int store_bundle_foreach(struct store *s, enum store_state state, const struct store_clock *now,
 			 int (*fn)(void *ctx, const struct store_bundle *b, const uint8_t *head,
 				   size_t headlen),
 			 void *ctx);
-/* Streams a bundle's payload to fn in order, a chunk at a time. */
+/*
+ * Streams a bundle's payload to fn in order, a chunk at a time, each chunk checked
+ * against its CRC-32C first. On a mismatch, a missing chunk or a wrong length the
+ * bundle is moved to STORE_QUARANTINED (durably), store_errmsg() names the chunk,
+ * and -EBADMSG is returned: what fn was already given must then be discarded.
+ * -ENOENT if no such bundle. A non-zero return from fn stops and is returned.
+ */
 int store_payload_read(struct store *s, int64_t rowid,
 		       int (*fn)(void *ctx, const uint8_t *buf, size_t len), void *ctx);
 /* Deletes a bundle and its chunks (durably). -ENOENT. */
 int store_bundle_delete(struct store *s, const uint8_t id[static 32]);
 /*
- * Deletes queued bundles whose age now is past their lifetime; *count gets how
- * many. Delivered bundles stay (they are the sealed inbox).
+ * Deletes queued bundles whose age now is at or past their lifetime; *count gets
+ * how many. Delivered bundles stay (they are the sealed inbox), and so do
+ * quarantined ones. Also records a clock checkpoint: call it periodically.
  */
 int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t *count);
 

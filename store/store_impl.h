@@ -1,0 +1,112 @@
+/* Internals shared by the store's source files; nothing outside store/ includes this. */
+#pragma once
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+/*
+ * Payload chunk size. A payload is kept as rows of at most this many bytes, so a
+ * writer or a reader holds one chunk in memory whatever the payload size. 64 KiB
+ * is 16 overflow pages of 4 KiB: big enough that per-row overhead is noise, small
+ * enough to be nothing next to the 2 MiB page cache. Changing it needs no
+ * migration: readers only rely on the seq order and on each row's own CRC.
+ */
+#define STORE_CHUNK_SIZE (64 * 1024)
+
+/* State of a bundle row while its writer is open; never committed (see queue.c). */
+#define STORE_WRITING 0
+
+/* "tern" in ASCII, PRAGMA application_id of every tern store (from migration 1). */
+#define STORE_APPLICATION_ID 0x7465726e
+
+/* Settings keys under this prefix belong to the store itself. */
+#define STORE_CLOCK_KEY "store.clock"
+
+/* Every statement the store runs, prepared once per store on first use. */
+enum store_stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_USER_VERSION,
+	ST_SETTING_GET,
+	ST_SETTING_SET,
+	ST_CONTACT_BY_NAME,
+	ST_CONTACT_BY_KEY,
+	ST_CONTACT_INSERT,
+	ST_CONTACT_UPDATE_KEY,
+	ST_CONTACT_DELETE,
+	ST_CONTACT_ALL,
+	ST_BUNDLE_RESERVE,
+	ST_BUNDLE_FINISH,
+	ST_CHUNK_INSERT,
+	ST_BUNDLE_EXISTS,
+	ST_BUNDLE_BY_ID,
+	ST_BUNDLE_BY_STATE,
+	ST_BUNDLE_META,
+	ST_CHUNKS_OF,
+	ST_BUNDLE_DELETE,
+	ST_BUNDLE_SET_STATE,
+	ST_BUNDLE_PURGE,
+	ST_BUNDLE_REBASE,
+	ST_INBOX_INSERT,
+	ST_INBOX_ALL,
+	ST_INBOX_RANGE,
+	ST_INBOX_HAS,
+	ST_INBOX_MARK_READ,
+	ST_INBOX_BUNDLE,
+	ST__COUNT
+};
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST__COUNT];
+	struct store_writer *writer; /* the open writer, if any: it owns the transaction */
+	/* The latest clock seen on the boot the store was opened in: the checkpoint. */
+	uint8_t boot_id[16];
+	uint64_t boot_ms;
+	char errmsg[256];
+};
+
+/* store.c */
+int store_errno(int rc);
+int store_err(struct store *s, int rc);
+void store_seterr(struct store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int store_stmt(struct store *s, enum store_stmt id, sqlite3_stmt **out);
+void store_stmt_done(struct store *s, enum store_stmt id, sqlite3_stmt *st);
+int store_step_done(struct store *s, enum store_stmt id, sqlite3_stmt *st);
+int store_tx_begin(struct store *s);
+int store_tx_begin_any(struct store *s);
+int store_tx_commit(struct store *s);
+void store_tx_rollback(struct store *s);
+void store_clock_observe(struct store *s, const struct store_clock *now);
+int store_clock_save(struct store *s);
+int store_clock_rebase(struct store *s, const struct store_clock *now);
+uint64_t store_age_now(const struct store *s, const struct store_clock *now, uint64_t age_ms,
+		       const void *row_boot_id, int row_boot_id_len, uint64_t row_boot_ms);
+void store_hex(char *out, const uint8_t *buf, size_t len);
+
+/* Values above INT64_MAX do not fit an SQLite integer; they saturate (292 million years of ms). */
+static inline sqlite3_int64 store_i64(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
+}
+
+static inline uint64_t store_u64(sqlite3_int64 v)
+{
+	return v < 0 ? 0 : (uint64_t)v;
+}
+
+/* schema.c */
+int store_migrate(struct store *s, const char **why);
+int store_schema_latest(void);
+
+/* queue.c */
+void store_writer_orphan(struct store_writer *w);
+
+/* inbox.c */
+int store_inbox_insert(struct store *s, int64_t bundle_rowid, const uint8_t bundle_id[32],
+		       const struct store_inbox *e);
