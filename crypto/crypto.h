@@ -127,6 +127,8 @@ enum envelope_kind {
 #define ENVELOPE_MAX_RECIPIENTS 64
 /* Text up to this many bytes for one recipient may use the compact form. */
 #define ENVELOPE_COMPACT_MAX 1024
+/* A compact envelope is exactly this many bytes longer than its text. */
+#define ENVELOPE_COMPACT_OVERHEAD 114
 
 struct envelope_recipient {
 	uint8_t sign_pk[IDENTITY_SIGN_PK_LEN];

@@ -119,3 +119,46 @@ void base32_encode(const uint8_t *in, size_t len, char *out);
  * set to the offending index on a character error.
  */
 ssize_t base32_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *bad);
+
+/* ---- envelope.c, envelope_compact.c ---------------------------------------------- */
+
+/* The first byte of an envelope names its form and version. */
+#define ENV_FORM_FULL	 0x01
+#define ENV_FORM_COMPACT 0x02
+
+/* Plaintext bytes per secretstream data chunk. */
+#define ENV_CHUNK	 65536
+#define ENV_ABYTES	 crypto_secretstream_xchacha20poly1305_ABYTES
+#define ENV_SS_HDR	 crypto_secretstream_xchacha20poly1305_HEADERBYTES
+/* eph_pk || K encrypted under the wrap key (32 + 16 tag) */
+#define ENV_STANZA_LEN	 (32 + 32 + crypto_aead_xchacha20poly1305_ietf_ABYTES)
+#define ENV_MAC_LEN	 32
+/* form || n || secretstream header || n stanzas || MAC */
+#define ENV_OUTER_LEN(n) (2 + ENV_SS_HDR + (size_t)(n) * ENV_STANZA_LEN + ENV_MAC_LEN)
+#define ENV_OUTER_MAX	 ENV_OUTER_LEN(ENVELOPE_MAX_RECIPIENTS)
+/* version sender msg_id kind created expires size name_len name n recipients */
+#define ENV_IH_LEN(namelen, n) (76 + (size_t)(namelen) + 32 * (size_t)(n))
+#define ENV_IH_MAX	 ENV_IH_LEN(ENVELOPE_NAME_MAX, ENVELOPE_MAX_RECIPIENTS)
+#define ENV_IH_VERSION	 1
+#define ENV_SIG_LEN	 crypto_sign_ed25519_BYTES
+/* Largest plaintext the full form takes; keeps every size computation far from overflow. */
+#define ENV_SIZE_MAX	 (UINT64_C(1) << 48)
+
+/* form || eph_pk || AEAD(kind || signature || text) */
+#define ENV_COMPACT_HDR	 (1 + 32)
+#define ENV_COMPACT_PLAIN_OVERHEAD (1 + ENV_SIG_LEN)
+_Static_assert(ENV_COMPACT_HDR + ENV_COMPACT_PLAIN_OVERHEAD +
+			       crypto_aead_xchacha20poly1305_ietf_ABYTES == ENVELOPE_COMPACT_OVERHEAD,
+	       "compact overhead");
+
+/* True if name suits kind: empty for text; a plain base name for a file. */
+bool envelope_name_ok(enum envelope_kind kind, const char *name, size_t len);
+
+/*
+ * Opens a whole compact envelope (in, len) for me: decrypts, finds the sender among
+ * the candidates, fills meta and copies the verified text to text (capacity
+ * ENVELOPE_COMPACT_MAX), its length to *text_len. 0, -EBADMSG, -ENOKEY, -ENOENT.
+ */
+int envelope_compact_open(const struct identity *me, const uint8_t *in, size_t len,
+			  envelope_candidates cand, void *cctx, struct envelope_meta *meta,
+			  uint8_t *text, size_t *text_len);
