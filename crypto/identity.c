@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "crypto/internal.h"
+#include "crypto/testing.h"
 
 void identity_cert_message(uint8_t out[static IDENTITY_CERT_MSG_LEN],
 			   const uint8_t box_pk[static 32], uint32_t epoch)
@@ -152,4 +153,9 @@ uint32_t identity_node_number(const uint8_t sign_pk[static IDENTITY_SIGN_PK_LEN]
 			 IDENTITY_SIGN_PK_LEN, NULL, 0, NULL, 0);
 	/* 64 bits reduced mod count: the bias is below 2^-32. */
 	return (uint32_t)(base + get_be64(h) % count);
+}
+
+void identity_test_set_sign_pk(struct identity *id, const uint8_t sign_pk[32])
+{
+	memcpy(id->sign_pk, sign_pk, sizeof(id->sign_pk));
 }

@@ -32,3 +32,11 @@ void keyfile_test_set_pwhash_limits(uint64_t opslimit, size_t memlimit);
  */
 int crypto_bench_secretstream(const uint8_t *buf, size_t buflen, uint64_t total, size_t chunk,
 			      int with_prehash);
+
+struct identity;
+/*
+ * Makes id claim sign_pk as its identity key while still signing with its own
+ * secret key: an impersonator, for tests that a signature by someone else is
+ * rejected. The certificate is left as it was.
+ */
+void identity_test_set_sign_pk(struct identity *id, const uint8_t sign_pk[32]);
