@@ -165,30 +165,37 @@ int store_contact_by_key(struct store *s, const uint8_t sign_pk[static 32],
 	return lookup(s, NULL, sign_pk, out);
 }
 
+/* One query per contact, none open while fn runs (see the comment on iteration in store.c). */
 int store_contact_foreach(struct store *s, int (*fn)(void *ctx, const struct store_contact *c),
 			  void *ctx)
 {
 	struct store_contact c;
-	sqlite3_stmt *st = NULL;
+	char last[STORE_NAME_MAX + 1] = "";
+	sqlite3_stmt *st;
 	int rc, ret;
 
 	if (!s || !fn) {
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = store_stmt(s, ST_CONTACT_ALL, &st);
-	if (ret)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_contact(st, &c);
+	for (;;) {
+		ret = store_stmt(s, ST_CONTACT_NEXT, &st);
+		if (ret)
+			goto out;
+		sqlite3_bind_text(st, 1, last, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			row_contact(st, &c);
+		else
+			ret = rc == SQLITE_DONE ? 0 : store_err(s, rc);
+		store_stmt_done(s, ST_CONTACT_NEXT, st);
+		if (rc != SQLITE_ROW || !c.name[0])
+			goto out;
+		memcpy(last, c.name, sizeof(last));
 		ret = fn(ctx, &c);
 		if (ret)
 			goto out;
 	}
-	if (rc != SQLITE_DONE)
-		ret = store_err(s, rc);
 out:
-	if (st)
-		store_stmt_done(s, ST_CONTACT_ALL, st);
 	return ret;
 }

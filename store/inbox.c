@@ -55,31 +55,38 @@ static void row_inbox(sqlite3_stmt *st, struct store_inbox *e)
 	e->read = sqlite3_column_int(st, 9) != 0;
 }
 
+/* One query per entry, none open while fn runs (see the comment on iteration in store.c). */
 int store_inbox_foreach(struct store *s, int (*fn)(void *ctx, const struct store_inbox *e),
 			void *ctx)
 {
 	struct store_inbox e;
-	sqlite3_stmt *st = NULL;
+	int64_t last = 0;
+	sqlite3_stmt *st;
 	int rc, ret;
 
 	if (!s || !fn) {
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = store_stmt(s, ST_INBOX_ALL, &st);
-	if (ret)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_inbox(st, &e);
+	for (;;) {
+		ret = store_stmt(s, ST_INBOX_NEXT, &st);
+		if (ret)
+			goto out;
+		sqlite3_bind_int64(st, 1, last);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			row_inbox(st, &e);
+		else
+			ret = rc == SQLITE_DONE ? 0 : store_err(s, rc);
+		store_stmt_done(s, ST_INBOX_NEXT, st);
+		if (rc != SQLITE_ROW)
+			goto out;
+		last = e.rowid;
 		ret = fn(ctx, &e);
 		if (ret)
 			goto out;
 	}
-	if (rc != SQLITE_DONE)
-		ret = store_err(s, rc);
 out:
-	if (st)
-		store_stmt_done(s, ST_INBOX_ALL, st);
 	return ret;
 }
 

@@ -27,9 +27,6 @@ struct store_writer {
 	uint8_t buf[STORE_CHUNK_SIZE];
 };
 
-/* Most bad rows one foreach quarantines; more are found by the next call. */
-#define FOREACH_BAD_MAX 64
-
 int store_writer_begin(struct store *s, const struct store_clock *now, struct store_writer **out)
 {
 	struct store_writer *w = NULL;
@@ -369,104 +366,200 @@ out:
 	return ret;
 }
 
-int store_bundle_foreach(struct store *s, enum store_state state, const struct store_clock *now,
-			 int (*fn)(void *ctx, const struct store_bundle *b, const uint8_t *head,
-				   size_t headlen),
-			 void *ctx)
+/*
+ * The next bundle in state at priority prio after rowid last, its head copied into
+ * *buf (grown as needed). -ENOENT when there is none. The statement is released
+ * before returning: see the comment on iteration in store.c.
+ */
+static int bundle_next(struct store *s, enum store_state state, int prio, int64_t last,
+		       const struct store_clock *now, struct store_bundle *b, uint8_t **buf,
+		       size_t *cap, size_t *len, bool *ok)
 {
-	int64_t bad[FOREACH_BAD_MAX];
-	uint8_t bad_id[FOREACH_BAD_MAX][32];
-	sqlite3_stmt *st = NULL;
-	struct store_bundle b;
-	size_t nbad = 0;
-	int rc, ret;
+	sqlite3_stmt *st;
+	size_t n;
+	int rc, ret = store_stmt(s, ST_BUNDLE_NEXT, &st);
 
-	if (!s || !fn) {
-		ret = -EINVAL;
-		goto out;
-	}
-	store_clock_observe(s, now);
-	ret = store_stmt(s, ST_BUNDLE_BY_STATE, &st);
 	if (ret)
-		goto out;
+		return ret;
 	sqlite3_bind_int(st, 1, (int)state);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_bundle(s, st, now, &b);
-		/* A bad head is held back, not handed on; quarantined after the scan. */
-		if (state != STORE_QUARANTINED && !row_head_ok(st)) {
-			if (nbad < FOREACH_BAD_MAX) {
-				bad[nbad] = b.rowid;
-				memcpy(bad_id[nbad++], b.id, 32);
-			}
-			continue;
-		}
-		ret = fn(ctx, &b, sqlite3_column_blob(st, 10),
-			 (size_t)sqlite3_column_bytes(st, 10));
-		if (ret)
-			goto out;
-	}
-	if (rc != SQLITE_DONE) {
-		ret = store_err(s, rc);
-		goto out;
-	}
-	store_stmt_done(s, ST_BUNDLE_BY_STATE, st);
-	st = NULL;
-	for (size_t i = 0; i < nbad; i++)
-		ret = quarantine(s, bad[i], bad_id[i], "head checksum mismatch");
-out:
-	store_stmt_done(s, ST_BUNDLE_BY_STATE, st);
-	return ret;
-}
-
-int store_payload_read(struct store *s, int64_t rowid,
-		       int (*fn)(void *ctx, const uint8_t *buf, size_t len), void *ctx)
-{
-	sqlite3_stmt *st = NULL;
-	enum store_stmt sid = ST_BUNDLE_META;
-	uint8_t id[32] = {0};
-	uint64_t payload_len, total = 0;
-	int64_t expect = 0;
-	char bad[96] = "";
-	int rc, ret;
-
-	if (!s || !fn) {
-		ret = -EINVAL;
-		goto out;
-	}
-	ret = store_stmt(s, sid, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, rowid);
+	sqlite3_bind_int(st, 2, prio);
+	sqlite3_bind_int64(st, 3, last);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		ret = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
 		goto out;
 	}
-	if (sqlite3_column_bytes(st, 0) == 32)
-		memcpy(id, sqlite3_column_blob(st, 0), 32);
-	payload_len = store_u64(sqlite3_column_int64(st, 1));
-	store_stmt_done(s, sid, st);
+	row_bundle(s, st, now, b);
+	*ok = row_head_ok(st);
+	n = (size_t)sqlite3_column_bytes(st, 10);
+	if (n > *cap) {
+		uint8_t *grown = realloc(*buf, n);
 
-	sid = ST_CHUNKS_OF;
-	ret = store_stmt(s, sid, &st);
-	if (ret)
-		goto out;
-	sqlite3_bind_int64(st, 1, rowid);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t seq = sqlite3_column_int64(st, 0);
-		uint32_t crc = (uint32_t)sqlite3_column_int64(st, 1);
-		const uint8_t *data = sqlite3_column_blob(st, 2);
-		size_t n = (size_t)sqlite3_column_bytes(st, 2);
-
-		if (!data && n) {
+		if (!grown) {
 			ret = -ENOMEM;
 			goto out;
 		}
-		if (seq != expect) {
-			snprintf(bad, sizeof(bad), "chunk %" PRId64 " missing", expect);
+		*buf = grown;
+		*cap = n;
+	}
+	if (n)
+		memcpy(*buf, sqlite3_column_blob(st, 10), n);
+	*len = n;
+out:
+	store_stmt_done(s, ST_BUNDLE_NEXT, st);
+	return ret;
+}
+
+int store_bundle_foreach(struct store *s, enum store_state state, const struct store_clock *now,
+			 int (*fn)(void *ctx, const struct store_bundle *b, const uint8_t *head,
+				   size_t headlen),
+			 void *ctx)
+{
+	struct store_bundle b;
+	size_t cap = 256, len = 0;
+	uint8_t *head = malloc(cap);
+	bool bad = false;
+	int ret = 0;
+
+	if (!s || !fn || !head) {
+		ret = head ? -EINVAL : -ENOMEM;
+		goto out;
+	}
+	store_clock_observe(s, now);
+	for (int prio = STORE_URGENT; prio >= STORE_BULK; prio--) {
+		int64_t last = 0;
+
+		for (;;) {
+			bool ok = true;
+
+			ret = bundle_next(s, state, prio, last, now, &b, &head, &cap, &len, &ok);
+			if (ret == -ENOENT)
+				break;
+			if (ret)
+				goto out;
+			last = b.rowid;
+			/* A bad head is not handed on: quarantined, and reported at the end. */
+			if (!ok && state != STORE_QUARANTINED) {
+				quarantine(s, b.rowid, b.id, "head checksum mismatch");
+				bad = true;
+				continue;
+			}
+			ret = fn(ctx, &b, head, len);
+			if (ret)
+				goto out;
+		}
+	}
+	ret = bad ? -EBADMSG : 0;
+out:
+	free(head);
+	return ret;
+}
+
+/* The id and payload length of a committed bundle; -ENOENT if there is none. */
+static int bundle_meta(struct store *s, int64_t rowid, uint8_t id[32], uint64_t *payload_len)
+{
+	sqlite3_stmt *st;
+	int rc, ret = store_stmt(s, ST_BUNDLE_META, &st);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_int64(st, 1, rowid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (id && sqlite3_column_bytes(st, 0) == 32)
+			memcpy(id, sqlite3_column_blob(st, 0), 32);
+		if (payload_len)
+			*payload_len = store_u64(sqlite3_column_int64(st, 1));
+	} else {
+		ret = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	}
+	store_stmt_done(s, ST_BUNDLE_META, st);
+	return ret;
+}
+
+/* Copies chunk seq of a bundle into *buf (grown as needed); -ENOENT if there is none. */
+static int chunk_get(struct store *s, int64_t rowid, int64_t seq, uint8_t **buf, size_t *cap,
+		     size_t *len, uint32_t *crc)
+{
+	sqlite3_stmt *st;
+	const void *data;
+	size_t n;
+	int rc, ret = store_stmt(s, ST_CHUNK_GET, &st);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_int64(st, 1, rowid);
+	sqlite3_bind_int64(st, 2, seq);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		ret = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+		goto out;
+	}
+	*crc = (uint32_t)sqlite3_column_int64(st, 0);
+	data = sqlite3_column_blob(st, 1);
+	n = (size_t)sqlite3_column_bytes(st, 1);
+	if (n > *cap) {
+		uint8_t *grown = realloc(*buf, n);
+
+		if (!grown) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		*buf = grown;
+		*cap = n;
+	}
+	if (n && !data) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (n)
+		memcpy(*buf, data, n);
+	*len = n;
+out:
+	store_stmt_done(s, ST_CHUNK_GET, st);
+	return ret;
+}
+
+/*
+ * One query per chunk, copied out before fn runs: no read transaction is open
+ * while fn works, so a slow consumer (a serial link) does not hold back WAL
+ * checkpoints, and fn may write to the store.
+ */
+int store_payload_read(struct store *s, int64_t rowid,
+		       int (*fn)(void *ctx, const uint8_t *buf, size_t len), void *ctx)
+{
+	uint8_t id[32] = {0}, *buf = NULL;
+	uint64_t payload_len = 0, total = 0;
+	size_t cap = 0, n = 0;
+	int64_t seq = 0;
+	uint32_t crc = 0;
+	char bad[96] = "";
+	int ret;
+
+	if (!s || !fn) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = bundle_meta(s, rowid, id, &payload_len);
+	if (ret)
+		goto out;
+	for (;; seq++) {
+		ret = chunk_get(s, rowid, seq, &buf, &cap, &n, &crc);
+		if (ret == -ENOENT && total == payload_len) {
+			ret = 0;
 			break;
 		}
-		if (store_crc32c(0, data, n) != crc) {
+		if (ret == -ENOENT) {
+			/* Deleted meanwhile (by fn, or by another process) is not corruption. */
+			ret = bundle_meta(s, rowid, NULL, NULL);
+			if (ret)
+				goto out;
+			snprintf(bad, sizeof(bad), "chunk %" PRId64 " missing", seq);
+			break;
+		}
+		if (ret)
+			goto out;
+		if (store_crc32c(0, buf, n) != crc) {
 			snprintf(bad, sizeof(bad), "chunk %" PRId64 " checksum mismatch", seq);
 			break;
 		}
@@ -476,25 +569,16 @@ int store_payload_read(struct store *s, int64_t rowid,
 			break;
 		}
 		total += n;
-		expect++;
 		if (n) {
-			ret = fn(ctx, data, n);
+			ret = fn(ctx, buf, n);
 			if (ret)
 				goto out;
 		}
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		ret = store_err(s, rc);
-		goto out;
-	}
-	if (!bad[0] && total != payload_len)
-		snprintf(bad, sizeof(bad), "chunk %" PRId64 " missing", expect);
-	store_stmt_done(s, sid, st);
-	st = NULL;
 	if (bad[0])
 		ret = quarantine(s, rowid, id, bad);
 out:
-	store_stmt_done(s, sid, st);
+	free(buf);
 	return ret;
 }
 

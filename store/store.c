@@ -26,9 +26,17 @@
 	"rowid, msg_id, bundle_id, sender_pk, kind, name, size, created, received, read"
 
 /*
- * Every statement, by id. Values are always bound, never spliced into the text. The
- * residence expression of purge mirrors store_age_now(): the time since boot_ms when
- * the row's boot is "now"'s boot, else up to the checkpoint when it is the
+ * Every statement, by id. Values are always bound, never spliced into the text.
+ *
+ * Iteration (the foreach functions, the payload reader) fetches one row per query,
+ * continuing after the last key seen, and copies it out before calling back. No
+ * statement is active while the caller's function runs, so no read transaction
+ * spans it: the callback may write (a write from inside an open read would fail
+ * with SQLITE_BUSY_SNAPSHOT once another process has committed), and a slow
+ * callback does not hold back WAL checkpoints. Each query is an index seek.
+ *
+ * The residence expression of purge mirrors store_age_now(): the time since boot_ms
+ * when the row's boot is "now"'s boot, else up to the checkpoint when it is the
  * checkpoint's boot, else nothing.
  */
 static const char *const stmt_sql[ST__COUNT] = {
@@ -45,7 +53,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_CONTACT_UPDATE_KEY] = "UPDATE contacts SET box_pk = ?2, epoch = ?3, cert = ?4 "
 				  "WHERE name = ?1 AND epoch < ?3",
 	[ST_CONTACT_DELETE] = "DELETE FROM contacts WHERE name = ?1",
-	[ST_CONTACT_ALL] = "SELECT " CONTACT_COLS " FROM contacts ORDER BY name",
+	[ST_CONTACT_NEXT] = "SELECT " CONTACT_COLS " FROM contacts WHERE name > ?1 "
+			    "ORDER BY name LIMIT 1",
 	[ST_BUNDLE_RESERVE] = "INSERT INTO bundles (id, state, dest_node, priority, lifetime_ms, "
 			      "age_ms, payload_len, received_unix_ms, local, head, head_crc, "
 			      "boot_id, boot_ms) "
@@ -56,10 +65,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_CHUNK_INSERT] = "INSERT INTO chunks (bundle, seq, crc, data) VALUES (?1, ?2, ?3, ?4)",
 	[ST_BUNDLE_EXISTS] = "SELECT 1 FROM bundles WHERE id = ?1",
 	[ST_BUNDLE_BY_ID] = "SELECT " BUNDLE_COLS " FROM bundles WHERE id = ?1",
-	[ST_BUNDLE_BY_STATE] = "SELECT " BUNDLE_COLS " FROM bundles WHERE state = ?1 "
-			       "ORDER BY priority DESC, rowid",
+	[ST_BUNDLE_NEXT] = "SELECT " BUNDLE_COLS " FROM bundles "
+			   "WHERE state = ?1 AND priority = ?2 AND rowid > ?3 ORDER BY rowid LIMIT 1",
 	[ST_BUNDLE_META] = "SELECT id, payload_len FROM bundles WHERE rowid = ?1 AND state != 0",
-	[ST_CHUNKS_OF] = "SELECT seq, crc, data FROM chunks WHERE bundle = ?1 ORDER BY seq",
+	[ST_CHUNK_GET] = "SELECT crc, data FROM chunks WHERE bundle = ?1 AND seq = ?2",
 	[ST_BUNDLE_DELETE] = "DELETE FROM bundles WHERE id = ?1",
 	[ST_BUNDLE_SET_STATE] = "UPDATE bundles SET state = ?2 WHERE rowid = ?1 AND state != 0",
 	[ST_BUNDLE_PURGE] = "DELETE FROM bundles WHERE state = ?5 AND age_ms + CASE "
@@ -72,7 +81,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_INBOX_INSERT] = "INSERT INTO inbox (msg_id, bundle, bundle_id, sender_pk, kind, name, "
 			    "size, created, received, read) "
 			    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
-	[ST_INBOX_ALL] = "SELECT " INBOX_COLS " FROM inbox ORDER BY rowid",
+	[ST_INBOX_NEXT] = "SELECT " INBOX_COLS " FROM inbox WHERE rowid > ?1 ORDER BY rowid LIMIT 1",
 	[ST_INBOX_RANGE] = "SELECT " INBOX_COLS " FROM inbox WHERE msg_id BETWEEN ?1 AND ?2 "
 			   "ORDER BY msg_id LIMIT 2",
 	[ST_INBOX_HAS] = "SELECT 1 FROM inbox WHERE msg_id = ?1",
@@ -260,6 +269,7 @@ void store_tx_rollback(struct store *s)
 {
 	char keep[sizeof(s->errmsg)];
 
+	s->saved = false;
 	if (sqlite3_get_autocommit(s->db))
 		return; /* SQLite already rolled back (some I/O and full-disk errors do) */
 	memcpy(keep, s->errmsg, sizeof(keep));
@@ -339,11 +349,18 @@ int store_clock_save(struct store *s)
 		return ret;
 	if (have && memcmp(id, s->boot_id, 16) == 0 && ms >= s->boot_ms) {
 		s->boot_ms = ms; /* another process on this boot saw a later time */
-		return 0;
+		goto saved;
 	}
 	store_hex(v, s->boot_id, 16);
 	snprintf(v + 32, sizeof(v) - 32, " %" PRIu64, s->boot_ms);
-	return setting_put(s, STORE_CLOCK_KEY, v);
+	ret = setting_put(s, STORE_CLOCK_KEY, v);
+	if (ret)
+		return ret;
+saved:
+	/* Provisional: store_tx_rollback() forgets it if the transaction does not commit. */
+	s->saved = true;
+	s->saved_ms = s->boot_ms;
+	return 0;
 }
 
 /*
@@ -366,6 +383,8 @@ int store_clock_rebase(struct store *s, const struct store_clock *now)
 	if (ret)
 		goto out;
 	if (have && memcmp(ck_id, now->boot_id, 16) == 0) {
+		s->saved = true;
+		s->saved_ms = ck_ms;
 		if (ck_ms > s->boot_ms)
 			s->boot_ms = ck_ms;
 		goto out;
@@ -647,7 +666,8 @@ void store_close(struct store *s)
 		store_writer_orphan(s->writer);
 		s->writer = NULL;
 	}
-	if (store_tx_begin_any(s) == 0) {
+	/* A CLI that only read need not take the write lock (nor fsync) to close. */
+	if ((!s->saved || s->saved_ms != s->boot_ms) && store_tx_begin_any(s) == 0) {
 		if (store_clock_save(s) == 0)
 			store_tx_commit(s);
 		else

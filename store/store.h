@@ -78,7 +78,10 @@ int store_contact_remove(struct store *s, const char *name); /* -ENOENT */
 int store_contact_get(struct store *s, const char *name, struct store_contact *out); /* -ENOENT */
 int store_contact_by_key(struct store *s, const uint8_t sign_pk[static 32],
 			 struct store_contact *out); /* -ENOENT */
-/* Calls fn for each contact in name order; a non-zero return from fn stops and is returned. */
+/*
+ * Calls fn for each contact in name order (bytewise); a non-zero return from fn
+ * stops and is returned. fn may write to the store (as in store_bundle_foreach).
+ */
 int store_contact_foreach(struct store *s, int (*fn)(void *ctx, const struct store_contact *c),
 			  void *ctx);
 
@@ -165,9 +168,11 @@ int store_bundle_get(struct store *s, const uint8_t id[static 32], const struct 
 /*
  * Calls fn for each bundle in state, urgent first, then oldest first (in order of
  * arrival here, which no wrong wall clock can reorder). head is valid during the
- * call. A non-zero return from fn stops and is returned. fn may call the store,
- * including deleting the bundle it was given. Bundles whose head fails its
- * checksum are skipped and quarantined, and -EBADMSG is returned at the end.
+ * call. A non-zero return from fn stops and is returned. No read transaction is
+ * open while fn runs: fn may write to the store (delete the bundle it was given,
+ * say) even while other processes commit; bundles added or removed meanwhile may
+ * or may not be visited. Bundles whose head fails its checksum are skipped and
+ * quarantined, and -EBADMSG is returned at the end.
  */
 int store_bundle_foreach(struct store *s, enum store_state state, const struct store_clock *now,
 			 int (*fn)(void *ctx, const struct store_bundle *b, const uint8_t *head,
@@ -193,7 +198,7 @@ int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t
 
 /* ---- inbox ------------------------------------------------------------------ */
 
-/* Calls fn for each inbox entry, oldest first. */
+/* Calls fn for each inbox entry, oldest first; fn may write to the store (as in bundle_foreach). */
 int store_inbox_foreach(struct store *s, int (*fn)(void *ctx, const struct store_inbox *e),
 			void *ctx);
 /*

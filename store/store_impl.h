@@ -39,21 +39,21 @@ enum store_stmt {
 	ST_CONTACT_INSERT,
 	ST_CONTACT_UPDATE_KEY,
 	ST_CONTACT_DELETE,
-	ST_CONTACT_ALL,
+	ST_CONTACT_NEXT,
 	ST_BUNDLE_RESERVE,
 	ST_BUNDLE_FINISH,
 	ST_CHUNK_INSERT,
 	ST_BUNDLE_EXISTS,
 	ST_BUNDLE_BY_ID,
-	ST_BUNDLE_BY_STATE,
+	ST_BUNDLE_NEXT,
 	ST_BUNDLE_META,
-	ST_CHUNKS_OF,
+	ST_CHUNK_GET,
 	ST_BUNDLE_DELETE,
 	ST_BUNDLE_SET_STATE,
 	ST_BUNDLE_PURGE,
 	ST_BUNDLE_REBASE,
 	ST_INBOX_INSERT,
-	ST_INBOX_ALL,
+	ST_INBOX_NEXT,
 	ST_INBOX_RANGE,
 	ST_INBOX_HAS,
 	ST_INBOX_MARK_READ,
@@ -68,6 +68,8 @@ struct store {
 	/* The latest clock seen on the boot the store was opened in: the checkpoint. */
 	uint8_t boot_id[16];
 	uint64_t boot_ms;
+	uint64_t saved_ms; /* boot_ms as last written or read back; close skips an equal one */
+	bool saved;
 	char errmsg[256];
 };
 

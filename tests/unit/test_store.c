@@ -608,6 +608,9 @@ static int delete_each(void *ctx, const struct store_bundle *b, const uint8_t *h
 	if (store_bundle_foreach(d->s, STORE_QUEUED, NULL, count_bundle, &n) != 0)
 		d->ok = false;
 	d->nested += n;
+	/* Another connection commits meanwhile, as the CLI would beside the daemon. */
+	if (store_setting_set(d->other, "poke", "x") != 0)
+		d->ok = false;
 	if (store_bundle_delete(d->s, b->id) != 0)
 		d->ok = false;
 	/* 0 from delete means committed: another connection sees it at once. */
