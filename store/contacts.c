@@ -1,4 +1,4 @@
-/* The address book: local names bound one-to-one to signing keys, with the current encryption key. */
+/* The address book: local names bound one-to-one to signing keys, plus the current box key. */
 #include <errno.h>
 #include <string.h>
 

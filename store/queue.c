@@ -257,9 +257,9 @@ static void row_bundle(struct store *s, sqlite3_stmt *st, const struct store_clo
 	b->payload_len = store_u64(sqlite3_column_int64(st, 7));
 	b->received_unix_ms = store_u64(sqlite3_column_int64(st, 8));
 	b->local = sqlite3_column_int(st, 9) != 0;
-	b->age_now_ms = store_age_now(s, now, b->age_ms, sqlite3_column_blob(st, 12),
-				      sqlite3_column_bytes(st, 12),
-				      store_u64(sqlite3_column_int64(st, 13)));
+	b->age_now_ms =
+	    store_age_now(s, now, b->age_ms, sqlite3_column_blob(st, 12),
+			  sqlite3_column_bytes(st, 12), store_u64(sqlite3_column_int64(st, 13)));
 }
 
 static bool row_head_ok(sqlite3_stmt *st)

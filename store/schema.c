@@ -12,6 +12,7 @@
  * never edited (stores in the field have run it); a change is a new entry. The
  * schema is documented column by column in docs/store.md.
  */
+/* clang-format off */
 static const char *const migrations[] = {
 	/* 1: the initial schema. */
 	"PRAGMA application_id = 1952805486;" /* STORE_APPLICATION_ID, "tern" */
@@ -91,6 +92,7 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX inbox_bundle ON inbox (bundle);",
 };
+/* clang-format on */
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

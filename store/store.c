@@ -18,12 +18,11 @@
 /* The daemon and the CLI share the file: wait this long for the other's write lock. */
 #define STORE_BUSY_TIMEOUT_MS 5000
 
-#define BUNDLE_COLS                                                                           \
-	"rowid, id, state, dest_node, priority, lifetime_ms, age_ms, payload_len, "           \
+#define BUNDLE_COLS                                                                                \
+	"rowid, id, state, dest_node, priority, lifetime_ms, age_ms, payload_len, "                \
 	"received_unix_ms, local, head, head_crc, boot_id, boot_ms"
 #define CONTACT_COLS "name, sign_pk, box_pk, epoch, cert, node, added"
-#define INBOX_COLS                                                                            \
-	"rowid, msg_id, bundle_id, sender_pk, kind, name, size, created, received, read"
+#define INBOX_COLS   "rowid, msg_id, bundle_id, sender_pk, kind, name, size, created, received, read"
 
 /*
  * Every statement, by id. Values are always bound, never spliced into the text.
@@ -39,6 +38,7 @@
  * when the row's boot is "now"'s boot, else up to the checkpoint when it is the
  * checkpoint's boot, else nothing.
  */
+/* clang-format off */
 static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
@@ -88,6 +88,7 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_INBOX_MARK_READ] = "UPDATE inbox SET read = 1 WHERE rowid = ?1",
 	[ST_INBOX_BUNDLE] = "SELECT bundle FROM inbox WHERE rowid = ?1",
 };
+/* clang-format on */
 
 /* ---- errors ------------------------------------------------------------------ */
 
@@ -546,20 +547,20 @@ static int configure(struct store *s, const char **why)
 	 * instead of growing the cache. journal_size_limit truncates the WAL after a
 	 * checkpoint, so one 1 GiB bundle does not leave a 1 GiB -wal file behind.
 	 */
-	static const char *const pragmas =
-		"PRAGMA synchronous = FULL;"
-		"PRAGMA foreign_keys = ON;"
-		"PRAGMA cache_size = -2048;"
-		"PRAGMA journal_size_limit = 16777216;"
-		"PRAGMA trusted_schema = OFF;"
-		"PRAGMA cell_size_check = ON;";
+	static const char *const pragmas = "PRAGMA synchronous = FULL;"
+					   "PRAGMA foreign_keys = ON;"
+					   "PRAGMA cache_size = -2048;"
+					   "PRAGMA journal_size_limit = 16777216;"
+					   "PRAGMA trusted_schema = OFF;"
+					   "PRAGMA cell_size_check = ON;";
 	char v[32];
 	int rc, ret;
 
 	/* The first statement reads the header: a file that is not a database fails here. */
 	ret = pragma_text(s, "PRAGMA journal_mode = WAL", v, sizeof(v));
 	if (ret) {
-		*why = ret == -EBADMSG ? "not a tern store" : open_why(sqlite3_extended_errcode(s->db));
+		*why = ret == -EBADMSG ? "not a tern store"
+				       : open_why(sqlite3_extended_errcode(s->db));
 		goto out;
 	}
 	if (strcmp(v, "wal") != 0) {

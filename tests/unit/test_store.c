@@ -1,4 +1,4 @@
-/* Unit tests of store/: durability settings, chunking, dedupe, expiry across reboots, quarantine. */
+/* Unit tests of store/: durability, chunking, dedupe, expiry across reboots, quarantine. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -242,8 +242,8 @@ static int raw_corrupt_chunk(const char *path, int64_t rowid, int seq, int at)
 
 	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "SELECT data FROM chunks WHERE bundle = ?1 AND seq = ?2",
-					-1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    db, "SELECT data FROM chunks WHERE bundle = ?1 AND seq = ?2", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, rowid);
 		sqlite3_bind_int(st, 2, seq);
@@ -258,9 +258,9 @@ static int raw_corrupt_chunk(const char *path, int64_t rowid, int seq, int at)
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db,
-					"UPDATE chunks SET data = ?3 WHERE bundle = ?1 AND seq = ?2",
-					-1, &st, NULL);
+		rc = sqlite3_prepare_v2(
+		    db, "UPDATE chunks SET data = ?3 WHERE bundle = ?1 AND seq = ?2", -1, &st,
+		    NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, rowid);
 		sqlite3_bind_int(st, 2, seq);
@@ -560,8 +560,8 @@ static void test_priority_order(void)
 {
 	struct store_clock c = clk(1, 1000);
 	struct store *s = open_ok(tpath("prio.db"), &c);
-	static const enum store_priority prio[] = {STORE_BULK, STORE_URGENT, STORE_NORMAL,
-						   STORE_URGENT, STORE_BULK, STORE_NORMAL};
+	static const enum store_priority prio[] = {STORE_BULK,	 STORE_URGENT, STORE_NORMAL,
+						   STORE_URGENT, STORE_BULK,   STORE_NORMAL};
 	static const uint8_t want[] = {2, 4, 3, 6, 1, 5};
 	struct seen v = {0};
 
@@ -1073,7 +1073,8 @@ static void test_contacts(void)
 
 static struct store_inbox inbox_entry(const uint8_t msg_id[16], const char *name)
 {
-	struct store_inbox e = {.kind = 2, .size = 12345, .created_unix_ms = 1, .received_unix_ms = 2};
+	struct store_inbox e = {
+	    .kind = 2, .size = 12345, .created_unix_ms = 1, .received_unix_ms = 2};
 
 	memcpy(e.msg_id, msg_id, 16);
 	memset(e.sender_pk, 0x77, 32);
