@@ -11,7 +11,7 @@ int cmd_id(int argc, char **argv)
 	bool json = false;
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+j", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
 		if (c != 'j')
 			return cli_usage("id", "unknown option");
 		json = true;

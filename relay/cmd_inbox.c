@@ -62,7 +62,7 @@ int cmd_inbox(int argc, char **argv)
 	struct inbox_list l = {0};
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+j", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
 		if (c != 'j')
 			return cli_usage("inbox", "unknown option");
 		l.json = true;

@@ -70,7 +70,7 @@ int cmd_init(int argc, char **argv)
 	const char *clock = "auto";
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+pc:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "pc:", opts, NULL)) != -1) {
 		if (c == 'p')
 			want_pass = true;
 		else if (c == 'c')

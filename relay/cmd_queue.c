@@ -74,7 +74,7 @@ int cmd_queue(int argc, char **argv)
 	struct queue_list l = {0};
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+j", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
 		if (c != 'j')
 			return cli_usage("queue", "unknown option");
 		l.json = true;

@@ -110,7 +110,7 @@ int cmd_send(int argc, char **argv)
 	};
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "+m:f:p:l:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:f:p:l:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm':
 			text = optarg;

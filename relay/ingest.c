@@ -100,7 +100,7 @@ static int on_header(void *ctx, const struct bundle_header *h)
 		if (envelope_open_new(n->id, &in->opener) < 0)
 			return -ENOMEM;
 	}
-	int ret = store_writer_begin(n->store, &in->w);
+	int ret = store_writer_begin(n->store, &n->now, &in->w);
 	if (ret < 0)
 		in->store_err = ret;
 	return ret;

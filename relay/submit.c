@@ -165,7 +165,7 @@ static int submit_compact(struct node *n, const struct store_contact *rcpt,
 	}
 	bundle_id_update(ids, sealed, sealed_len);
 	bundle_id_final(ids, res->bundle_id[0]);
-	ret = store_writer_begin(n->store, &w);
+	ret = store_writer_begin(n->store, &n->now, &w);
 	if (ret == 0)
 		ret = store_writer_append(w, sealed, sealed_len);
 	if (ret == 0) {
@@ -222,7 +222,7 @@ static int submit_full(struct node *n, const struct store_contact *rcpt, size_t 
 			goto out;
 	}
 
-	ret = store_writer_begin(n->store, &sink.w);
+	ret = store_writer_begin(n->store, &n->now, &sink.w);
 	if (ret < 0) {
 		*why = "cannot write to the store";
 		goto out;
@@ -259,7 +259,7 @@ static int submit_full(struct node *n, const struct store_contact *rcpt, size_t 
 	ret = store_bundle_get(n->store, res->bundle_id[0], &n->now, &first, head, BUNDLE_HEAD_MAX,
 			       &headlen);
 	for (size_t i = 1; ret == 0 && i < n_rcpt; i++) {
-		ret = store_writer_begin(n->store, &sink.w);
+		ret = store_writer_begin(n->store, &n->now, &sink.w);
 		if (ret == 0)
 			ret = store_payload_read(n->store, first.rowid, copy_to_writer, sink.w);
 		if (ret == 0)

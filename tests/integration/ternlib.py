@@ -56,9 +56,10 @@ def run(args, home=None, input=None, env=None, check_rc=None, binary=False):
     p = subprocess.run(cmd, input=input, capture_output=True, env=e,
                        text=not binary, stdin=None if input is not None else subprocess.DEVNULL)
     if check_rc is not None and p.returncode != check_rc:
-        print(f"unexpected exit {p.returncode} from {' '.join(cmd)}\n"
-              f"stdout: {p.stdout!r}\nstderr: {p.stderr!r}", file=sys.stderr)
-        check(False, f"exit code {check_rc} from {' '.join(args)}")
+        shown = " ".join(a if len(a) < 80 else a[:60] + "..." for a in cmd)
+        print(f"unexpected exit {p.returncode} from {shown}\n"
+              f"stdout: {p.stdout[:2000]!r}\nstderr: {p.stderr[:2000]!r}", file=sys.stderr)
+        check(False, f"exit code {check_rc} from {shown}")
     return p
 
 

@@ -18,7 +18,8 @@ for clock in ("untrusted", "trusted"):
     introduce(a, b)
     a.add_contact(c)
     text160 = ("Convoy left Gode 06:10, 3 trucks, ETA Kebri Dehar 14:00. Road OK to km 88, "
-               "detour at the Fafen bridge. Call sat phone if late. Fuel 60%. All staff well..")
+               "detour at the Fafen bridge. Call sat phone if late. Fuel 60%. All well.")
+    text160 += "." * (160 - len(text160))
     check(len(text160) == 160, "the SBD test text is 160 bytes")
     a.run(["send", "b-" + clock, "-m", text160], check_rc=0)
     a.run(["send", "b-" + clock, "-m", "x" * 3000, "--priority", "bulk"], check_rc=0)
