@@ -674,7 +674,6 @@ void store_close(struct store *s)
 		else
 			store_tx_rollback(s);
 	}
-	sqlite3_exec(s->db, "PRAGMA optimize", NULL, NULL, NULL);
 	store_free(s);
 }
 

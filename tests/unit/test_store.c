@@ -509,6 +509,46 @@ static void test_abort_and_busy(void)
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM chunks"), 0);
 }
 
+/* A full disk in the middle of a payload: -ENOSPC, nothing stored, the store goes on. */
+static void test_disk_full(void)
+{
+	const char *path = tpath("full.db");
+	struct store_clock c = clk(1, 1000);
+	struct store *s = open_ok(path, &c);
+	struct store_writer *w = NULL;
+	struct store_bundle b = {.state = STORE_QUEUED, .payload_len = 4 * MIB};
+	static uint8_t buf[MIB];
+	char sql[64];
+	int ret = 0;
+
+	if (!s)
+		return;
+	CHECK_EQ(put(s, &c, &(struct bspec){.seed = 1, .size = 1000}, NULL), 0);
+	/* SQLite's own quota stands in for the disk: about 1 MiB more than now. */
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+		 pragma_of(s, "PRAGMA page_count") + 256);
+	CHECK_EQ(sqlite3_exec(store_sqlite(s), sql, NULL, NULL, NULL), SQLITE_OK);
+	CHECK_EQ(store_writer_begin(s, &c, &w), 0);
+	for (int i = 0; i < 4 && ret == 0; i++) {
+		fill(buf, (uint64_t)i * MIB, MIB, 2);
+		ret = store_writer_append(w, buf, MIB);
+	}
+	CHECK_EQ(ret, -ENOSPC);
+	CHECK_EQ(store_writer_append(w, buf, 1), -ENOSPC); /* sticky */
+	memset(b.id, 2, 32);
+	CHECK_EQ(store_writer_commit(w, &b, (const uint8_t *)"h", 1, NULL), -ENOSPC);
+	CHECK_EQ(raw_int(path, "SELECT count(*) FROM bundles"), 1);
+	CHECK_EQ(raw_int(path, "SELECT count(*) FROM chunks"), 1);
+	CHECK_EQ(store_setting_set(s, "after", "full"), 0);
+	CHECK_EQ(
+	    sqlite3_exec(store_sqlite(s), "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL),
+	    SQLITE_OK);
+	CHECK_EQ(put(s, &c, &(struct bspec){.seed = 2, .size = 4 * MIB, .piece = MIB}, NULL), 0);
+	CHECK(payload_matches(s, 2, 4 * MIB));
+	CHECK(payload_matches(s, 1, 1000));
+	store_close(s);
+}
+
 static void test_chunk_boundaries(void)
 {
 	static const uint64_t sizes[] = {0, 1, 65535, 65536, 65537, 131072, 3 * MIB + 7};
@@ -1264,6 +1304,7 @@ int main(void)
 	test_duplicates();
 	test_abort_and_busy();
 	test_chunk_boundaries();
+	test_disk_full();
 	test_priority_order();
 	test_foreach_reentry();
 	test_expiry_same_boot();
