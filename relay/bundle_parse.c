@@ -176,6 +176,8 @@ static const char *parse_eid(struct cbor_reader *r, struct bundle_eid *e)
 			return "empty dtn SSP";
 		if (hd.arg > BUNDLE_DTN_URI_MAX)
 			return "dtn URI longer than 255 bytes";
+		if (memchr(r->buf + r->pos, 0, (size_t)hd.arg))
+			return "dtn URI contains a control character or NUL";
 		memcpy(e->dtn, r->buf + r->pos, (size_t)hd.arg);
 		e->dtn[hd.arg] = '\0';
 		r->pos += (size_t)hd.arg;
@@ -237,6 +239,22 @@ static int parse_primary(struct bundle_parser *p)
 	if (cbor_read_uint(&r, &crc) < 0 || crc > BUNDLE_CRC32C)
 		return fail(p, -EBADMSG, "unknown CRC type in the primary block");
 	h->crc_type = (enum bundle_crc)crc;
+	if (crc != BUNDLE_CRC_NONE) {
+		/*
+		 * Check the CRC before believing any other field. It is the block's last
+		 * item, so its value is the buffer's last bytes; the CRC covers the block
+		 * with that value zeroed (pbuf is ours to edit). Its shape is checked below.
+		 */
+		size_t cn = crc_size(crc);
+		uint8_t got[4];
+
+		if (p->plen < cn + 1)
+			return fail(p, -EBADMSG, "primary block CRC field malformed");
+		memcpy(got, p->pbuf + p->plen - cn, cn);
+		memset(p->pbuf + p->plen - cn, 0, cn);
+		if (!crc_matches(crc, crc_update(crc, 0, p->pbuf, p->plen), got))
+			return fail(p, -EBADMSG, "primary block CRC mismatch");
+	}
 	expect = 8 + (crc != BUNDLE_CRC_NONE) + ((h->flags & BUNDLE_F_FRAGMENT) ? 2 : 0);
 	if (n != expect)
 		return fail(p, -EBADMSG,
@@ -263,17 +281,9 @@ static int parse_primary(struct bundle_parser *p)
 				    (unsigned long long)h->frag_offset,
 				    (unsigned long long)h->adu_length);
 	}
-	if (crc != BUNDLE_CRC_NONE) {
-		uint8_t got[4];
-
-		if (cbor_read_bytes(&r, &v, &vlen) < 0 || vlen != crc_size(crc))
-			return fail(p, -EBADMSG, "primary block CRC field malformed");
-		/* The CRC covers the block with its own value zeroed; pbuf is ours to edit. */
-		memcpy(got, v, vlen);
-		memset(p->pbuf + (v - p->pbuf), 0, vlen);
-		if (!crc_matches(crc, crc_update(crc, 0, p->pbuf, p->plen), got))
-			return fail(p, -EBADMSG, "primary block CRC mismatch");
-	}
+	if (crc != BUNDLE_CRC_NONE &&
+	    (cbor_read_bytes(&r, &v, &vlen) < 0 || vlen != crc_size(crc)))
+		return fail(p, -EBADMSG, "primary block CRC field malformed");
 	if (!cbor_reader_done(&r))
 		return fail(p, -EBADMSG, "primary block has trailing items");
 	return 0;
@@ -361,8 +371,6 @@ static int start_data(struct bundle_parser *p)
 	struct bundle_header *h = &p->h;
 	uint64_t type = p->field[F_TYPE], num = p->field[F_NUMBER], flags = p->field[F_FLAGS];
 	uint64_t len = p->data_len;
-	/* A non-shortest CRC head is legal and kept as it came. */
-	size_t crc_total = p->field[F_CRC] ? CBOR_HEAD_MAX + crc_size(p->field[F_CRC]) : 0;
 	bool *seen = NULL;
 	int ret;
 
@@ -428,7 +436,8 @@ static int start_data(struct bundle_parser *p)
 	if (p->nkept >= BUNDLE_EXTRA_BLOCKS_MAX)
 		return fail(p, -EFBIG, "more than %d unknown extension blocks",
 			    BUNDLE_EXTRA_BLOCKS_MAX);
-	if (len > BUNDLE_EXTRA_MAX || p->prefix_len + len + crc_total > BUNDLE_EXTRA_MAX - h->extra_len)
+	/* The CRC's bytes are counted as they come (keep_bytes): its head may be long. */
+	if (len > BUNDLE_EXTRA_MAX || p->prefix_len + len > BUNDLE_EXTRA_MAX - h->extra_len)
 		return fail(p, -EFBIG, "unknown extension blocks over %d bytes", BUNDLE_EXTRA_MAX);
 	p->kind = D_KEEP;
 	p->keep_start = h->extra_len;
@@ -437,12 +446,25 @@ static int start_data(struct bundle_parser *p)
 	return 0;
 }
 
-static void keep_bytes(struct bundle_parser *p, const uint8_t *buf, size_t n)
+static void start_block(struct bundle_parser *p)
+{
+	memset(&p->hd, 0, sizeof(p->hd));
+	p->prefix_len = 0;
+	p->nfield = 0;
+	p->klen = 0;
+	p->keep_len = 0;
+}
+
+/* Appends bytes of a kept block to h->extra. 0 or -EFBIG. */
+static int keep_bytes(struct bundle_parser *p, const uint8_t *buf, size_t n)
 {
 	if (p->kind != D_KEEP)
-		return;
+		return 0;
+	if (n > BUNDLE_EXTRA_MAX - p->keep_start - p->keep_len)
+		return fail(p, -EFBIG, "unknown extension blocks over %d bytes", BUNDLE_EXTRA_MAX);
 	memcpy(p->h.extra + p->keep_start + p->keep_len, buf, n);
 	p->keep_len += n;
+	return 0;
 }
 
 static int end_block(struct bundle_parser *p)
@@ -468,6 +490,7 @@ static int end_block(struct bundle_parser *p)
 		break;
 	}
 	p->st = S_BLOCK;
+	start_block(p);
 	return 0;
 }
 
@@ -477,15 +500,6 @@ static int after_data(struct bundle_parser *p)
 		return end_block(p);
 	p->st = S_CRC_HEAD;
 	return 0;
-}
-
-static void start_block(struct bundle_parser *p)
-{
-	memset(&p->hd, 0, sizeof(p->hd));
-	p->prefix_len = 0;
-	p->nfield = 0;
-	p->klen = 0;
-	p->keep_len = 0;
 }
 
 /* Feeds one byte of a head in the block prefix; 1 when the head is complete. */
@@ -621,7 +635,9 @@ static long step(struct bundle_parser *p, const uint8_t *buf, size_t len)
 			p->klen += n;
 			break;
 		case D_KEEP:
-			keep_bytes(p, buf, n);
+			ret = keep_bytes(p, buf, n);
+			if (ret < 0)
+				return ret;
 			break;
 		case D_SKIP:
 			break;
@@ -638,7 +654,8 @@ static long step(struct bundle_parser *p, const uint8_t *buf, size_t len)
 		if (ret < 0)
 			return fail(p, -EBADMSG, "malformed CBOR in a block CRC");
 		p->crc = crc_update(p->field[F_CRC], p->crc, &byte, 1);
-		keep_bytes(p, &byte, 1);
+		if (keep_bytes(p, &byte, 1) < 0)
+			return p->err;
 		if (ret == 0)
 			return 1;
 		p->crc_len = crc_size(p->field[F_CRC]);
@@ -653,7 +670,8 @@ static long step(struct bundle_parser *p, const uint8_t *buf, size_t len)
 
 		p->crc_val[p->crc_have++] = byte;
 		p->crc = crc_update(p->field[F_CRC], p->crc, &zero, 1);
-		keep_bytes(p, &byte, 1);
+		if (keep_bytes(p, &byte, 1) < 0)
+			return p->err;
 		if (p->crc_have < p->crc_len)
 			return 1;
 		if (!crc_matches(p->field[F_CRC], p->crc, p->crc_val)) {
