@@ -641,7 +641,7 @@ int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t
 	if (ret)
 		goto rollback;
 	/* Counts the bundles only: chunks go by ON DELETE CASCADE, which changes() omits. */
-	n = (uint64_t)sqlite3_changes64(s->db);
+	n = (uint64_t)sqlite3_changes(s->db); /* not changes64: that needs 3.37 */
 	ret = store_clock_save(s);
 	if (ret)
 		goto rollback;
