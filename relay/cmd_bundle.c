@@ -121,6 +121,7 @@ static int bundle_export(int argc, char **argv)
 		err = -errno;
 	char size[32];
 	format_size(r.bytes, size, sizeof(size));
+	fflush(stdout);
 	fprintf(stderr, "exported %d bundle%s (%s) to %s", r.written, r.written == 1 ? "" : "s",
 		size, r.dir);
 	if (r.failed)
@@ -203,6 +204,7 @@ static int import_one(struct node *n, const char *path, uint8_t *buf, struct imp
 		break;
 	case INGEST_REJECTED:
 		t->rejected++;
+		fflush(stdout);
 		return cli_fail(path, "rejected: %s", res.reason);
 	}
 	return EXIT_OK;
@@ -221,6 +223,7 @@ static int bundle_import(int argc, char **argv)
 		import_one(&n, argv[i], buf, &t);
 	free(buf);
 	node_close(&n);
+	fflush(stdout);
 	fprintf(stderr, "%d delivered, %d queued, %d duplicate, %d rejected\n", t.delivered,
 		t.queued, t.duplicate, t.rejected);
 	return t.rejected || !buf ? EXIT_FAIL : EXIT_OK;

@@ -55,7 +55,7 @@ static const char *open_error(int err)
 {
 	switch (err) {
 	case -ENOKEY:
-		return "misaddressed: the envelope is not sealed to this node's keys";
+		return "cannot be opened with this node's keys (misaddressed, or damaged)";
 	case -EKEYREJECTED:
 		return "forged: the sender's signature does not verify";
 	case -ENOENT:

@@ -13,6 +13,7 @@
 int cli_fail(const char *what, const char *fmt, ...)
 {
 	va_list ap;
+	fflush(stdout); /* keep the order of lines when both go to one place */
 	fprintf(stderr, "tern: %s: ", what);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
