@@ -1513,15 +1513,16 @@ static void write_samples(void)
 			h.payload_crc_type = BUNDLE_CRC16;
 			h.payload_len = 0;
 			break;
-		case 5:
+		case 5: /* a fragment needs a named source (RFC 9171 4.2.3) */
 			h.flags = BUNDLE_F_FRAGMENT;
 			h.frag_offset = 1000;
 			h.adu_length = 5000;
+			h.source.scheme = h.report_to.scheme = BUNDLE_SCHEME_IPN;
+			h.source.node = h.report_to.node = 44;
 			break;
 		case 6:
 			h.dest.scheme = BUNDLE_SCHEME_DTN;
 			strcpy(h.dest.dtn, "//hub.example/inbox");
-			h.crc_type = BUNDLE_CRC_NONE;
 			break;
 		case 7:
 			h.dest.service = 2;
