@@ -304,6 +304,19 @@ static void test_encode_exact(void)
 
 	CHECK_EQ(len, n);
 	CHECK_MEM(got, want, n);
+
+	/*
+	 * Its id, computed with Python's hashlib (docs/bundle.md):
+	 * blake2b(canonical + b"hello", key=b"tern bundle id v1", digest_size=32).
+	 */
+	uint8_t id_want[32], id[32];
+	unhex("6641d2b6f799287ba0a2058c8c735b337784e19000e8e142f96528844c0a976d", id_want, 32);
+	struct outcome *o = parse(got, (size_t)len);
+	CHECK_EQ(o->ret, 0);
+	CHECK_MEM(o->id, id_want, 32);
+	outcome_free(o);
+	sender_id(&h, (const uint8_t *)"hello", id);
+	CHECK_MEM(id, id_want, 32);
 }
 
 static void test_encode_errors(void)
