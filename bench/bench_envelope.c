@@ -12,10 +12,10 @@
 #include "crypto/crypto.h"
 #include "crypto/testing.h"
 
-#define SRC_LEN	  (1u << 20)
-#define TOTAL	  (UINT64_C(256) << 20)
-#define CHUNK	  65536
-#define RUNS	  3
+#define SRC_LEN (1u << 20)
+#define TOTAL	(UINT64_C(256) << 20)
+#define CHUNK	65536
+#define RUNS	3
 
 static double now(void)
 {
@@ -86,7 +86,7 @@ static double best_of(int which, const struct identity *a, const struct identity
 
 	for (int i = 0; i < RUNS; i++) {
 		double t0 = now();
-		int ret = which == 0 ? crypto_bench_secretstream(src, SRC_LEN, TOTAL, CHUNK, 0)
+		int ret = which == 0   ? crypto_bench_secretstream(src, SRC_LEN, TOTAL, CHUNK, 0)
 			  : which == 1 ? crypto_bench_secretstream(src, SRC_LEN, TOTAL, CHUNK, 1)
 				       : envelope_run(a, b, src);
 		double t = now() - t0;

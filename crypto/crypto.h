@@ -40,8 +40,8 @@ void hash_buf(uint8_t out[static HASH_LEN], const void *buf, size_t len);
 /* ---- identity.c, idstring.c: node identity ------------------------------------- */
 
 #define IDENTITY_SIGN_PK_LEN 32
-#define IDENTITY_BOX_PK_LEN 32
-#define IDENTITY_CERT_LEN 64
+#define IDENTITY_BOX_PK_LEN  32
+#define IDENTITY_CERT_LEN    64
 /* Longest identity string, without the terminating NUL. */
 #define IDENTITY_STRING_MAX 240
 /* Fingerprint text: 8 groups of 5 digits separated by spaces, plus NUL. */
@@ -122,8 +122,8 @@ enum envelope_kind {
 	ENVELOPE_FILE = 2,
 };
 
-#define ENVELOPE_MSG_ID_LEN 16
-#define ENVELOPE_NAME_MAX 255
+#define ENVELOPE_MSG_ID_LEN	16
+#define ENVELOPE_NAME_MAX	255
 #define ENVELOPE_MAX_RECIPIENTS 64
 /* Text up to this many bytes for one recipient may use the compact form. */
 #define ENVELOPE_COMPACT_MAX 1024
@@ -140,9 +140,9 @@ struct envelope_meta {
 	uint8_t sender_sign_pk[IDENTITY_SIGN_PK_LEN];
 	uint8_t msg_id[ENVELOPE_MSG_ID_LEN];
 	enum envelope_kind kind;
-	uint64_t created_ms; /* sender's clock, Unix ms; 0 if not trusted */
-	uint64_t expires_ms; /* Unix ms; 0 if none */
-	uint64_t size;       /* plaintext bytes */
+	uint64_t created_ms;		  /* sender's clock, Unix ms; 0 if not trusted */
+	uint64_t expires_ms;		  /* Unix ms; 0 if none */
+	uint64_t size;			  /* plaintext bytes */
 	char name[ENVELOPE_NAME_MAX + 1]; /* file base name; "" for text */
 	bool compact;
 	size_t n_recipients;
@@ -177,8 +177,8 @@ void envelope_sealer_free(struct envelope_sealer *s);
  * meta is filled as for envelope_seal_new. 0, -EINVAL (too long), -ENOSPC.
  */
 int envelope_seal_compact(const struct identity *sender, const struct envelope_recipient *rcpt,
-			  const uint8_t *text, size_t len, struct envelope_meta *meta,
-			  uint8_t *out, size_t cap, size_t *outlen);
+			  const uint8_t *text, size_t len, struct envelope_meta *meta, uint8_t *out,
+			  size_t cap, size_t *outlen);
 
 /* Streaming opener for both forms. Opaque. */
 struct envelope_opener;

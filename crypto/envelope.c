@@ -1,4 +1,5 @@
-/* The full-form end-to-end envelope: multi-recipient, streamed, signed; and the opener of both forms. */
+/* The full-form end-to-end envelope: multi-recipient, streamed, signed; and the opener of both
+ * forms. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -237,8 +238,8 @@ int envelope_seal_new(const struct identity *sender, const struct envelope_recip
 	ih_len = inner_header(s->pt, &m);
 	sign_start(&s->sign, h, s->pt, ih_len);
 	/* The first chunk is bound to this outer header through its associated data. */
-	ret = push_chunk(s, s->pt, ih_len, h, sizeof(h), crypto_secretstream_xchacha20poly1305_TAG_MESSAGE,
-			 outer_len);
+	ret = push_chunk(s, s->pt, ih_len, h, sizeof(h),
+			 crypto_secretstream_xchacha20poly1305_TAG_MESSAGE, outer_len);
 	if (ret)
 		goto out;
 	*meta = m;
@@ -302,8 +303,8 @@ int envelope_seal_final(struct envelope_sealer *s)
 			goto out;
 	}
 	crypto_sign_final_create(&s->sign, sig, NULL, s->sign_sk);
-	ret = push_chunk(s, sig, sizeof(sig), NULL, 0, crypto_secretstream_xchacha20poly1305_TAG_FINAL,
-			 0);
+	ret = push_chunk(s, sig, sizeof(sig), NULL, 0,
+			 crypto_secretstream_xchacha20poly1305_TAG_FINAL, 0);
 out:
 	envelope_sealer_free(s);
 	return ret;
@@ -334,7 +335,7 @@ struct envelope_opener {
 	size_t need; /* bytes of the current item (outer header or chunk) */
 	size_t have; /* of them in buf */
 	uint8_t lenbuf[4];
-	size_t n;    /* recipients in the outer header */
+	size_t n; /* recipients in the outer header */
 	uint8_t h[32];
 	crypto_secretstream_xchacha20poly1305_state ss;
 	crypto_sign_state sign;
@@ -393,8 +394,9 @@ static bool find_k(const struct envelope_opener *o, const uint8_t *outer, uint8_
 				continue;
 			wrap_key(wk, ss, st, me->box[j].pk);
 			found = crypto_aead_xchacha20poly1305_ietf_decrypt(
-					k, NULL, NULL, st + 32, 32 + crypto_aead_xchacha20poly1305_ietf_ABYTES,
-					NULL, 0, zero_nonce, wk) == 0;
+				    k, NULL, NULL, st + 32,
+				    32 + crypto_aead_xchacha20poly1305_ietf_ABYTES, NULL, 0,
+				    zero_nonce, wk) == 0;
 		}
 	}
 	sodium_memzero(ss, sizeof(ss));
@@ -646,8 +648,9 @@ int envelope_open_final(struct envelope_opener *o, envelope_candidates cand, voi
 	ret = -EBADMSG;
 	if (o->state != OPEN_DONE)
 		goto out;
-	ret = crypto_sign_final_verify(&o->sign, o->sig, o->meta.sender_sign_pk) == 0 ? 0 :
-											-EKEYREJECTED;
+	ret = crypto_sign_final_verify(&o->sign, o->sig, o->meta.sender_sign_pk) == 0
+		  ? 0
+		  : -EKEYREJECTED;
 out:
 	if (!o->finished) {
 		o->finished = true;
@@ -682,7 +685,8 @@ int crypto_bench_secretstream(const uint8_t *buf, size_t buflen, uint64_t total,
 	for (uint64_t done = 0; done < total && !ret; done += chunk) {
 		size_t n = total - done < chunk ? (size_t)(total - done) : chunk;
 
-		crypto_secretstream_xchacha20poly1305_push(&push, c, NULL, buf + off, n, NULL, 0, 0);
+		crypto_secretstream_xchacha20poly1305_push(&push, c, NULL, buf + off, n, NULL, 0,
+							   0);
 		if (with_prehash)
 			crypto_sign_update(&hs, buf + off, n);
 		if (crypto_secretstream_xchacha20poly1305_pull(&pull, m, NULL, &tag, c,
@@ -692,7 +696,8 @@ int crypto_bench_secretstream(const uint8_t *buf, size_t buflen, uint64_t total,
 			crypto_sign_update(&ho, m, n);
 		off = (off + chunk) % buflen;
 	}
-	/* Signing and verifying as an envelope does; it also keeps the hashing from being skipped. */
+	/* Signing and verifying as an envelope does; it also keeps the hashing from being skipped.
+	 */
 	crypto_sign_keypair(pk, sk);
 	crypto_sign_final_create(&hs, sig, NULL, sk);
 	if (crypto_sign_final_verify(&ho, sig, pk) != 0)

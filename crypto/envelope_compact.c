@@ -1,4 +1,5 @@
-/* The compact envelope: one recipient, one short text, 114 bytes of overhead, sender named only inside the signature. */
+/* The compact envelope: one recipient, one short text, 114 bytes of overhead, sender named only
+ * inside the signature. */
 #include <errno.h>
 
 #include "crypto/internal.h"
@@ -11,8 +12,8 @@ static const uint8_t zero_nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
 
 static size_t signed_message(uint8_t *out, const uint8_t eph_pk[static 32],
 			     const uint8_t rcpt_sign_pk[static 32],
-			     const uint8_t rcpt_box_pk[static 32], uint8_t kind, const uint8_t *text,
-			     size_t len)
+			     const uint8_t rcpt_box_pk[static 32], uint8_t kind,
+			     const uint8_t *text, size_t len)
 {
 	uint8_t *p = out;
 
@@ -28,7 +29,8 @@ static size_t signed_message(uint8_t *out, const uint8_t eph_pk[static 32],
 	return CMP_SIG_PREFIX + len;
 }
 
-/* The AEAD key: BLAKE2b(ss || eph_pk || recipient box_pk), personalised apart from the full form. */
+/* The AEAD key: BLAKE2b(ss || eph_pk || recipient box_pk), personalised apart from the full form.
+ */
 static void compact_key(uint8_t out[static 32], const uint8_t ss[static 32],
 			const uint8_t eph_pk[static 32], const uint8_t box_pk[static 32])
 {
@@ -38,8 +40,8 @@ static void compact_key(uint8_t out[static 32], const uint8_t ss[static 32],
 /* Unique per message because eph_pk is, and bound by the signature because eph_pk is signed. */
 static void compact_msg_id(uint8_t out[static ENVELOPE_MSG_ID_LEN], const uint8_t eph_pk[static 32])
 {
-	blake2b_personal(out, ENVELOPE_MSG_ID_LEN, NULL, 0, PERSONAL_COMPACT_ID, eph_pk, 32, NULL, 0,
-			 NULL, 0);
+	blake2b_personal(out, ENVELOPE_MSG_ID_LEN, NULL, 0, PERSONAL_COMPACT_ID, eph_pk, 32, NULL,
+			 0, NULL, 0);
 }
 
 /* Secrets and the plaintext in one sodium_malloc'd block, wiped on free. */
@@ -52,8 +54,8 @@ struct compact_work {
 };
 
 int envelope_seal_compact(const struct identity *sender, const struct envelope_recipient *rcpt,
-			  const uint8_t *text, size_t len, struct envelope_meta *meta,
-			  uint8_t *out, size_t cap, size_t *outlen)
+			  const uint8_t *text, size_t len, struct envelope_meta *meta, uint8_t *out,
+			  size_t cap, size_t *outlen)
 {
 	struct compact_work *w = NULL;
 	uint8_t eph_pk[32];
@@ -79,8 +81,8 @@ int envelope_seal_compact(const struct identity *sender, const struct envelope_r
 	compact_key(w->key, w->ss, eph_pk, rcpt->box_pk);
 
 	w->plain[0] = ENVELOPE_TEXT;
-	msg_len = signed_message(w->msg, eph_pk, rcpt->sign_pk, rcpt->box_pk, ENVELOPE_TEXT, text,
-				 len);
+	msg_len =
+	    signed_message(w->msg, eph_pk, rcpt->sign_pk, rcpt->box_pk, ENVELOPE_TEXT, text, len);
 	crypto_sign_ed25519_detached(w->plain + 1, NULL, w->msg, msg_len, sender->sign_sk);
 	if (len)
 		memcpy(w->plain + ENV_COMPACT_PLAIN_OVERHEAD, text, len);
@@ -139,8 +141,8 @@ int envelope_compact_open(const struct identity *me, const uint8_t *in, size_t l
 	size_t plain_len, n;
 	int ret = -EBADMSG;
 
-	if (len < ENVELOPE_COMPACT_OVERHEAD || len > ENVELOPE_COMPACT_OVERHEAD + ENVELOPE_COMPACT_MAX ||
-	    in[0] != ENV_FORM_COMPACT)
+	if (len < ENVELOPE_COMPACT_OVERHEAD ||
+	    len > ENVELOPE_COMPACT_OVERHEAD + ENVELOPE_COMPACT_MAX || in[0] != ENV_FORM_COMPACT)
 		goto out;
 	plain_len = len - ENV_COMPACT_HDR - crypto_aead_xchacha20poly1305_ietf_ABYTES;
 	n = plain_len - ENV_COMPACT_PLAIN_OVERHEAD;
@@ -154,8 +156,8 @@ int envelope_compact_open(const struct identity *me, const uint8_t *in, size_t l
 			continue;
 		compact_key(w->key, w->ss, eph_pk, me->box[j].pk);
 		if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-			    w->plain, NULL, NULL, in + ENV_COMPACT_HDR, len - ENV_COMPACT_HDR, in,
-			    ENV_COMPACT_HDR, zero_nonce, w->key) == 0)
+			w->plain, NULL, NULL, in + ENV_COMPACT_HDR, len - ENV_COMPACT_HDR, in,
+			ENV_COMPACT_HDR, zero_nonce, w->key) == 0)
 			opened = &me->box[j];
 	}
 	ret = -ENOKEY;

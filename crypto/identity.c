@@ -1,4 +1,5 @@
-/* Node identities: the Ed25519 key, its certified X25519 keys by epoch, fingerprints, node numbers. */
+/* Node identities: the Ed25519 key, its certified X25519 keys by epoch, fingerprints, node numbers.
+ */
 #include <errno.h>
 #include <stdio.h>
 
@@ -128,8 +129,8 @@ void identity_fingerprint(const uint8_t sign_pk[static IDENTITY_SIGN_PK_LEN],
 	uint8_t h[40];
 	char *p = out;
 
-	blake2b_personal(h, sizeof(h), NULL, 0, PERSONAL_FINGERPRINT, sign_pk,
-			 IDENTITY_SIGN_PK_LEN, NULL, 0, NULL, 0);
+	blake2b_personal(h, sizeof(h), NULL, 0, PERSONAL_FINGERPRINT, sign_pk, IDENTITY_SIGN_PK_LEN,
+			 NULL, 0, NULL, 0);
 	/* Each group is a 40-bit big-endian integer mod 10^5, as in Signal's safety numbers. */
 	for (int g = 0; g < 8; g++) {
 		uint64_t v = 0;
@@ -149,8 +150,8 @@ uint32_t identity_node_number(const uint8_t sign_pk[static IDENTITY_SIGN_PK_LEN]
 	uint8_t h[16];
 
 	/* libsodium documents 16 bytes as the shortest output; the first 8 are used. */
-	blake2b_personal(h, sizeof(h), NULL, 0, PERSONAL_NODE_NUMBER, sign_pk,
-			 IDENTITY_SIGN_PK_LEN, NULL, 0, NULL, 0);
+	blake2b_personal(h, sizeof(h), NULL, 0, PERSONAL_NODE_NUMBER, sign_pk, IDENTITY_SIGN_PK_LEN,
+			 NULL, 0, NULL, 0);
 	/* 64 bits reduced mod count: the bias is below 2^-32. */
 	return (uint32_t)(base + get_be64(h) % count);
 }

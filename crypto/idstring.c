@@ -1,4 +1,5 @@
-/* The identity string: "tern1" + base32 of the public identity and a checksum that catches typos. */
+/* The identity string: "tern1" + base32 of the public identity and a checksum that catches typos.
+ */
 #include <errno.h>
 #include <strings.h>
 
@@ -17,7 +18,8 @@
 _Static_assert(IDSTR_CHARS <= IDENTITY_STRING_MAX, "identity string too long");
 
 /* The prefix is hashed too, so the checksum speaks for the whole string. */
-static void checksum(uint8_t out[static IDSTR_CHECK_LEN], const uint8_t payload[static IDSTR_PAYLOAD_LEN])
+static void checksum(uint8_t out[static IDSTR_CHECK_LEN],
+		     const uint8_t payload[static IDSTR_PAYLOAD_LEN])
 {
 	uint8_t h[16];
 

@@ -42,9 +42,9 @@ static uint32_t test_rng_random(void)
 }
 
 static struct randombytes_implementation test_rng = {
-	.implementation_name = test_rng_name,
-	.random = test_rng_random,
-	.buf = test_rng_buf,
+    .implementation_name = test_rng_name,
+    .random = test_rng_random,
+    .buf = test_rng_buf,
 };
 
 void tern_crypto_test_set_rng(tern_test_rng_fn fn, void *ctx)

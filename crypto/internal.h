@@ -23,9 +23,9 @@
 #define PERSONAL_COMPACT_ID  "tern.cmp.msgid1"
 #define PERSONAL_KEYFILE_SUM "tern.keyfile.v1"
 
-#define DOMAIN_CERT     "tern identity cert v1"
-#define DOMAIN_ENV_SIG  "tern envelope signature v1"
-#define DOMAIN_CMP_SIG  "tern compact envelope signature v1"
+#define DOMAIN_CERT    "tern identity cert v1"
+#define DOMAIN_ENV_SIG "tern envelope signature v1"
+#define DOMAIN_CMP_SIG "tern compact envelope signature v1"
 
 /* Copies a personalisation string into the 16 zero-padded bytes BLAKE2b takes. */
 static inline void personal16(uint8_t out[static crypto_generichash_blake2b_PERSONALBYTES],
@@ -34,8 +34,10 @@ static inline void personal16(uint8_t out[static crypto_generichash_blake2b_PERS
 	size_t n = strlen(s);
 
 	memset(out, 0, crypto_generichash_blake2b_PERSONALBYTES);
-	memcpy(out, s, n < crypto_generichash_blake2b_PERSONALBYTES ?
-			       n : crypto_generichash_blake2b_PERSONALBYTES);
+	memcpy(out, s,
+	       n < crypto_generichash_blake2b_PERSONALBYTES
+		   ? n
+		   : crypto_generichash_blake2b_PERSONALBYTES);
 }
 
 /* One-shot personalised BLAKE2b of up to three buffers (NULL buffers are skipped). */
@@ -127,28 +129,29 @@ ssize_t base32_decode(const char *in, size_t len, uint8_t *out, size_t cap, size
 #define ENV_FORM_COMPACT 0x02
 
 /* Plaintext bytes per secretstream data chunk. */
-#define ENV_CHUNK	 65536
-#define ENV_ABYTES	 crypto_secretstream_xchacha20poly1305_ABYTES
-#define ENV_SS_HDR	 crypto_secretstream_xchacha20poly1305_HEADERBYTES
+#define ENV_CHUNK  65536
+#define ENV_ABYTES crypto_secretstream_xchacha20poly1305_ABYTES
+#define ENV_SS_HDR crypto_secretstream_xchacha20poly1305_HEADERBYTES
 /* eph_pk || K encrypted under the wrap key (32 + 16 tag) */
-#define ENV_STANZA_LEN	 (32 + 32 + crypto_aead_xchacha20poly1305_ietf_ABYTES)
-#define ENV_MAC_LEN	 32
+#define ENV_STANZA_LEN (32 + 32 + crypto_aead_xchacha20poly1305_ietf_ABYTES)
+#define ENV_MAC_LEN    32
 /* form || n || secretstream header || n stanzas || MAC */
-#define ENV_OUTER_LEN(n) (2 + ENV_SS_HDR + (size_t)(n) * ENV_STANZA_LEN + ENV_MAC_LEN)
+#define ENV_OUTER_LEN(n) (2 + ENV_SS_HDR + (size_t)(n)*ENV_STANZA_LEN + ENV_MAC_LEN)
 #define ENV_OUTER_MAX	 ENV_OUTER_LEN(ENVELOPE_MAX_RECIPIENTS)
 /* version sender msg_id kind created expires size name_len name n recipients */
 #define ENV_IH_LEN(namelen, n) (76 + (size_t)(namelen) + 32 * (size_t)(n))
-#define ENV_IH_MAX	 ENV_IH_LEN(ENVELOPE_NAME_MAX, ENVELOPE_MAX_RECIPIENTS)
-#define ENV_IH_VERSION	 1
-#define ENV_SIG_LEN	 crypto_sign_ed25519_BYTES
+#define ENV_IH_MAX	       ENV_IH_LEN(ENVELOPE_NAME_MAX, ENVELOPE_MAX_RECIPIENTS)
+#define ENV_IH_VERSION	       1
+#define ENV_SIG_LEN	       crypto_sign_ed25519_BYTES
 /* Largest plaintext the full form takes; keeps every size computation far from overflow. */
-#define ENV_SIZE_MAX	 (UINT64_C(1) << 48)
+#define ENV_SIZE_MAX (UINT64_C(1) << 48)
 
 /* form || eph_pk || AEAD(kind || signature || text) */
-#define ENV_COMPACT_HDR	 (1 + 32)
+#define ENV_COMPACT_HDR		   (1 + 32)
 #define ENV_COMPACT_PLAIN_OVERHEAD (1 + ENV_SIG_LEN)
 _Static_assert(ENV_COMPACT_HDR + ENV_COMPACT_PLAIN_OVERHEAD +
-			       crypto_aead_xchacha20poly1305_ietf_ABYTES == ENVELOPE_COMPACT_OVERHEAD,
+		       crypto_aead_xchacha20poly1305_ietf_ABYTES ==
+		   ENVELOPE_COMPACT_OVERHEAD,
 	       "compact overhead");
 
 /* True if name suits kind: empty for text; a plain base name for a file. */

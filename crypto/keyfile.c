@@ -10,15 +10,15 @@
 #define KF_VERSION   1
 #define KF_PLAIN     0
 /* Argon2id v1.3 for the key, XChaCha20-Poly1305 for the body. */
-#define KF_SEALED    1
-#define KF_HDR_LEN   (KF_MAGIC_LEN + 2)
+#define KF_SEALED  1
+#define KF_HDR_LEN (KF_MAGIC_LEN + 2)
 /* header || opslimit || memlimit || salt || nonce */
-#define KF_SEALED_HDR_LEN                                                                    \
-	(KF_HDR_LEN + 8 + 8 + crypto_pwhash_argon2id_SALTBYTES +                             \
+#define KF_SEALED_HDR_LEN                                                                          \
+	(KF_HDR_LEN + 8 + 8 + crypto_pwhash_argon2id_SALTBYTES +                                   \
 	 crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
 #define KF_CHECK_LEN 16
 /* sign_seed || n || n * (epoch || box_sk) */
-#define KF_BODY_LEN(n) (32 + 1 + (size_t)(n) * 36)
+#define KF_BODY_LEN(n) (32 + 1 + (size_t)(n)*36)
 
 /*
  * Upper bounds accepted when reading, so a damaged or hostile file cannot ask for
@@ -61,8 +61,7 @@ static int derive_key(uint8_t key[static 32], const char *passphrase, const uint
 	return 0;
 }
 
-int keyfile_encode(const struct identity *id, const char *passphrase, uint8_t **out,
-		   size_t *outlen)
+int keyfile_encode(const struct identity *id, const char *passphrase, uint8_t **out, size_t *outlen)
 {
 	size_t body_len = KF_BODY_LEN(id->n_box);
 	uint64_t ops = test_opslimit ? test_opslimit : crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE;
@@ -92,7 +91,8 @@ int keyfile_encode(const struct identity *id, const char *passphrase, uint8_t **
 		memcpy(buf + KF_HDR_LEN, body, body_len);
 		/* No AEAD to notice a flipped bit on an SD card, so a checksum does. */
 		blake2b_personal(buf + KF_HDR_LEN + body_len, KF_CHECK_LEN, NULL, 0,
-				 PERSONAL_KEYFILE_SUM, buf, KF_HDR_LEN + body_len, NULL, 0, NULL, 0);
+				 PERSONAL_KEYFILE_SUM, buf, KF_HDR_LEN + body_len, NULL, 0, NULL,
+				 0);
 	} else {
 		uint8_t *p = buf + KF_HDR_LEN;
 		uint8_t *salt, *nonce;
@@ -213,9 +213,9 @@ int keyfile_decode(const uint8_t *buf, size_t len, const char *passphrase, struc
 	/* The AEAD cannot tell a wrong passphrase from a damaged file; the former is likelier. */
 	ret = -EACCES;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-		    body, NULL, NULL, buf + KF_SEALED_HDR_LEN, body_len + abytes, buf,
-		    KF_SEALED_HDR_LEN, buf + KF_HDR_LEN + 16 + crypto_pwhash_argon2id_SALTBYTES,
-		    key) != 0)
+		body, NULL, NULL, buf + KF_SEALED_HDR_LEN, body_len + abytes, buf,
+		KF_SEALED_HDR_LEN, buf + KF_HDR_LEN + 16 + crypto_pwhash_argon2id_SALTBYTES,
+		key) != 0)
 		goto out;
 	ret = decode_body(body, body_len, out);
 out:

@@ -1,4 +1,5 @@
-/* Fuzz target: parses arbitrary text as an identity string; anything accepted must be the canonical spelling. */
+/* Fuzz target: parses arbitrary text as an identity string; anything accepted must be the canonical
+ * spelling. */
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
@@ -47,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		identity_public_encode(&pub, enc, sizeof(enc));
 		if ((size_t)(e - b) != strlen(enc) || memcmp(b, enc, strlen(enc)) != 0)
 			abort();
-		if (identity_public_decode(enc, &again, &why) != 0 || memcmp(&pub, &again, sizeof(pub)))
+		if (identity_public_decode(enc, &again, &why) != 0 ||
+		    memcmp(&pub, &again, sizeof(pub)))
 			abort();
 	}
 	free(s);

@@ -1,4 +1,5 @@
-/* Fuzz target: parses arbitrary bytes as a key file; a plain file that parses must re-encode to itself. */
+/* Fuzz target: parses arbitrary bytes as a key file; a plain file that parses must re-encode to
+ * itself. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>

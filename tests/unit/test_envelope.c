@@ -1,4 +1,5 @@
-/* Envelopes: round trips of both forms and every way an envelope can be damaged, misdirected or forged. */
+/* Envelopes: round trips of both forms and every way an envelope can be damaged, misdirected or
+ * forged. */
 #include <errno.h>
 #include <stdint.h>
 
@@ -139,7 +140,8 @@ static void test_round_trips(void)
 	for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
 		uint64_t size = sizes[si];
 		size_t step = steps[si % 4];
-		struct envelope_meta meta = {.kind = ENVELOPE_FILE, .created_ms = 1700000000123,
+		struct envelope_meta meta = {.kind = ENVELOPE_FILE,
+					     .created_ms = 1700000000123,
 					     .expires_ms = 1800000000000};
 		struct envelope_meta got;
 		struct membuf env = {0}, plain = {0};
@@ -212,9 +214,9 @@ static void test_many_recipients(void)
 	}
 	struct envelope_sealer *s;
 	meta.size = 0;
-	CHECK_EQ(envelope_seal_new(people[0], many, ENVELOPE_MAX_RECIPIENTS, &meta, mem_sink, &env,
-				   &s),
-		 0);
+	CHECK_EQ(
+	    envelope_seal_new(people[0], many, ENVELOPE_MAX_RECIPIENTS, &meta, mem_sink, &env, &s),
+	    0);
 	CHECK_EQ(envelope_seal_final(s), 0);
 	CHECK_EQ(env.len, envelope_sealed_size(ENVELOPE_MAX_RECIPIENTS, &meta));
 	membuf_reset(&env);
@@ -451,8 +453,7 @@ static void test_tamper_full(void)
 			env.p[i] ^= flips[f];
 			/* As the first and as the second recipient. */
 			for (int r = 1; r <= 2; r++) {
-				int ret = open_env(people[r], env.p, env.len, 1 << 30, &got,
-						   NULL);
+				int ret = open_env(people[r], env.p, env.len, 1 << 30, &got, NULL);
 				if (ret == 0)
 					accepted++;
 				CHECK(ret == -EBADMSG || ret == -ENOKEY || ret == -E2BIG ||
@@ -485,8 +486,7 @@ static void test_forgery(void)
 	CHECK_EQ(envelope_seal_new(eve, rcpts + 1, 1, &meta, mem_sink, &env, &s), 0);
 	CHECK_EQ(envelope_seal_update(s, buf, 14), 0);
 	CHECK_EQ(envelope_seal_final(s), 0);
-	CHECK_EQ(open_env(people[1], env.p, env.len, 1 << 30, &got, &plain),
-		 -EKEYREJECTED);
+	CHECK_EQ(open_env(people[1], env.p, env.len, 1 << 30, &got, &plain), -EKEYREJECTED);
 	/* The unverified plaintext did reach the sink: the caller must wait for final. */
 	CHECK_EQ(plain.len, 14);
 	membuf_reset(&plain);
@@ -518,8 +518,8 @@ static void test_forgery(void)
 	open_book = NULL;
 
 	/* Compact: a recipient cannot pass a message on as if it were sent to someone else. */
-	CHECK_EQ(envelope_seal_compact(people[0], &mixed, buf, 14, &meta, out, sizeof(out), &outlen),
-		 0);
+	CHECK_EQ(
+	    envelope_seal_compact(people[0], &mixed, buf, 14, &meta, out, sizeof(out), &outlen), 0);
 	open_book = &book;
 	CHECK_EQ(open_env(people[3], out, outlen, 1 << 30, &got, NULL), -ENOENT);
 	open_book = NULL;
@@ -635,9 +635,9 @@ static void test_compact(void)
 	CHECK(open_env(people[1], out, outlen + 1, 1 << 30, &got, NULL) != 0);
 
 	/* Empty and longest texts; too long; too small a buffer; not a text. */
-	CHECK_EQ(envelope_seal_compact(people[0], rcpts + 1, NULL, 0, &meta, out, sizeof(out),
-				       &outlen),
-		 0);
+	CHECK_EQ(
+	    envelope_seal_compact(people[0], rcpts + 1, NULL, 0, &meta, out, sizeof(out), &outlen),
+	    0);
 	CHECK_EQ(outlen, ENVELOPE_COMPACT_OVERHEAD);
 	CHECK_EQ(open_env(people[1], out, outlen, 1 << 30, &got, &plain), 0);
 	CHECK_EQ(plain.len, 0);
@@ -656,9 +656,9 @@ static void test_compact(void)
 	CHECK_EQ(envelope_seal_compact(people[0], rcpts + 1, text, 160, &meta, out, 273, &outlen),
 		 -ENOSPC);
 	meta.kind = ENVELOPE_FILE;
-	CHECK_EQ(envelope_seal_compact(people[0], rcpts + 1, text, 10, &meta, out, sizeof(out),
-				       &outlen),
-		 -EINVAL);
+	CHECK_EQ(
+	    envelope_seal_compact(people[0], rcpts + 1, text, 10, &meta, out, sizeof(out), &outlen),
+	    -EINVAL);
 	open_book = NULL;
 }
 

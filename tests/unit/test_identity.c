@@ -1,4 +1,5 @@
-/* Identities: certificates, rotation, node numbers, fingerprints and the typo-proof identity string. */
+/* Identities: certificates, rotation, node numbers, fingerprints and the typo-proof identity
+ * string. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
