@@ -152,29 +152,41 @@ struct envelope_meta {
 /* Receives output bytes; returns 0 or a negative errno that aborts the operation. */
 typedef int (*envelope_sink)(void *ctx, const uint8_t *buf, size_t len);
 
-/* Exact size of a full-form envelope for this many recipients and this meta. */
+/*
+ * Exact size of a full-form envelope for this many recipients and this meta
+ * (kind, name, size); 0 if envelope_seal_new would refuse them.
+ */
 uint64_t envelope_sealed_size(size_t n_recipients, const struct envelope_meta *meta);
 
 /* Streaming sealer for the full form. Opaque. */
 struct envelope_sealer;
 
 /*
- * Starts sealing for n recipients (1..ENVELOPE_MAX_RECIPIENTS). meta->kind, name,
- * size, created_ms, expires_ms are read; msg_id, sender and recipients are filled
- * in by the sealer and meta is updated with them. The plaintext must be exactly
- * meta->size bytes. The header goes to sink now. 0, -EINVAL or -ENOMEM.
+ * Starts sealing for n recipients (1..ENVELOPE_MAX_RECIPIENTS, distinct sign_pk).
+ * meta->kind, name, size, created_ms, expires_ms are read; msg_id, sender and
+ * recipients are filled in by the sealer and meta is updated with them. A text has
+ * an empty name; a file a base name of 1..255 bytes without '/' (not "." or "..").
+ * The plaintext must be exactly meta->size bytes (at most 2^48). The header goes to
+ * sink now. 0, -EINVAL (arguments, or a recipient box_pk of low order), -ENOMEM, or
+ * the sink's error. The sink's errors also end update and final.
  */
 int envelope_seal_new(const struct identity *sender, const struct envelope_recipient *rcpt,
 		      size_t n, struct envelope_meta *meta, envelope_sink sink, void *ctx,
 		      struct envelope_sealer **out);
 int envelope_seal_update(struct envelope_sealer *s, const uint8_t *buf, size_t len);
-/* Writes the last chunk and the signature, then frees s. -EINVAL if the size differs. */
+/*
+ * Writes the last chunk and the signature, then frees s (also on error). -EINVAL if
+ * the plaintext was shorter than meta->size (update refuses more than that).
+ */
 int envelope_seal_final(struct envelope_sealer *s);
 void envelope_sealer_free(struct envelope_sealer *s);
 
 /*
- * Seals a short text for one recipient in the compact form into out (cap bytes).
- * meta is filled as for envelope_seal_new. 0, -EINVAL (too long), -ENOSPC.
+ * Seals a short text for one recipient in the compact form into out (cap bytes);
+ * *outlen = len + ENVELOPE_COMPACT_OVERHEAD. meta->kind must be ENVELOPE_TEXT with
+ * an empty name; meta is then filled (msg_id, sender, recipient, size; created_ms
+ * and expires_ms are not carried and come back 0). 0, -EINVAL (too long, not a
+ * text, low-order box_pk), -ENOSPC (cap too small), -ENOMEM.
  */
 int envelope_seal_compact(const struct identity *sender, const struct envelope_recipient *rcpt,
 			  const uint8_t *text, size_t len, struct envelope_meta *meta, uint8_t *out,
@@ -190,19 +202,25 @@ struct envelope_opener;
 typedef void (*envelope_candidates)(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]),
 				    void *fctx);
 
+/* Starts opening as me, which must outlive the opener. 0, -EINVAL, -ENOMEM. */
 int envelope_open_new(const struct identity *me, struct envelope_opener **out);
 /*
- * Feeds sealed bytes. Plaintext goes to sink as it is decrypted: it is NOT yet
- * verified, and the caller must not release it before envelope_open_final returns 0.
- * Errors: -ENOKEY (no stanza opens with our keys: not for us), -EBADMSG (corrupt,
- * tampered, reordered), -E2BIG (data after the end).
+ * Feeds sealed bytes. Full form: plaintext goes to sink (may be NULL) as it is
+ * decrypted; it is NOT yet verified, and the caller must not release it before
+ * envelope_open_final returns 0. Compact form: the text goes, verified, to the sink
+ * of the last update call during envelope_open_final. Errors (sticky):
+ * -ENOKEY (no stanza opens with our keys, or we are not among the signed
+ * recipients: not for us), -EBADMSG (corrupt, tampered, reordered, unknown form),
+ * -E2BIG (data after the end), or the sink's error.
  */
 int envelope_open_update(struct envelope_opener *o, const uint8_t *buf, size_t len,
 			 envelope_sink sink, void *ctx);
 /*
  * Ends the stream and verifies it. Returns 0 and fills meta; -EBADMSG if truncated
- * or tampered; -EKEYREJECTED if the signature is invalid; -ENOENT if a compact
- * envelope's sender is none of the candidates. Frees nothing.
+ * or tampered; -EKEYREJECTED if the signature is not the named sender's; for a
+ * compact envelope -ENOKEY if it does not open with our keys (damage looks the
+ * same) and -ENOENT if its sender is none of the candidates (cand may be NULL for
+ * the full form). An earlier update error is returned again. Frees nothing.
  */
 int envelope_open_final(struct envelope_opener *o, envelope_candidates cand, void *cctx,
 			struct envelope_meta *meta);

@@ -616,7 +616,7 @@ int envelope_open_update(struct envelope_opener *o, const uint8_t *buf, size_t l
 			 envelope_sink sink, void *ctx)
 {
 	if (o->finished)
-		return o->err ? o->err : -E2BIG;
+		return o->err || !len ? o->err : -E2BIG;
 	o->sink = sink;
 	o->ctx = ctx;
 	while (len && !o->err)

@@ -49,10 +49,14 @@ static struct randombytes_implementation test_rng = {
 
 void tern_crypto_test_set_rng(tern_test_rng_fn fn, void *ctx)
 {
+	/* Whichever system generator libsodium chose, it gets it back. */
+	static struct randombytes_implementation *system;
+
+	if (!system)
+		system = strcmp(randombytes_implementation_name(), "sysrandom") == 0
+				 ? &randombytes_sysrandom_implementation
+				 : &randombytes_internal_implementation;
 	test_fn = fn;
 	test_ctx = ctx;
-	if (fn)
-		randombytes_set_implementation(&test_rng);
-	else
-		randombytes_set_implementation(&randombytes_internal_implementation);
+	randombytes_set_implementation(fn ? &test_rng : system);
 }
