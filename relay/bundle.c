@@ -422,8 +422,7 @@ int bundle_encode_tail(struct bundle_tail *t, uint8_t *out, size_t cap)
 	return (int)total;
 }
 
-int bundle_encode(const struct bundle_header *h, const uint8_t *payload, uint8_t *out,
-		  size_t cap)
+int bundle_encode(const struct bundle_header *h, const uint8_t *payload, uint8_t *out, size_t cap)
 {
 	struct bundle_tail t;
 	int head, tail;

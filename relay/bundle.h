@@ -18,27 +18,27 @@ enum bundle_crc { BUNDLE_CRC_NONE = 0, BUNDLE_CRC16 = 1, BUNDLE_CRC32C = 2 };
 enum bundle_scheme { BUNDLE_SCHEME_DTN = 1, BUNDLE_SCHEME_IPN = 2 };
 
 /* Bundle processing control flags (RFC 9171 §4.2.3). */
-#define BUNDLE_F_FRAGMENT 0x000001u
-#define BUNDLE_F_ADMIN 0x000002u
-#define BUNDLE_F_NO_FRAGMENT 0x000004u
-#define BUNDLE_F_ACK_REQUESTED 0x000020u
-#define BUNDLE_F_STATUS_TIME 0x000040u
+#define BUNDLE_F_FRAGMENT	  0x000001u
+#define BUNDLE_F_ADMIN		  0x000002u
+#define BUNDLE_F_NO_FRAGMENT	  0x000004u
+#define BUNDLE_F_ACK_REQUESTED	  0x000020u
+#define BUNDLE_F_STATUS_TIME	  0x000040u
 #define BUNDLE_F_REPORT_RECEPTION 0x004000u
-#define BUNDLE_F_REPORT_FORWARD 0x010000u
-#define BUNDLE_F_REPORT_DELIVERY 0x020000u
-#define BUNDLE_F_REPORT_DELETION 0x040000u
+#define BUNDLE_F_REPORT_FORWARD	  0x010000u
+#define BUNDLE_F_REPORT_DELIVERY  0x020000u
+#define BUNDLE_F_REPORT_DELETION  0x040000u
 
 /* Block processing control flags (RFC 9171 §4.2.4). */
-#define BLOCK_F_REPLICATE 0x01u
-#define BLOCK_F_REPORT_IF_UNPROCESSED 0x02u
-#define BLOCK_F_DELETE_IF_UNPROCESSED 0x04u
+#define BLOCK_F_REPLICATE	       0x01u
+#define BLOCK_F_REPORT_IF_UNPROCESSED  0x02u
+#define BLOCK_F_DELETE_IF_UNPROCESSED  0x04u
 #define BLOCK_F_DISCARD_IF_UNPROCESSED 0x10u
 
-#define BLOCK_TYPE_PAYLOAD 1
+#define BLOCK_TYPE_PAYLOAD	 1
 #define BLOCK_TYPE_PREVIOUS_NODE 6
-#define BLOCK_TYPE_BUNDLE_AGE 7
-#define BLOCK_TYPE_HOP_COUNT 10
-/* tern's priority block (private-use range): uint 0 bulk, 1 normal, 2 urgent. Omitted for normal. */
+#define BLOCK_TYPE_BUNDLE_AGE	 7
+#define BLOCK_TYPE_HOP_COUNT	 10
+/* tern's priority block (private-use type): uint 0 bulk, 1 normal, 2 urgent; none = normal. */
 #define BLOCK_TYPE_TERN_PRIORITY 192
 
 /* Longest dtn: URI we accept (scheme-specific part, bytes). */
@@ -51,7 +51,7 @@ enum bundle_scheme { BUNDLE_SCHEME_DTN = 1, BUNDLE_SCHEME_IPN = 2 };
 #define BUNDLE_EXTRA_BLOCKS_MAX (BUNDLE_BLOCKS_MAX - 6)
 
 /* What bundle_header_init sets. */
-#define BUNDLE_HOP_LIMIT_DEFAULT 16
+#define BUNDLE_HOP_LIMIT_DEFAULT   16
 #define BUNDLE_LIFETIME_DEFAULT_MS (30ull * 24 * 3600 * 1000)
 
 enum bundle_priority { BUNDLE_PRIO_BULK = 0, BUNDLE_PRIO_NORMAL = 1, BUNDLE_PRIO_URGENT = 2 };
@@ -63,8 +63,8 @@ enum bundle_priority { BUNDLE_PRIO_BULK = 0, BUNDLE_PRIO_NORMAL = 1, BUNDLE_PRIO
  */
 struct bundle_eid {
 	enum bundle_scheme scheme;
-	bool none;                      /* dtn:none */
-	uint64_t node, service;         /* ipn */
+	bool none;			  /* dtn:none */
+	uint64_t node, service;		  /* ipn */
 	char dtn[BUNDLE_DTN_URI_MAX + 1]; /* dtn: scheme-specific part, e.g. "//hub/inbox" */
 };
 
@@ -159,8 +159,7 @@ void bundle_tail_update(struct bundle_tail *t, const uint8_t *buf, size_t len);
 int bundle_encode_tail(struct bundle_tail *t, uint8_t *out, size_t cap);
 
 /* Encodes a whole bundle with a small payload into out. Bytes written, -ENOSPC or -EINVAL. */
-int bundle_encode(const struct bundle_header *h, const uint8_t *payload, uint8_t *out,
-		  size_t cap);
+int bundle_encode(const struct bundle_header *h, const uint8_t *payload, uint8_t *out, size_t cap);
 
 /* ---- decoder ------------------------------------------------------------------ */
 
@@ -178,8 +177,8 @@ struct bundle_parser_cb {
 	int (*on_payload)(void *ctx, const uint8_t *buf, size_t len);
 };
 
-int bundle_parser_new(const struct bundle_limits *lim, const struct bundle_parser_cb *cb,
-		      void *ctx, struct bundle_parser **out);
+int bundle_parser_new(const struct bundle_limits *lim, const struct bundle_parser_cb *cb, void *ctx,
+		      struct bundle_parser **out);
 void bundle_parser_free(struct bundle_parser *p);
 /*
  * Feeds len bytes, split anywhere. Returns 0, or a negative errno: -EBADMSG malformed

@@ -1,4 +1,4 @@
-/* The bundle id: BLAKE2b-256 over the canonical primary fields and the payload, stable across re-encoding. */
+/* The bundle id: BLAKE2b-256 of the canonical primary fields and the payload, re-encoding-proof. */
 #include "relay/bundle.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* The BPv7 push decoder: any split of the input, bounded memory, every CRC checked, precise reasons. */
+/* The BPv7 push decoder: any split of the input, bounded memory, CRCs checked, precise reasons. */
 #include "relay/bundle.h"
 
 #include <errno.h>
@@ -30,10 +30,10 @@ enum state {
 	S_BLOCK,     /* a block's array head, or the break */
 	S_FIELDS,    /* type, number, flags, CRC type */
 	S_DATA_HEAD, /* head of the block-type-specific data */
-	S_DATA,      /* the data */
+	S_DATA,	     /* the data */
 	S_CRC_HEAD,  /* head of the CRC byte string */
-	S_CRC,       /* CRC value bytes */
-	S_END,       /* after the payload block: the break */
+	S_CRC,	     /* CRC value bytes */
+	S_END,	     /* after the payload block: the break */
 	S_DONE,
 	S_ERROR,
 };
@@ -41,8 +41,8 @@ enum state {
 enum data_kind {
 	D_PAYLOAD, /* streamed to on_payload */
 	D_KNOWN,   /* buffered and parsed: previous node, age, hop count, priority */
-	D_KEEP,    /* unknown, copied into h->extra */
-	D_SKIP,    /* unknown with discard-if-unprocessed: dropped */
+	D_KEEP,	   /* unknown, copied into h->extra */
+	D_SKIP,	   /* unknown with discard-if-unprocessed: dropped */
 };
 
 enum { F_TYPE, F_NUMBER, F_FLAGS, F_CRC };
@@ -90,7 +90,7 @@ struct bundle_parser {
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct bundle_parser *p, int err,
-						       const char *fmt, ...)
+						      const char *fmt, ...)
 {
 	va_list ap;
 
@@ -277,12 +277,11 @@ static int parse_primary(struct bundle_parser *p)
 		    cbor_read_uint(&r, &h->adu_length) < 0)
 			return fail(p, -EBADMSG, "fragment offset or total ADU length malformed");
 		if (h->frag_offset >= h->adu_length)
-			return fail(p, -EBADMSG, "fragment offset %llu not below total ADU length %llu",
-				    (unsigned long long)h->frag_offset,
-				    (unsigned long long)h->adu_length);
+			return fail(
+			    p, -EBADMSG, "fragment offset %llu not below total ADU length %llu",
+			    (unsigned long long)h->frag_offset, (unsigned long long)h->adu_length);
 	}
-	if (crc != BUNDLE_CRC_NONE &&
-	    (cbor_read_bytes(&r, &v, &vlen) < 0 || vlen != crc_size(crc)))
+	if (crc != BUNDLE_CRC_NONE && (cbor_read_bytes(&r, &v, &vlen) < 0 || vlen != crc_size(crc)))
 		return fail(p, -EBADMSG, "primary block CRC field malformed");
 	if (!cbor_reader_done(&r))
 		return fail(p, -EBADMSG, "primary block has trailing items");
@@ -311,8 +310,8 @@ static int parse_known(struct bundle_parser *p)
 		h->has_age = true;
 		break;
 	case BLOCK_TYPE_HOP_COUNT:
-		if (cbor_read_array(&r, &n) < 0 || n != 2 || cbor_read_uint(&r, &h->hop_limit) < 0 ||
-		    cbor_read_uint(&r, &h->hop_count) < 0)
+		if (cbor_read_array(&r, &n) < 0 || n != 2 ||
+		    cbor_read_uint(&r, &h->hop_limit) < 0 || cbor_read_uint(&r, &h->hop_count) < 0)
 			return fail(p, -EBADMSG, "hop count block is not [limit, count]");
 		if (h->hop_limit < 1 || h->hop_limit > 255)
 			return fail(p, -EBADMSG, "hop limit %llu outside 1..255",
@@ -341,8 +340,8 @@ static int check_fields(struct bundle_parser *p)
 			    type == BLOCK_TYPE_PAYLOAD ? "two payload blocks"
 						       : "payload block is not the last block");
 	if (crc > BUNDLE_CRC32C)
-		return fail(p, -EBADMSG, "block %llu: unknown CRC type %llu", (unsigned long long)num,
-			    (unsigned long long)crc);
+		return fail(p, -EBADMSG, "block %llu: unknown CRC type %llu",
+			    (unsigned long long)num, (unsigned long long)crc);
 	if ((p->items == 6) != (crc != BUNDLE_CRC_NONE))
 		return fail(p, -EBADMSG, "block %llu: %llu items do not match CRC type %llu",
 			    (unsigned long long)num, (unsigned long long)p->items,
@@ -353,7 +352,8 @@ static int check_fields(struct bundle_parser *p)
 		return fail(p, -EBADMSG, "payload block has number %llu, not 1",
 			    (unsigned long long)num);
 	if (type != BLOCK_TYPE_PAYLOAD && num == 1)
-		return fail(p, -EBADMSG, "block number 1 on a block of type %llu (1 is the payload's)",
+		return fail(p, -EBADMSG,
+			    "block number 1 on a block of type %llu (1 is the payload's)",
 			    (unsigned long long)type);
 	for (size_t i = 0; i < p->nblocks; i++)
 		if (p->numbers[i] == num)
@@ -538,10 +538,11 @@ static long step(struct bundle_parser *p, const uint8_t *buf, size_t len)
 	switch (p->st) {
 	case S_START:
 		if (byte != CBOR_INDEF_ARRAY)
-			return fail(p, -EBADMSG,
-				    (byte & 0xe0) == 0x80
-					    ? "bundle is a definite-length array, not indefinite (0x9f)"
-					    : "not a bundle: no indefinite-length array (0x9f) at the start");
+			return fail(
+			    p, -EBADMSG,
+			    (byte & 0xe0) == 0x80
+				? "bundle is a definite-length array, not indefinite (0x9f)"
+				: "not a bundle: no indefinite-length array (0x9f) at the start");
 		p->st = S_PRIMARY;
 		return 1;
 	case S_PRIMARY: {
@@ -574,9 +575,9 @@ static long step(struct bundle_parser *p, const uint8_t *buf, size_t len)
 		if (ret <= 0)
 			return ret < 0 ? ret : 1;
 		if (hd.major != CBOR_ARRAY || hd.indef)
-			return fail(p, -EBADMSG, hd.major == CBOR_ARRAY
-							 ? "indefinite-length block"
-							 : "block is not an array");
+			return fail(p, -EBADMSG,
+				    hd.major == CBOR_ARRAY ? "indefinite-length block"
+							   : "block is not an array");
 		if (hd.arg != 5 && hd.arg != 6)
 			return fail(p, -EBADMSG, "block array has %llu items, not 5 or 6",
 				    (unsigned long long)hd.arg);
@@ -606,7 +607,8 @@ static long step(struct bundle_parser *p, const uint8_t *buf, size_t len)
 		if (ret <= 0)
 			return ret < 0 ? ret : 1;
 		if (hd.major != CBOR_BYTES || hd.indef)
-			return fail(p, -EBADMSG, "block %llu: data is not a definite-length byte string",
+			return fail(p, -EBADMSG,
+				    "block %llu: data is not a definite-length byte string",
 				    (unsigned long long)p->field[F_NUMBER]);
 		p->data_len = p->data_left = hd.arg;
 		ret = start_data(p);
@@ -707,8 +709,8 @@ static long step(struct bundle_parser *p, const uint8_t *buf, size_t len)
 	}
 }
 
-int bundle_parser_new(const struct bundle_limits *lim, const struct bundle_parser_cb *cb,
-		      void *ctx, struct bundle_parser **out)
+int bundle_parser_new(const struct bundle_limits *lim, const struct bundle_parser_cb *cb, void *ctx,
+		      struct bundle_parser **out)
 {
 	struct bundle_parser *p = calloc(1, sizeof(*p));
 

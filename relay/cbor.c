@@ -224,8 +224,7 @@ int cbor_read_array(struct cbor_reader *r, uint64_t *n)
 	return ret;
 }
 
-static int read_string(struct cbor_reader *r, enum cbor_major major, const uint8_t **p,
-		       size_t *len)
+static int read_string(struct cbor_reader *r, enum cbor_major major, const uint8_t **p, size_t *len)
 {
 	size_t pos = r->pos;
 	struct cbor_head h;

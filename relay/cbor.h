@@ -24,7 +24,7 @@ enum cbor_major {
 };
 
 #define CBOR_INDEF_ARRAY 0x9f
-#define CBOR_BREAK 0xff
+#define CBOR_BREAK	 0xff
 /* Longest item head: initial byte plus an 8-byte argument. */
 #define CBOR_HEAD_MAX 9
 
@@ -114,18 +114,18 @@ int cbor_head_feed(struct cbor_head_dec *d, uint8_t byte, struct cbor_head *h);
  */
 struct cbor_scan {
 	struct cbor_head_dec head;
-	uint64_t skip;                   /* string bytes still to pass */
-	uint64_t left[CBOR_SCAN_DEPTH];  /* items still due in each open container */
+	uint64_t skip;			/* string bytes still to pass */
+	uint64_t left[CBOR_SCAN_DEPTH]; /* items still due in each open container */
 	uint8_t depth;
 };
 
 /* Why cbor_scan_feed failed, for error messages. */
 enum cbor_scan_err {
 	CBOR_SCAN_OK = 0,
-	CBOR_SCAN_RESERVED,  /* additional information 28..30 */
-	CBOR_SCAN_INDEF,     /* an indefinite-length item or a stray break */
-	CBOR_SCAN_TAG,       /* a tag */
-	CBOR_SCAN_DEEP,      /* nested deeper than CBOR_SCAN_DEPTH */
+	CBOR_SCAN_RESERVED, /* additional information 28..30 */
+	CBOR_SCAN_INDEF,    /* an indefinite-length item or a stray break */
+	CBOR_SCAN_TAG,	    /* a tag */
+	CBOR_SCAN_DEEP,	    /* nested deeper than CBOR_SCAN_DEPTH */
 };
 
 /*

@@ -106,8 +106,8 @@ static bool header_eq(const struct bundle_header *a, const struct bundle_header 
 	       (!a->has_prev_node || eid_eq(&a->prev_node, &b->prev_node)) &&
 	       a->priority == b->priority && a->extra_len == b->extra_len &&
 	       memcmp(a->extra, b->extra, a->extra_len) == 0 &&
-	       a->payload_flags == b->payload_flags &&
-	       a->payload_crc_type == b->payload_crc_type && a->payload_len == b->payload_len;
+	       a->payload_flags == b->payload_flags && a->payload_crc_type == b->payload_crc_type &&
+	       a->payload_len == b->payload_len;
 }
 
 static void same(const struct result *a, const struct result *b)

@@ -104,19 +104,21 @@ static bool eid_equal(const struct bundle_eid *a, const struct bundle_eid *b)
 
 static bool header_equal(const struct bundle_header *a, const struct bundle_header *b)
 {
-	return a->flags == b->flags && a->crc_type == b->crc_type && eid_equal(&a->dest, &b->dest) &&
-	       eid_equal(&a->source, &b->source) && eid_equal(&a->report_to, &b->report_to) &&
-	       a->created_ms == b->created_ms && a->seq == b->seq &&
-	       a->lifetime_ms == b->lifetime_ms && a->frag_offset == b->frag_offset &&
-	       a->adu_length == b->adu_length && a->has_hop_count == b->has_hop_count &&
-	       (!a->has_hop_count || (a->hop_limit == b->hop_limit && a->hop_count == b->hop_count)) &&
+	return a->flags == b->flags && a->crc_type == b->crc_type &&
+	       eid_equal(&a->dest, &b->dest) && eid_equal(&a->source, &b->source) &&
+	       eid_equal(&a->report_to, &b->report_to) && a->created_ms == b->created_ms &&
+	       a->seq == b->seq && a->lifetime_ms == b->lifetime_ms &&
+	       a->frag_offset == b->frag_offset && a->adu_length == b->adu_length &&
+	       a->has_hop_count == b->has_hop_count &&
+	       (!a->has_hop_count ||
+		(a->hop_limit == b->hop_limit && a->hop_count == b->hop_count)) &&
 	       a->has_age == b->has_age && (!a->has_age || a->age_ms == b->age_ms) &&
 	       a->has_prev_node == b->has_prev_node &&
 	       (!a->has_prev_node || eid_equal(&a->prev_node, &b->prev_node)) &&
 	       a->priority == b->priority && a->extra_len == b->extra_len &&
 	       memcmp(a->extra, b->extra, a->extra_len) == 0 &&
-	       a->payload_flags == b->payload_flags &&
-	       a->payload_crc_type == b->payload_crc_type && a->payload_len == b->payload_len;
+	       a->payload_flags == b->payload_flags && a->payload_crc_type == b->payload_crc_type &&
+	       a->payload_len == b->payload_len;
 }
 
 static bool outcome_equal(const struct outcome *a, const struct outcome *b)
@@ -219,9 +221,9 @@ static void put_block(struct cbor_writer *w, uint64_t type, uint64_t num, uint64
 }
 
 /* [7, 0, 0, [2,[1,2]], [1,0], [1,0], [0,7], 1000] without CRC: a plain primary block. */
-static const uint8_t plain_primary[] = {0x88, 0x07, 0x00, 0x00, 0x82, 0x02, 0x82, 0x01,
-					0x02, 0x82, 0x01, 0x00, 0x82, 0x01, 0x00, 0x82,
-					0x00, 0x07, 0x19, 0x03, 0xe8};
+static const uint8_t plain_primary[] = {0x88, 0x07, 0x00, 0x00, 0x82, 0x02, 0x82,
+					0x01, 0x02, 0x82, 0x01, 0x00, 0x82, 0x01,
+					0x00, 0x82, 0x00, 0x07, 0x19, 0x03, 0xe8};
 
 static void start_bundle(struct cbor_writer *w, uint8_t *buf, size_t cap)
 {
@@ -280,13 +282,13 @@ static void test_header_init(void)
 static void test_encode_exact(void)
 {
 	static const char expect[] =
-		"9f"
-		"89 07 04 02 82 02 82 1a 00 bc 61 4e 01 82 01 00 82 01 00"
-		"82 00 1a 12 34 56 78 1a 9a 7e c8 00 44 00 00 00 00" /* CRC patched below */
-		"85 07 02 00 00 45 1a 00 36 ee 80"
-		"85 0a 03 00 00 43 82 10 00"
-		"85 01 01 00 00 45 68 65 6c 6c 6f"
-		"ff";
+	    "9f"
+	    "89 07 04 02 82 02 82 1a 00 bc 61 4e 01 82 01 00 82 01 00"
+	    "82 00 1a 12 34 56 78 1a 9a 7e c8 00 44 00 00 00 00" /* CRC patched below */
+	    "85 07 02 00 00 45 1a 00 36 ee 80"
+	    "85 0a 03 00 00 43 82 10 00"
+	    "85 01 01 00 00 45 68 65 6c 6c 6f"
+	    "ff";
 	uint8_t want[128], got[256];
 	size_t n = unhex(expect, want, sizeof(want));
 	struct bundle_header h;
@@ -413,9 +415,9 @@ static void test_encode_max(void)
 	cbor_writer_init(&w, h->extra, sizeof(h->extra));
 	memset(blob, 7, sizeof(blob));
 	put_block(&w, UINT64_MAX, 1000000,
-		  UINT64_MAX & ~(uint64_t)(BLOCK_F_DELETE_IF_UNPROCESSED | BLOCK_F_DISCARD_IF_UNPROCESSED),
-		  BUNDLE_CRC32C, blob,
-		  BUNDLE_EXTRA_MAX - 1 - 9 - 5 - 9 - 1 - 3 - 5);
+		  UINT64_MAX &
+		      ~(uint64_t)(BLOCK_F_DELETE_IF_UNPROCESSED | BLOCK_F_DISCARD_IF_UNPROCESSED),
+		  BUNDLE_CRC32C, blob, BUNDLE_EXTRA_MAX - 1 - 9 - 5 - 9 - 1 - 3 - 5);
 	CHECK(!w.overflow);
 	CHECK_EQ(w.len, BUNDLE_EXTRA_MAX);
 	h->extra_len = w.len;
@@ -721,7 +723,8 @@ static void test_reject_structure(void)
 	cbor_put_raw(&w, (const uint8_t[]){0x9f, 0x01, 0x01, 0x00, 0x00, 0x41, 0x00, 0xff}, 8);
 	CHECK_REJECT(buf, w.len, -EBADMSG, "indefinite-length block");
 	start_bundle(&w, buf, sizeof(buf));
-	cbor_put_raw(&w, (const uint8_t[]){0x85, 0x01, 0x01, 0x00, 0x00, 0x5f, 0x41, 0x00, 0xff}, 9);
+	cbor_put_raw(&w, (const uint8_t[]){0x85, 0x01, 0x01, 0x00, 0x00, 0x5f, 0x41, 0x00, 0xff},
+		     9);
 	CHECK_REJECT(buf, w.len, -EBADMSG, "not a definite-length byte string");
 	start_bundle(&w, buf, sizeof(buf));
 	cbor_put_raw(&w, (const uint8_t[]){0x85, 0x01, 0x01, 0x00, 0x00, 0x61, 0x41, 0xff}, 8);
@@ -736,8 +739,8 @@ static void test_reject_structure(void)
 	cbor_put_raw(&w, (const uint8_t[]){0x85, 0x01, 0x01, 0x00, 0x02, 0x41, 0x00, 0xff}, 8);
 	CHECK_REJECT(buf, w.len, -EBADMSG, "do not match CRC type");
 	start_bundle(&w, buf, sizeof(buf));
-	cbor_put_raw(&w, (const uint8_t[]){0x86, 0x01, 0x01, 0x00, 0x02, 0x41, 0x00, 0x42, 0, 0, 0xff},
-		     11);
+	cbor_put_raw(
+	    &w, (const uint8_t[]){0x86, 0x01, 0x01, 0x00, 0x02, 0x41, 0x00, 0x42, 0, 0, 0xff}, 11);
 	CHECK_REJECT(buf, w.len, -EBADMSG, "CRC is not a 4-byte string");
 	start_bundle(&w, buf, sizeof(buf));
 	cbor_put_raw(&w, (const uint8_t[]){0x85, 0x01, 0x01, 0x00, 0x00, 0x5c}, 6);
@@ -838,7 +841,8 @@ static void test_reject_primary(void)
 	CHECK_REJECT(buf, n, -EBADMSG, "creation timestamp");
 	n = with_primary(buf, sizeof(buf), "88 07 00 00 820100 820100 820100 820000 20");
 	CHECK_REJECT(buf, n, -EBADMSG, "lifetime is not an unsigned integer");
-	n = with_primary(buf, sizeof(buf), "88 07 00 00 820100 820100 820100 820000 c2 49 010000000000000000");
+	n = with_primary(buf, sizeof(buf),
+			 "88 07 00 00 820100 820100 820100 820000 c2 49 010000000000000000");
 	CHECK_REJECT(buf, n, -EBADMSG, "bignums");
 	n = with_primary(buf, sizeof(buf), "88 07 00 00 820100 820100 820100 820000 00");
 	CHECK_REJECT(buf, n, 0, ""); /* lifetime 0: accepted, the node decides */
@@ -848,7 +852,8 @@ static void test_reject_primary(void)
 	/* Indefinite-length items, depth, size. */
 	n = with_primary(buf, sizeof(buf), "88 07 00 00 9f0100ff 820100 820100 820000 01");
 	CHECK_REJECT(buf, n, -EBADMSG, "indefinite-length item inside the primary block");
-	n = with_primary(buf, sizeof(buf), "88 07 00 00 8202 82 8181818100 01 820100 820100 820000 01");
+	n = with_primary(buf, sizeof(buf),
+			 "88 07 00 00 8202 82 8181818100 01 820100 820100 820000 01");
 	CHECK_REJECT(buf, n, -EBADMSG, "nested too deep");
 	n = with_primary(buf, sizeof(buf), "88 07 00 00 820100 820100 820100 820000 01 00");
 	CHECK_REJECT(buf, n, -EBADMSG, "block is not an array"); /* a 9th item, after the block */
@@ -863,8 +868,9 @@ static void test_reject_primary(void)
 	free(large);
 
 	/* Non-shortest forms are accepted. */
-	n = with_primary(buf, sizeof(buf),
-			 "98 08 1807 1900 00 00 820100 820100 820100 82 1b0000000000000000 00 1a00000001");
+	n = with_primary(
+	    buf, sizeof(buf),
+	    "98 08 1807 1900 00 00 820100 820100 820100 82 1b0000000000000000 00 1a00000001");
 	CHECK_REJECT(buf, n, 0, "");
 }
 
@@ -1066,13 +1072,15 @@ static void test_limits(void)
 
 	/* A known block claiming a huge size; an unknown one claiming 2^64 - 1 bytes. */
 	start_bundle(&w, buf, 16384);
-	cbor_put_raw(&w, (const uint8_t[]){0x85, 0x07, 0x02, 0x00, 0x00, 0x5b, 0xff, 0xff, 0xff, 0xff,
-					   0xff, 0xff, 0xff, 0xff},
+	cbor_put_raw(&w,
+		     (const uint8_t[]){0x85, 0x07, 0x02, 0x00, 0x00, 0x5b, 0xff, 0xff, 0xff, 0xff,
+				       0xff, 0xff, 0xff, 0xff},
 		     14);
 	CHECK_REJECT(buf, w.len, -EBADMSG, "bundle age block of 18446744073709551615 bytes");
 	start_bundle(&w, buf, 16384);
-	cbor_put_raw(&w, (const uint8_t[]){0x85, 0x18, 0xc8, 0x02, 0x00, 0x00, 0x5b, 0xff, 0xff, 0xff,
-					   0xff, 0xff, 0xff, 0xff, 0xff},
+	cbor_put_raw(&w,
+		     (const uint8_t[]){0x85, 0x18, 0xc8, 0x02, 0x00, 0x00, 0x5b, 0xff, 0xff, 0xff,
+				       0xff, 0xff, 0xff, 0xff, 0xff},
 		     15);
 	CHECK_REJECT(buf, w.len, -EFBIG, "over 4096 bytes");
 
@@ -1089,9 +1097,10 @@ static void test_limits(void)
 
 	/* A hostile 4 GiB payload length: accepted up to the header, nothing allocated. */
 	start_bundle(&w, buf, 16384);
-	cbor_put_raw(&w, (const uint8_t[]){0x85, 0x01, 0x01, 0x00, 0x00, 0x5b, 0, 0, 0, 1, 0, 0, 0, 0,
-					   'a', 'b'},
-		     16);
+	cbor_put_raw(
+	    &w,
+	    (const uint8_t[]){0x85, 0x01, 0x01, 0x00, 0x00, 0x5b, 0, 0, 0, 1, 0, 0, 0, 0, 'a', 'b'},
+	    16);
 	o = parse(buf, w.len);
 	CHECK_EQ(o->ret, -EBADMSG);
 	CHECK(o->got_header && o->h.payload_len == 4294967296ull);
@@ -1346,10 +1355,10 @@ static void test_rfc9173(void)
 		int n;
 		uint64_t type[2], num[2], flags[2];
 	} sec[] = {
-		{1, {11}, {2}, {0}},
-		{1, {12}, {2}, {1}},
-		{2, {11, 12}, {3, 4}, {0, 1}},
-		{2, {11, 12}, {3, 2}, {0, 1}},
+	    {1, {11}, {2}, {0}},
+	    {1, {12}, {2}, {1}},
+	    {2, {11, 12}, {3, 4}, {0, 1}},
+	    {2, {11, 12}, {3, 2}, {0, 1}},
 	};
 
 	for (size_t i = 0; i < 4; i++) {
@@ -1430,7 +1439,8 @@ static void test_other_samples(void)
 	/* bpv7_elixir's test bundle: dtn EIDs, CRC-32C on every block. */
 	o = parse_vector("bpv7-elixir-hello.bundle", &bytes, &len);
 	CHECK_EQ(o->ret, 0);
-	CHECK(o->h.dest.scheme == BUNDLE_SCHEME_DTN && strcmp(o->h.dest.dtn, "//c.dtn/bundlesink") == 0);
+	CHECK(o->h.dest.scheme == BUNDLE_SCHEME_DTN &&
+	      strcmp(o->h.dest.dtn, "//c.dtn/bundlesink") == 0);
 	CHECK(o->h.source.scheme == BUNDLE_SCHEME_DTN && strcmp(o->h.source.dtn, "//a.dtn") == 0);
 	CHECK(o->h.report_to.scheme == BUNDLE_SCHEME_DTN && o->h.report_to.none);
 	CHECK_EQ(o->h.crc_type, BUNDLE_CRC32C);
