@@ -136,10 +136,7 @@ int cmd_init(int argc, char **argv)
 	ret = EXIT_OK;
 out:
 	explicit_bzero(pass, sizeof(pass));
-	if (file) {
-		explicit_bzero(file, file_len);
-		free(file);
-	}
+	keyfile_buf_free(file, file_len);
 	identity_free(id);
 	return ret;
 }
