@@ -16,6 +16,16 @@ static void header_for(const struct node *n, const struct store_contact *rcpt,
 	h->lifetime_ms = req->lifetime_ms;
 	h->priority = (uint8_t)req->priority;
 	h->payload_len = payload_len;
+	/*
+	 * Other BPv7 nodes tell bundles apart by (source, creation timestamp). With
+	 * source dtn:none and often time 0, only a random sequence number keeps them
+	 * from taking our bundles for copies of each other. A counter would link an
+	 * anonymous sender's bundles, so it is random, below 2^32: 5 bytes, which
+	 * the SBD budget in docs/bundle.md counts.
+	 */
+	uint32_t seq;
+	tern_random(&seq, sizeof(seq));
+	h->seq = seq;
 	if (n->clock_trusted && n->now.unix_ms > BUNDLE_DTN_EPOCH_UNIX_MS) {
 		h->created_ms = n->now.unix_ms - BUNDLE_DTN_EPOCH_UNIX_MS;
 		h->has_age = false;

@@ -38,7 +38,7 @@ for clock in ("untrusted", "trusted"):
         check(prim[0] == 7 and prim[2] == 2 and len(prim) == 9, "version 7, CRC-32C, no fragment")
         check(prim[4] == [1, 0] and prim[5] == [1, 0], "source and report-to are dtn:none")
         check(prim[3][0] == 2 and prim[3][1][1] == 1, "destination ipn:N.1")
-        check(prim[1] & 0x04 and not prim[1] & 0x7C0000 and not prim[1] & 0x4000,
+        check(prim[1] & 0x04 and not prim[1] & 0x074000,
               "must-not-fragment, no status reports")
         types = [blk[0] for blk in blocks[1:]]
         check(types[-1] == 1 and blocks[-1][1] == 1, "payload block last, number 1")
