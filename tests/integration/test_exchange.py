@@ -71,6 +71,8 @@ alice.run(["bundle", "export", stick2], check_rc=0)
 files = [os.path.join(stick2, f) for f in os.listdir(stick2) if os.path.getsize(os.path.join(stick2, f)) < 1000]
 with open(files[0], "rb") as f:
     good = f.read()
+import cbor2
+payload_len = len(cbor2.loads(good)[-1][4])
 bad_dir = s.sub("bad")
 bad = {}
 payload_flips = []
@@ -78,7 +80,7 @@ for i in range(0, len(good), 3):
     b = bytearray(good)
     b[i] ^= 0x20
     bad[f"flip{i:04d}.bundle"] = bytes(b)
-    if i >= len(good) - 1 - 274:
+    if i >= len(good) - 1 - payload_len:
         payload_flips.append(f"flip{i:04d}.bundle")
 bad["truncated.bundle"] = good[: len(good) // 2]
 bad["empty.bundle"] = b""
