@@ -19,6 +19,7 @@
 #define PERSONAL_MAC_KEY     "tern.env.mack.v1"
 #define PERSONAL_STREAM_KEY  "tern.env.strm.v1"
 #define PERSONAL_HEADER_HASH "tern.env.hdrh.v1"
+#define PERSONAL_SIG_HASH    "tern.env.sigh.v1"
 #define PERSONAL_COMPACT_KEY "tern.cmp.key.v1"
 #define PERSONAL_COMPACT_ID  "tern.cmp.msgid1"
 #define PERSONAL_KEYFILE_SUM "tern.keyfile.v1"
@@ -143,6 +144,12 @@ ssize_t base32_decode(const char *in, size_t len, uint8_t *out, size_t cap, size
 #define ENV_IH_MAX	       ENV_IH_LEN(ENVELOPE_NAME_MAX, ENVELOPE_MAX_RECIPIENTS)
 #define ENV_IH_VERSION	       1
 #define ENV_SIG_LEN	       crypto_sign_ed25519_BYTES
+/*
+ * The full form signs DOMAIN_ENV_SIG || BLAKE2b-512(transcript). 64 bytes, as the SHA-512 of
+ * Ed25519ph had: a collision costs 2^256, so the hash is never the weak link beside Ed25519.
+ */
+#define ENV_SIG_HASH_LEN crypto_generichash_blake2b_BYTES_MAX
+#define ENV_SIG_MSG_LEN	 (sizeof(DOMAIN_ENV_SIG) + ENV_SIG_HASH_LEN)
 /* Largest plaintext the full form takes; keeps every size computation far from overflow. */
 #define ENV_SIZE_MAX (UINT64_C(1) << 48)
 

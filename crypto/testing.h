@@ -23,15 +23,28 @@ void tern_crypto_test_set_rng(tern_test_rng_fn fn, void *ctx);
  */
 void keyfile_test_set_pwhash_limits(uint64_t opslimit, size_t memlimit);
 
+/* The signature hashing a baseline adds to every byte, on the sealer's and the opener's side. */
+enum crypto_bench_hash {
+	CRYPTO_BENCH_NO_HASH = 0,
+	/* Ed25519ph (crypto_sign_init/update/final_create): the full form's former signature. */
+	CRYPTO_BENCH_SHA512 = 1,
+	/* BLAKE2b-512 and Ed25519 over the digest: what the full form signs with now. */
+	CRYPTO_BENCH_BLAKE2B512 = 2,
+};
+
 /*
- * Benchmark baselines over total bytes taken from buf repeatedly, in chunks of
- * chunk bytes (chunk <= 65536, buflen a multiple of chunk). The first pushes every
- * chunk through crypto_secretstream_xchacha20poly1305_push and pulls it back; the
- * second also feeds the plaintext to two Ed25519ph (SHA-512) states, as a sealer
- * and an opener must. 0, or -EBADMSG if a pull fails, or -ENOMEM.
+ * Benchmark baseline over total bytes taken from buf repeatedly, in chunks of chunk
+ * bytes (chunk <= 65536, buflen a multiple of chunk): pushes every chunk through
+ * crypto_secretstream_xchacha20poly1305_push and pulls it back, and feeds the plaintext
+ * to two states of hash (one for the sealer, one for the opener), then signs with one
+ * and verifies with the other. 0, or -EBADMSG if a pull or the verification fails, or
+ * -ENOMEM.
  */
 int crypto_bench_secretstream(const uint8_t *buf, size_t buflen, uint64_t total, size_t chunk,
-			      int with_prehash);
+			      enum crypto_bench_hash hash);
+/* Hashes total bytes of buf (as above) once with hash, no signature. 0 or -EINVAL. */
+int crypto_bench_hash(const uint8_t *buf, size_t buflen, uint64_t total, size_t chunk,
+		      enum crypto_bench_hash hash);
 
 struct identity;
 /*

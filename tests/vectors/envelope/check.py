@@ -95,12 +95,9 @@ def seal_full(v, sender, rcpts):
         out.extend(struct.pack(">I", len(c)) + c)
 
     chunk(ih, TAG_MESSAGE, H)
-    sig = b.crypto_sign_ed25519ph_state()
-    b.crypto_sign_ed25519ph_update(sig, b"tern envelope signature v1\0" + H +
-                                   struct.pack(">I", len(ih)) + ih + pt)
     for off in range(0, len(pt), CHUNK):
         chunk(pt[off:off + CHUNK], TAG_MESSAGE)
-    chunk(b.crypto_sign_ed25519ph_final_create(sig, sender["sign_sk"]), TAG_FINAL)
+    chunk(b.crypto_sign(signed_full(H, ih, pt), sender["sign_sk"])[:64], TAG_FINAL)
     return bytes(out)
 
 
@@ -141,11 +138,18 @@ def open_full(env, me):
     assert [t for _, t in chunks] == [TAG_MESSAGE] * (len(chunks) - 1) + [TAG_FINAL]
     pt = b"".join(m for m, _ in chunks[1:-1])
     assert len(pt) == size
-    s = b.crypto_sign_ed25519ph_state()
-    b.crypto_sign_ed25519ph_update(s, b"tern envelope signature v1\0" + H +
-                                   struct.pack(">I", len(ih)) + ih + pt)
-    assert b.crypto_sign_ed25519ph_final_verify(s, chunks[-1][0], ih[1:33]), "signature"
+    sig = chunks[-1][0]
+    assert len(sig) == 64
+    b.crypto_sign_open(sig + signed_full(H, ih, pt), ih[1:33])  # raises if it does not verify
     return pt, ih[33:49]
+
+
+def signed_full(H, ih, pt):
+    # BLAKE2b-512 of the transcript, and Ed25519 over the domain string and that digest.
+    domain = b"tern envelope signature v1\0"
+    digest = blake(64, domain + H + struct.pack(">I", len(ih)) + ih + pt,
+                   personal=b"tern.env.sigh.v1")
+    return domain + digest
 
 
 def signed_compact(eph_pk, r, kind, text):
