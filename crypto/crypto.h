@@ -120,6 +120,8 @@ int keyfile_decode(const uint8_t *buf, size_t len, const char *passphrase, struc
 enum envelope_kind {
 	ENVELOPE_TEXT = 1,
 	ENVELOPE_FILE = 2,
+	/* An end-to-end delivery receipt: message ids, for the node, not a person (full form). */
+	ENVELOPE_RECEIPT = 3,
 };
 
 #define ENVELOPE_MSG_ID_LEN	16
