@@ -120,8 +120,11 @@ int keyfile_decode(const uint8_t *buf, size_t len, const char *passphrase, struc
 enum envelope_kind {
 	ENVELOPE_TEXT = 1,
 	ENVELOPE_FILE = 2,
-	/* An end-to-end delivery receipt: message ids, for the node, not a person (full form). */
-	ENVELOPE_RECEIPT = 3,
+	/*
+	 * A record for the node, not for a person (full form only): a delivery receipt, a
+	 * stick manifest or custody receipt. Its body says which; it never reaches the inbox.
+	 */
+	ENVELOPE_CONTROL = 3,
 };
 
 #define ENVELOPE_MSG_ID_LEN	16

@@ -11,7 +11,7 @@ static const uint8_t zero_nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
 
 bool envelope_name_ok(enum envelope_kind kind, const char *name, size_t len)
 {
-	if (kind == ENVELOPE_TEXT || kind == ENVELOPE_RECEIPT)
+	if (kind == ENVELOPE_TEXT || kind == ENVELOPE_CONTROL)
 		return len == 0;
 	if (kind != ENVELOPE_FILE || len == 0 || len > ENVELOPE_NAME_MAX)
 		return false;
@@ -489,7 +489,7 @@ static int parse_inner(struct envelope_opener *o, size_t len)
 	m->expires_ms = get_be64(p + 58);
 	m->size = get_be64(p + 66);
 	memcpy(m->name, p + 75, nl);
-	if ((m->kind != ENVELOPE_TEXT && m->kind != ENVELOPE_FILE && m->kind != ENVELOPE_RECEIPT) ||
+	if ((m->kind != ENVELOPE_TEXT && m->kind != ENVELOPE_FILE && m->kind != ENVELOPE_CONTROL) ||
 	    !envelope_name_ok(m->kind, m->name, nl) || m->size > ENV_SIZE_MAX)
 		return -EBADMSG;
 	m->n_recipients = n;
