@@ -49,24 +49,17 @@ static int lookup(struct store *s, const char *name, const uint8_t *key, struct 
 	return ret;
 }
 
-static bool name_ok(const char *name)
-{
-	size_t n = name ? strnlen(name, STORE_NAME_MAX + 1) : 0;
-
-	return n >= 1 && n <= STORE_NAME_MAX;
-}
-
 int store_contact_add(struct store *s, const struct store_contact *c)
 {
 	struct store_contact have;
 	sqlite3_stmt *st;
 	int ret;
 
-	if (!s || !c || !name_ok(c->name)) {
+	if (!s || !c || !store_name_ok(c->name)) {
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = store_tx_begin(s);
+	ret = store_unit_begin(s);
 	if (ret)
 		goto out;
 	ret = lookup(s, c->name, NULL, &have);
@@ -113,10 +106,10 @@ int store_contact_add(struct store *s, const struct store_contact *c)
 	if (ret)
 		goto rollback;
 commit:
-	ret = store_tx_commit(s);
+	ret = store_unit_commit(s);
 	goto out;
 rollback:
-	store_tx_rollback(s);
+	store_unit_rollback(s);
 out:
 	return ret;
 }
@@ -130,7 +123,7 @@ int store_contact_remove(struct store *s, const char *name)
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = store_tx_begin(s);
+	ret = store_unit_begin(s);
 	if (ret)
 		goto out;
 	ret = store_stmt(s, ST_CONTACT_DELETE, &st);
@@ -142,10 +135,10 @@ int store_contact_remove(struct store *s, const char *name)
 		ret = -ENOENT;
 	if (ret)
 		goto rollback;
-	ret = store_tx_commit(s);
+	ret = store_unit_commit(s);
 	goto out;
 rollback:
-	store_tx_rollback(s);
+	store_unit_rollback(s);
 out:
 	return ret;
 }

@@ -180,7 +180,7 @@ int store_inbox_mark_read(struct store *s, int64_t rowid)
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = store_tx_begin(s);
+	ret = store_unit_begin(s);
 	if (ret)
 		goto out;
 	ret = store_stmt(s, ST_INBOX_MARK_READ, &st);
@@ -192,10 +192,10 @@ int store_inbox_mark_read(struct store *s, int64_t rowid)
 		ret = -ENOENT;
 	if (ret)
 		goto rollback;
-	ret = store_tx_commit(s);
+	ret = store_unit_commit(s);
 	goto out;
 rollback:
-	store_tx_rollback(s);
+	store_unit_rollback(s);
 out:
 	return ret;
 }

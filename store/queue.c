@@ -1,7 +1,8 @@
-/* The bundle queue: the chunked payload writer, reads in queue order, expiry and quarantine. */
+/* The bundle queue: the payload writer, reads in queue order, custody, expiry, quarantine. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +17,34 @@
  * as each fills, and SQLite spills dirty pages to the WAL when its 2 MiB cache is
  * full, so a payload of any size costs one chunk buffer of memory. Nothing is
  * visible to other connections before COMMIT, and a crash before it leaves nothing.
+ *
+ * Inside a batch the writer's unit is a savepoint instead (see store.c): the same
+ * holds with "the batch's COMMIT" for "COMMIT".
  */
+struct sent_to {
+	uint8_t msg_id[16];
+	uint64_t to_node;
+};
+
 struct store_writer {
-	struct store *s; /* NULL once store_close() rolled it back */
+	struct store *s; /* NULL once store_close() or store_batch_abort() rolled it back */
 	int64_t rowid;
 	int64_t seq;
 	uint64_t total;
+	uint64_t unix_ms;     /* now at begin: the sent rows' creation time */
+	struct sent_to *sent; /* recorded at commit, when the bundle id is known */
+	size_t nsent, capsent;
 	size_t fill;
-	int err; /* the first error: the transaction can only be rolled back */
-	uint8_t buf[STORE_CHUNK_SIZE];
+	int err;		       /* the first error: the unit can only be rolled back */
+	uint8_t buf[STORE_CHUNK_SIZE]; /* last: begin does not clear it */
 };
+
+static void writer_free(struct store_writer *w)
+{
+	if (w)
+		free(w->sent);
+	free(w);
+}
 
 int store_writer_begin(struct store *s, const struct store_clock *now, struct store_writer **out)
 {
@@ -43,13 +62,15 @@ int store_writer_begin(struct store *s, const struct store_clock *now, struct st
 		ret = -EBUSY;
 		goto out;
 	}
-	w = calloc(1, sizeof(*w));
+	/* Not calloc: zeroing 64 KiB per bundle would show in a batch of 10,000 short ones. */
+	w = malloc(sizeof(*w));
 	if (!w) {
 		ret = -ENOMEM;
 		goto out;
 	}
+	memset(w, 0, offsetof(struct store_writer, buf));
 	store_clock_observe(s, now);
-	ret = store_tx_begin(s);
+	ret = store_unit_begin(s);
 	if (ret)
 		goto out;
 	ret = store_stmt(s, ST_BUNDLE_RESERVE, &st);
@@ -61,16 +82,17 @@ int store_writer_begin(struct store *s, const struct store_clock *now, struct st
 		ret = store_step_done(s, ST_BUNDLE_RESERVE, st);
 	}
 	if (ret) {
-		store_tx_rollback(s);
+		store_unit_rollback(s);
 		goto out;
 	}
 	w->s = s;
 	w->rowid = sqlite3_last_insert_rowid(s->db);
+	w->unix_ms = now->unix_ms;
 	s->writer = w;
 	*out = w;
 	w = NULL;
 out:
-	free(w);
+	writer_free(w);
 	return ret;
 }
 
@@ -134,6 +156,39 @@ int store_writer_append(struct store_writer *w, const uint8_t *buf, size_t len)
 		w->total += n;
 	}
 out:
+	if (ret && w && w->s)
+		w->err = ret;
+	return ret;
+}
+
+int store_writer_add_sent(struct store_writer *w, const uint8_t msg_id[static 16], uint64_t to_node)
+{
+	int ret = 0;
+
+	if (!w || !w->s) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (w->err) {
+		ret = w->err;
+		goto out;
+	}
+	if (w->nsent == w->capsent) {
+		size_t cap = w->capsent ? 2 * w->capsent : 4;
+		struct sent_to *grown = realloc(w->sent, cap * sizeof(*grown));
+
+		if (!grown) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		w->sent = grown;
+		w->capsent = cap;
+	}
+	memcpy(w->sent[w->nsent].msg_id, msg_id, 16);
+	w->sent[w->nsent].to_node = to_node;
+	w->nsent++;
+out:
+	/* Sticks, as an append error does: a commit must not drop the record silently. */
 	if (ret && w && w->s)
 		w->err = ret;
 	return ret;
@@ -205,18 +260,22 @@ int store_writer_commit(struct store_writer *w, const struct store_bundle *b, co
 	ret = bundle_finish(w, b, head, headlen);
 	if (ret == 0 && inbox)
 		ret = store_inbox_insert(s, w->rowid, b->id, inbox);
+	for (size_t i = 0; ret == 0 && i < w->nsent; i++)
+		ret =
+		    store_sent_insert(s, w->sent[i].msg_id, w->sent[i].to_node, b->id, w->unix_ms);
 	if (ret == 0)
-		ret = store_clock_save(s);
+		ret = store_unit_checkpoint(s);
 	if (ret)
 		goto rollback;
-	ret = store_tx_commit(s);
+	/* The writer is done whatever the commit says: the unit is ended either way. */
+	s->writer = NULL;
+	ret = store_unit_commit(s);
 	goto free;
 rollback:
-	store_tx_rollback(s);
+	s->writer = NULL;
+	store_unit_rollback(s);
 free:
-	if (s)
-		s->writer = NULL;
-	free(w);
+	writer_free(w);
 	return ret;
 }
 
@@ -225,15 +284,15 @@ void store_writer_abort(struct store_writer *w)
 	if (!w)
 		return;
 	if (w->s) {
-		store_tx_rollback(w->s);
 		w->s->writer = NULL;
+		store_unit_rollback(w->s);
 	}
-	free(w);
+	writer_free(w);
 }
 
+/* Detaches a writer whose unit the store rolled back (store_close, store_batch_abort). */
 void store_writer_orphan(struct store_writer *w)
 {
-	store_tx_rollback(w->s);
 	w->s = NULL;
 }
 
@@ -260,6 +319,8 @@ static void row_bundle(struct store *s, sqlite3_stmt *st, const struct store_clo
 	b->age_now_ms =
 	    store_age_now(s, now, b->age_ms, sqlite3_column_blob(st, 12),
 			  sqlite3_column_bytes(st, 12), store_u64(sqlite3_column_int64(st, 13)));
+	b->export_count = store_u64(sqlite3_column_int64(st, 14));
+	b->last_export_unix_ms = store_u64(sqlite3_column_int64(st, 15));
 }
 
 static bool row_head_ok(sqlite3_stmt *st)
@@ -282,7 +343,7 @@ static int quarantine(struct store *s, int64_t rowid, const uint8_t id[32], cons
 	int ret;
 
 	store_hex(hex, id, 32);
-	ret = store_tx_begin(s);
+	ret = store_unit_begin(s);
 	if (ret)
 		goto out;
 	ret = store_stmt(s, ST_BUNDLE_SET_STATE, &st);
@@ -292,10 +353,10 @@ static int quarantine(struct store *s, int64_t rowid, const uint8_t id[32], cons
 		ret = store_step_done(s, ST_BUNDLE_SET_STATE, st);
 	}
 	if (ret) {
-		store_tx_rollback(s);
+		store_unit_rollback(s);
 		goto out;
 	}
-	ret = store_tx_commit(s);
+	ret = store_unit_commit(s);
 out:
 	if (ret == 0) {
 		store_seterr(s, "bundle %s: %s; quarantined", hex, what);
@@ -421,7 +482,9 @@ int store_bundle_foreach(struct store *s, enum store_state state, const struct s
 	bool bad = false;
 	int ret = 0;
 
-	if (!s || !fn || !head) {
+	/* State 0 is a writer's placeholder: no id, never to be handed out. */
+	if (!s || !fn || !head ||
+	    (state != STORE_QUEUED && state != STORE_DELIVERED && state != STORE_QUARANTINED)) {
 		ret = head ? -EINVAL : -ENOMEM;
 		goto out;
 	}
@@ -582,7 +645,7 @@ out:
 	return ret;
 }
 
-/* ---- deletion and expiry --------------------------------------------------------- */
+/* ---- deletion ---------------------------------------------------------------------- */
 
 int store_bundle_delete(struct store *s, const uint8_t id[static 32])
 {
@@ -593,7 +656,7 @@ int store_bundle_delete(struct store *s, const uint8_t id[static 32])
 		ret = -EINVAL;
 		goto out;
 	}
-	ret = store_tx_begin(s);
+	ret = store_unit_begin(s);
 	if (ret)
 		goto out;
 	ret = store_stmt(s, ST_BUNDLE_DELETE, &st);
@@ -605,13 +668,94 @@ int store_bundle_delete(struct store *s, const uint8_t id[static 32])
 		ret = -ENOENT;
 	if (ret)
 		goto rollback;
-	ret = store_tx_commit(s);
+	ret = store_unit_commit(s);
 	goto out;
 rollback:
-	store_tx_rollback(s);
+	store_unit_rollback(s);
 out:
 	return ret;
 }
+
+/* ---- custody ----------------------------------------------------------------------- */
+
+int store_bundle_mark_exported(struct store *s, const uint8_t id[static 32], uint64_t unix_ms)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if (!s) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = store_unit_begin(s);
+	if (ret)
+		goto out;
+	ret = store_stmt(s, ST_BUNDLE_EXPORTED, &st);
+	if (ret)
+		goto rollback;
+	sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, store_i64(unix_ms));
+	ret = store_step_done(s, ST_BUNDLE_EXPORTED, st);
+	if (ret == 0 && sqlite3_changes(s->db) == 0)
+		ret = -ENOENT;
+	if (ret)
+		goto rollback;
+	ret = store_unit_commit(s);
+	goto out;
+rollback:
+	store_unit_rollback(s);
+out:
+	return ret;
+}
+
+/*
+ * The next hop holds the bundle now: our copy goes (chunks by cascade), and the
+ * sender's record says so. The sent rows move even when the bundle is no longer
+ * here (expired meanwhile): the receipt still says the next hop has it.
+ */
+int store_bundle_release(struct store *s, const uint8_t id[static 32], uint64_t *released)
+{
+	sqlite3_stmt *st;
+	uint64_t n = 0;
+	int ret;
+
+	if (!s) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = store_unit_begin(s);
+	if (ret)
+		goto out;
+	ret = store_stmt(s, ST_BUNDLE_RELEASE, &st);
+	if (ret)
+		goto rollback;
+	sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, STORE_QUEUED);
+	ret = store_step_done(s, ST_BUNDLE_RELEASE, st);
+	if (ret)
+		goto rollback;
+	n = (uint64_t)sqlite3_changes(s->db);
+	ret = store_stmt(s, ST_SENT_HANDED_OVER, &st);
+	if (ret)
+		goto rollback;
+	sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, STORE_SENT_HANDED_OVER);
+	sqlite3_bind_int64(st, 3, store_i64(s->unix_ms));
+	sqlite3_bind_int(st, 4, STORE_SENT_QUEUED);
+	ret = store_step_done(s, ST_SENT_HANDED_OVER, st);
+	if (ret)
+		goto rollback;
+	ret = store_unit_commit(s);
+	goto out;
+rollback:
+	store_unit_rollback(s);
+out:
+	if (released)
+		*released = ret == 0 ? n : 0;
+	return ret;
+}
+
+/* ---- expiry ------------------------------------------------------------------------ */
 
 int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t *count)
 {
@@ -624,7 +768,7 @@ int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t
 		goto out;
 	}
 	store_clock_observe(s, now);
-	ret = store_tx_begin(s);
+	ret = store_unit_begin(s);
 	if (ret)
 		goto out;
 	ret = store_stmt(s, ST_BUNDLE_PURGE, &st);
@@ -642,13 +786,13 @@ int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t
 		goto rollback;
 	/* Counts the bundles only: chunks go by ON DELETE CASCADE, which changes() omits. */
 	n = (uint64_t)sqlite3_changes(s->db); /* not changes64: that needs 3.37 */
-	ret = store_clock_save(s);
+	ret = store_unit_checkpoint(s);
 	if (ret)
 		goto rollback;
-	ret = store_tx_commit(s);
+	ret = store_unit_commit(s);
 	goto out;
 rollback:
-	store_tx_rollback(s);
+	store_unit_rollback(s);
 	n = 0;
 out:
 	if (count)

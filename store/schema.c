@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "store/store_impl.h"
+#include "store/store_testing.h"
 
 /*
  * Migration n takes the schema from user_version n-1 to n. Each is applied in its
@@ -91,10 +92,67 @@ static const char *const migrations[] = {
 	"  read INTEGER NOT NULL DEFAULT 0"
 	");"
 	"CREATE INDEX inbox_bundle ON inbox (bundle);",
+
+	/* 2: peers and routes, the sender's record of its messages, custody counts. */
+	/*
+	 * A peer is a node we exchange bundles with directly; a contact is an
+	 * end-to-end correspondent. The same identity may be both, so a table each.
+	 * node is UNIQUE: routes name the next hop by node number.
+	 */
+	"CREATE TABLE peers ("
+	"  name TEXT NOT NULL UNIQUE"
+	"    CHECK (length(CAST(name AS BLOB)) BETWEEN 1 AND 64),"
+	"  sign_pk BLOB NOT NULL UNIQUE CHECK (length(sign_pk) = 32),"
+	"  box_pk BLOB NOT NULL CHECK (length(box_pk) = 32),"
+	"  epoch INTEGER NOT NULL,"
+	"  cert BLOB NOT NULL CHECK (length(cert) = 64),"
+	"  node INTEGER NOT NULL UNIQUE,"
+	"  links INTEGER NOT NULL,"
+	"  addr TEXT NOT NULL CHECK (length(CAST(addr AS BLOB)) < 256),"
+	"  added INTEGER NOT NULL"
+	");"
+
+	/*
+	 * dest 0 is the default route. via is a node number, not a reference to
+	 * peers: removing a peer leaves its routes, for the operator to see.
+	 */
+	"CREATE TABLE routes ("
+	"  dest INTEGER PRIMARY KEY,"
+	"  via INTEGER NOT NULL"
+	");"
+
+	/*
+	 * One row per message and recipient node, written with the bundle that
+	 * carries it. seq is the order of creation here ("newest first" needs no
+	 * clock); the key is (msg_id, to_node). Rows outlive their bundle: they are
+	 * the sender's record of what became of a message.
+	 */
+	"CREATE TABLE sent ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  msg_id BLOB NOT NULL CHECK (length(msg_id) = 16),"
+	"  to_node INTEGER NOT NULL,"
+	"  bundle_id BLOB NOT NULL CHECK (length(bundle_id) = 32),"
+	"  state INTEGER NOT NULL CHECK (state BETWEEN 1 AND 3),"
+	"  created_unix_ms INTEGER NOT NULL,"
+	"  changed_unix_ms INTEGER NOT NULL,"
+	"  UNIQUE (msg_id, to_node)"
+	");"
+	"CREATE INDEX sent_bundle ON sent (bundle_id);"
+
+	"ALTER TABLE bundles ADD COLUMN export_count INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE bundles ADD COLUMN last_export_unix_ms INTEGER NOT NULL DEFAULT 0;",
 };
 /* clang-format on */
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* Tests only (store_testing.h): stop at this version, to make a store as an older tern did. */
+static int schema_cap;
+
+void store_testing_schema_cap(int version)
+{
+	schema_cap = version > 0 && version < NMIGRATIONS ? version : 0;
+}
 
 int store_schema_latest(void)
 {
@@ -176,6 +234,7 @@ out:
  */
 int store_migrate(struct store *s, const char **why)
 {
+	int target = schema_cap ? schema_cap : NMIGRATIONS;
 	int version, ret;
 
 	for (;;) {
@@ -183,23 +242,23 @@ int store_migrate(struct store *s, const char **why)
 		if (ret)
 			goto err;
 		ret = check_owner(s, version, why);
-		if (ret || version == NMIGRATIONS)
+		if (ret || version >= target)
 			goto out;
-		ret = store_tx_begin(s);
+		ret = store_unit_begin(s);
 		if (ret)
 			goto err;
 		ret = read_int(s, "PRAGMA user_version", &version);
 		if (ret == 0)
 			ret = check_owner(s, version, why);
-		if (ret == 0 && version < NMIGRATIONS)
+		if (ret == 0 && version < target)
 			ret = apply(s, version);
 		if (ret) {
-			store_tx_rollback(s);
+			store_unit_rollback(s);
 			if (*why)
 				goto out;
 			goto err;
 		}
-		ret = store_tx_commit(s);
+		ret = store_unit_commit(s);
 		if (ret)
 			goto err;
 	}

@@ -20,9 +20,12 @@
 
 #define BUNDLE_COLS                                                                                \
 	"rowid, id, state, dest_node, priority, lifetime_ms, age_ms, payload_len, "                \
-	"received_unix_ms, local, head, head_crc, boot_id, boot_ms"
+	"received_unix_ms, local, head, head_crc, boot_id, boot_ms, export_count, "                \
+	"last_export_unix_ms"
 #define CONTACT_COLS "name, sign_pk, box_pk, epoch, cert, node, added"
 #define INBOX_COLS   "rowid, msg_id, bundle_id, sender_pk, kind, name, size, created, received, read"
+#define PEER_COLS    "name, sign_pk, box_pk, epoch, cert, node, added, links, addr"
+#define SENT_COLS    "seq, msg_id, to_node, bundle_id, state, created_unix_ms, changed_unix_ms"
 
 /*
  * Every statement, by id. Values are always bound, never spliced into the text.
@@ -37,11 +40,18 @@
  * The residence expression of purge mirrors store_age_now(): the time since boot_ms
  * when the row's boot is "now"'s boot, else up to the checkpoint when it is the
  * checkpoint's boot, else nothing.
+ *
+ * Route destinations are walked in unsigned order: non-negative as stored first,
+ * then the node numbers above 2^63 (stored bit for bit, so negative); ?1 and ?2
+ * bound the half being walked.
  */
 /* clang-format off */
 static const char *const stmt_sql[ST__COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
+	[ST_SAVEPOINT] = "SAVEPOINT tern_unit",
+	[ST_RELEASE] = "RELEASE tern_unit",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO tern_unit",
 	[ST_USER_VERSION] = "PRAGMA user_version",
 	[ST_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
 	[ST_SETTING_SET] = "INSERT INTO settings (key, value) VALUES (?1, ?2) "
@@ -87,6 +97,38 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_INBOX_HAS] = "SELECT 1 FROM inbox WHERE msg_id = ?1",
 	[ST_INBOX_MARK_READ] = "UPDATE inbox SET read = 1 WHERE rowid = ?1",
 	[ST_INBOX_BUNDLE] = "SELECT bundle FROM inbox WHERE rowid = ?1",
+	[ST_PEER_BY_NAME] = "SELECT " PEER_COLS " FROM peers WHERE name = ?1",
+	[ST_PEER_BY_KEY] = "SELECT " PEER_COLS " FROM peers WHERE sign_pk = ?1",
+	[ST_PEER_BY_NODE] = "SELECT " PEER_COLS " FROM peers WHERE node = ?1",
+	[ST_PEER_INSERT] = "INSERT INTO peers (" PEER_COLS ") "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	/* The right-hand sides all see the old row: the epoch test holds for all three. */
+	[ST_PEER_UPDATE] = "UPDATE peers SET links = ?2, addr = ?3, "
+			   "box_pk = CASE WHEN epoch < ?4 THEN ?5 ELSE box_pk END, "
+			   "cert = CASE WHEN epoch < ?4 THEN ?6 ELSE cert END, "
+			   "epoch = max(epoch, ?4) WHERE name = ?1",
+	[ST_PEER_DELETE] = "DELETE FROM peers WHERE name = ?1",
+	[ST_PEER_NEXT] = "SELECT " PEER_COLS " FROM peers WHERE name > ?1 ORDER BY name LIMIT 1",
+	[ST_ROUTE_SET] = "INSERT INTO routes (dest, via) VALUES (?1, ?2) "
+			 "ON CONFLICT (dest) DO UPDATE SET via = excluded.via",
+	[ST_ROUTE_GET] = "SELECT via FROM routes WHERE dest = ?1",
+	[ST_ROUTE_DELETE] = "DELETE FROM routes WHERE dest = ?1",
+	[ST_ROUTE_NEXT] = "SELECT dest, via FROM routes WHERE dest >= ?1 AND dest <= ?2 "
+			  "ORDER BY dest LIMIT 1",
+	[ST_SENT_INSERT] = "INSERT INTO sent (msg_id, to_node, bundle_id, state, created_unix_ms, "
+			   "changed_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+	[ST_SENT_GET] = "SELECT bundle_id FROM sent WHERE msg_id = ?1 AND to_node = ?2",
+	[ST_SENT_DELIVERED] = "UPDATE sent SET state = ?3, changed_unix_ms = ?4 "
+			      "WHERE msg_id = ?1 AND to_node = ?2 AND state != ?3",
+	/* A bundle carrying the message to several nodes waits for the last of them. */
+	[ST_SENT_DROP_BUNDLE] = "DELETE FROM bundles WHERE id = ?1 AND state = ?2 AND NOT EXISTS "
+				"(SELECT 1 FROM sent WHERE bundle_id = ?1 AND state = ?3)",
+	[ST_SENT_HANDED_OVER] = "UPDATE sent SET state = ?2, changed_unix_ms = ?3 "
+				"WHERE bundle_id = ?1 AND state = ?4",
+	[ST_SENT_NEXT] = "SELECT " SENT_COLS " FROM sent WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
+	[ST_BUNDLE_EXPORTED] = "UPDATE bundles SET export_count = export_count + 1, "
+			       "last_export_unix_ms = ?2 WHERE id = ?1 AND state != 0",
+	[ST_BUNDLE_RELEASE] = "DELETE FROM bundles WHERE id = ?1 AND state = ?2",
 };
 /* clang-format on */
 
@@ -148,6 +190,7 @@ int store_err(struct store *s, int rc)
 	if ((rc & 0xff) == SQLITE_CANTOPEN && sqlite3_system_errno(s->db) > 0)
 		ret = -sqlite3_system_errno(s->db);
 	snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
+	s->last_err = ret;
 	return ret;
 }
 
@@ -232,41 +275,25 @@ int store_step_done(struct store *s, enum store_stmt id, sqlite3_stmt *st)
  * Every write is an explicit BEGIN IMMEDIATE ... COMMIT, even a single statement:
  * an autocommit statement run inside a foreach callback would only commit when the
  * outer read finished, and the caller would take 0 for "durable" too early.
+ *
+ * What one call writes is a write unit, begun and ended by the store_unit_*()
+ * helpers below and nowhere else. Outside a batch a unit is its own transaction.
+ * Inside one (store_batch_begin) it is a savepoint of the batch's transaction:
+ * an error rolls back that unit and no more, and the one COMMIT, the one fsync,
+ * is store_batch_commit's.
  */
-int store_tx_begin_any(struct store *s)
+static int tx_run(struct store *s, enum store_stmt id)
 {
 	sqlite3_stmt *st;
-	int ret = store_stmt(s, ST_BEGIN, &st);
+	int ret = store_stmt(s, id, &st);
 
 	if (ret == 0)
-		ret = store_step_done(s, ST_BEGIN, st);
+		ret = store_step_done(s, id, st);
 	return ret;
 }
 
-int store_tx_begin(struct store *s)
-{
-	if (s->writer) {
-		store_seterr(s, "a bundle writer is open");
-		return -EBUSY;
-	}
-	return store_tx_begin_any(s);
-}
-
-/* 0 only once COMMIT returned, which with synchronous=FULL means the WAL was fsynced. */
-int store_tx_commit(struct store *s)
-{
-	sqlite3_stmt *st;
-	int ret = store_stmt(s, ST_COMMIT, &st);
-
-	if (ret == 0)
-		ret = store_step_done(s, ST_COMMIT, st);
-	if (ret)
-		store_tx_rollback(s);
-	return ret;
-}
-
-/* Rolls back if a transaction is open; keeps the error message of what failed. */
-void store_tx_rollback(struct store *s)
+/* Rolls back the whole transaction if one is open; keeps the error message of what failed. */
+static void tx_rollback(struct store *s)
 {
 	char keep[sizeof(s->errmsg)];
 
@@ -276,6 +303,151 @@ void store_tx_rollback(struct store *s)
 	memcpy(keep, s->errmsg, sizeof(keep));
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	memcpy(s->errmsg, keep, sizeof(keep));
+}
+
+/* 0 only once COMMIT returned, which with synchronous=FULL means the WAL was fsynced. */
+static int tx_commit(struct store *s)
+{
+	int ret = tx_run(s, ST_COMMIT);
+
+	if (ret)
+		tx_rollback(s);
+	return ret;
+}
+
+/*
+ * SQLite may answer an I/O error, a full disk or a failed allocation by rolling
+ * back the whole transaction, the batch's with every unit in it. The batch is then
+ * over: later units and store_batch_commit return the error until the caller ends
+ * it. Never -EEXIST (a caller could take that for "already stored").
+ */
+static bool batch_lost(struct store *s)
+{
+	if (!s->batch_err && sqlite3_get_autocommit(s->db))
+		s->batch_err =
+		    s->last_err == -ENOSPC || s->last_err == -ENOMEM ? s->last_err : -EIO;
+	return s->batch_err != 0;
+}
+
+int store_unit_begin(struct store *s)
+{
+	if (s->writer) {
+		store_seterr(s, "a bundle writer is open");
+		return -EBUSY;
+	}
+	if (!s->batch)
+		return tx_run(s, ST_BEGIN);
+	if (batch_lost(s)) {
+		store_seterr(s, "the batch was rolled back by an earlier error: %s",
+			     strerror(-s->batch_err));
+		return s->batch_err;
+	}
+	return tx_run(s, ST_SAVEPOINT);
+}
+
+/* Outside a batch, 0 only once durable; inside one, the unit joins the batch. */
+int store_unit_commit(struct store *s)
+{
+	int ret;
+
+	if (!s->batch)
+		return tx_commit(s);
+	ret = tx_run(s, ST_RELEASE);
+	if (ret)
+		store_unit_rollback(s);
+	return ret;
+}
+
+/* Undoes the open unit, and only it; keeps the error message of what failed. */
+void store_unit_rollback(struct store *s)
+{
+	char keep[sizeof(s->errmsg)];
+
+	if (!s->batch) {
+		tx_rollback(s);
+		return;
+	}
+	s->saved = false;
+	if (batch_lost(s))
+		return;
+	memcpy(keep, s->errmsg, sizeof(keep));
+	/* ROLLBACK TO leaves the savepoint open; RELEASE ends it. */
+	if (tx_run(s, ST_ROLLBACK_TO) != 0 || tx_run(s, ST_RELEASE) != 0) {
+		/* Rather the whole batch than half a bundle committed with it. */
+		tx_rollback(s);
+		batch_lost(s);
+	}
+	memcpy(s->errmsg, keep, sizeof(keep));
+}
+
+/* A bundle commit or a purge writes the clock checkpoint; a batch writes it once, at commit. */
+int store_unit_checkpoint(struct store *s)
+{
+	return s->batch ? 0 : store_clock_save(s);
+}
+
+int store_batch_begin(struct store *s)
+{
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	if (s->batch || s->writer) {
+		store_seterr(s, s->batch ? "a batch is open" : "a bundle writer is open");
+		return -EBUSY;
+	}
+	ret = tx_run(s, ST_BEGIN);
+	if (ret == 0) {
+		s->batch = true;
+		s->batch_err = 0;
+	}
+	return ret;
+}
+
+int store_batch_commit(struct store *s)
+{
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	if (!s->batch) {
+		store_seterr(s, "no batch is open");
+		return -EINVAL;
+	}
+	if (s->writer) {
+		store_seterr(s, "a bundle writer is open");
+		return -EBUSY;
+	}
+	if (batch_lost(s)) {
+		store_seterr(s, "the batch was rolled back by an earlier error: %s",
+			     strerror(-s->batch_err));
+		ret = s->batch_err;
+		goto out;
+	}
+	ret = store_clock_save(s);
+	if (ret) {
+		tx_rollback(s);
+		goto out;
+	}
+	ret = tx_commit(s);
+out:
+	s->batch = false;
+	s->batch_err = 0;
+	return ret;
+}
+
+void store_batch_abort(struct store *s)
+{
+	if (!s || !s->batch)
+		return;
+	if (s->writer) {
+		/* Its savepoint goes with the batch; the caller still aborts (frees) it. */
+		store_writer_orphan(s->writer);
+		s->writer = NULL;
+	}
+	tx_rollback(s);
+	s->batch = false;
+	s->batch_err = 0;
 }
 
 /* ---- the clock ----------------------------------------------------------------- */
@@ -288,6 +460,8 @@ void store_tx_rollback(struct store *s)
  */
 void store_clock_observe(struct store *s, const struct store_clock *now)
 {
+	if (now)
+		s->unix_ms = now->unix_ms;
 	if (now && memcmp(now->boot_id, s->boot_id, 16) == 0 && now->boot_ms > s->boot_ms)
 		s->boot_ms = now->boot_ms;
 }
@@ -358,7 +532,7 @@ int store_clock_save(struct store *s)
 	if (ret)
 		return ret;
 saved:
-	/* Provisional: store_tx_rollback() forgets it if the transaction does not commit. */
+	/* Provisional: store_unit_rollback() forgets it if the transaction does not commit. */
 	s->saved = true;
 	s->saved_ms = s->boot_ms;
 	return 0;
@@ -379,6 +553,7 @@ int store_clock_rebase(struct store *s, const struct store_clock *now)
 
 	memcpy(s->boot_id, now->boot_id, 16);
 	s->boot_ms = now->boot_ms;
+	s->unix_ms = now->unix_ms;
 	/* Same boot (the daemon already rebased): no write lock needed to find out. */
 	ret = clock_load(s, &have, ck_id, &ck_ms);
 	if (ret)
@@ -390,7 +565,7 @@ int store_clock_rebase(struct store *s, const struct store_clock *now)
 			s->boot_ms = ck_ms;
 		goto out;
 	}
-	ret = store_tx_begin(s);
+	ret = store_unit_begin(s);
 	if (ret)
 		goto out;
 	/* Read again under the write lock: another process may have rebased meanwhile. */
@@ -415,10 +590,10 @@ int store_clock_rebase(struct store *s, const struct store_clock *now)
 	ret = store_clock_save(s);
 	if (ret)
 		goto rollback;
-	ret = store_tx_commit(s);
+	ret = store_unit_commit(s);
 	goto out;
 rollback:
-	store_tx_rollback(s);
+	store_unit_rollback(s);
 out:
 	return ret;
 }
@@ -662,17 +837,20 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	/* Nothing in an open batch was acknowledged: it goes, and so does an open writer. */
+	store_batch_abort(s);
 	if (s->writer) {
 		/* The caller still owns the writer: it is rolled back and left to be freed. */
+		store_unit_rollback(s);
 		store_writer_orphan(s->writer);
 		s->writer = NULL;
 	}
 	/* A CLI that only read need not take the write lock (nor fsync) to close. */
-	if ((!s->saved || s->saved_ms != s->boot_ms) && store_tx_begin_any(s) == 0) {
+	if ((!s->saved || s->saved_ms != s->boot_ms) && tx_run(s, ST_BEGIN) == 0) {
 		if (store_clock_save(s) == 0)
-			store_tx_commit(s);
+			tx_commit(s);
 		else
-			store_tx_rollback(s);
+			tx_rollback(s);
 	}
 	store_free(s);
 }
@@ -751,15 +929,15 @@ int store_setting_set(struct store *s, const char *key, const char *value)
 		ret = -EPERM;
 		goto out;
 	}
-	ret = store_tx_begin(s);
+	ret = store_unit_begin(s);
 	if (ret)
 		goto out;
 	ret = setting_put(s, key, value);
 	if (ret) {
-		store_tx_rollback(s);
+		store_unit_rollback(s);
 		goto out;
 	}
-	ret = store_tx_commit(s);
+	ret = store_unit_commit(s);
 out:
 	return ret;
 }

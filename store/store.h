@@ -1,4 +1,4 @@
-/* Public interface of tern's store: the SQLite queue, payload chunks, inbox, contacts. */
+/* Public interface of tern's store: the SQLite queue, chunks, inbox, contacts, peers, routes. */
 #pragma once
 
 #include <stdbool.h>
@@ -15,6 +15,10 @@
  * error, a full disk) is returned as a negative errno with nothing committed.
  * All functions return 0 or a negative errno unless said otherwise; the text of
  * the last SQLite error is in store_errmsg().
+ *
+ * Inside a batch (store_batch_begin, below) the functions that commit write into
+ * the batch's transaction instead, and their 0 means "in the batch": durable only
+ * once store_batch_commit returned 0.
  */
 
 struct store;
@@ -41,7 +45,10 @@ struct store_clock {
  */
 int store_open(const char *path, const struct store_clock *now, struct store **out,
 	       const char **why);
-/* Records a clock checkpoint and closes; store_close(NULL) is a no-op. */
+/*
+ * Records a clock checkpoint and closes; store_close(NULL) is a no-op. An open batch
+ * is rolled back, as is an open writer (which the caller still aborts to free it).
+ */
 void store_close(struct store *s);
 const char *store_errmsg(const struct store *s);
 /* Current schema version (PRAGMA user_version). */
@@ -51,7 +58,7 @@ int store_schema_version(struct store *s);
 
 /* Copies the value of key into buf (NUL-terminated). -ENOENT if unset, -ENOSPC if too long. */
 int store_setting_get(struct store *s, const char *key, char *buf, size_t len);
-/* Keys starting with "store." are the store's own: -EPERM. */
+/* Keys starting with "store." are the store's own: -EPERM. Joins an open batch. */
 int store_setting_set(struct store *s, const char *key, const char *value);
 
 /* ---- contacts (the address book) -------------------------------------------- */
@@ -72,6 +79,7 @@ struct store_contact {
  * Adds a contact. -EEXIST if the name is taken by another key or the key is
  * already known under another name (nothing changes); 0 if the same name and key
  * are already there (the encryption key is updated if the epoch is newer).
+ * Like every function here that writes, it joins an open batch.
  */
 int store_contact_add(struct store *s, const struct store_contact *c);
 int store_contact_remove(struct store *s, const char *name); /* -ENOENT */
@@ -108,6 +116,9 @@ struct store_bundle {
 	bool local;                /* created on this node */
 	/* filled by reads: the age now, after the time spent here */
 	uint64_t age_now_ms;
+	/* filled by reads: custody (store_bundle_mark_exported); 0 until first exported */
+	uint64_t export_count;
+	uint64_t last_export_unix_ms;
 };
 
 /* Writes one bundle's payload in chunks inside one transaction. Opaque. */
@@ -119,6 +130,7 @@ struct store_writer;
  * from now. -EBUSY if another writer is open (of this store, or of another process
  * for longer than the busy timeout). While a writer is open, the store's other
  * writing functions return -EBUSY; reads see the writer's uncommitted rows.
+ * Inside a batch the writer's bundle is a unit of the batch: see store_batch_begin.
  */
 int store_writer_begin(struct store *s, const struct store_clock *now, struct store_writer **out);
 /*
@@ -148,12 +160,28 @@ struct store_inbox {
  * Returns 0 once durable; -EEXIST and nothing stored if a bundle with that id, or
  * an inbox entry with that message id, already exists; -EINVAL and nothing stored
  * if b->payload_len differs from the bytes appended, or state is not QUEUED or
- * DELIVERED; other -errno with nothing stored. Frees w in every case.
+ * DELIVERED; other -errno with nothing stored. The sent rows given to
+ * store_writer_add_sent are inserted in the same transaction (-EEXIST, nothing
+ * stored, if one is already there). Frees w in every case. Inside a batch, 0 means
+ * the bundle is in the batch (durable with store_batch_commit), and an error
+ * (-EEXIST, say) takes back this bundle only; -EINVAL if the writer was orphaned
+ * (store_close or store_batch_abort rolled it back).
  */
 int store_writer_commit(struct store_writer *w, const struct store_bundle *b, const uint8_t *head,
 			size_t headlen, const struct store_inbox *inbox);
 /* Rolls back and frees; store_writer_abort(NULL) is a no-op. */
 void store_writer_abort(struct store_writer *w);
+
+/*
+ * Records that this bundle carries message msg_id to node to_node, for the sender
+ * to follow (store_sent_foreach): a sent row in state STORE_SENT_QUEUED, created
+ * at the writer's begin time, with the committed bundle's id, inserted by
+ * store_writer_commit in the same transaction as the bundle, so an abort or a
+ * failed commit leaves none. May be called several times (one bundle for several
+ * nodes). -ENOMEM; like an append error it sticks to the writer.
+ */
+int store_writer_add_sent(struct store_writer *w, const uint8_t msg_id[static 16],
+			  uint64_t to_node);
 
 /* True if a bundle with this id is stored (any state). */
 bool store_bundle_exists(struct store *s, const uint8_t id[static 32]);
@@ -166,8 +194,10 @@ bool store_bundle_exists(struct store *s, const uint8_t id[static 32]);
 int store_bundle_get(struct store *s, const uint8_t id[static 32], const struct store_clock *now,
 		     struct store_bundle *out, uint8_t *head, size_t cap, size_t *headlen);
 /*
- * Calls fn for each bundle in state, urgent first, then oldest first (in order of
- * arrival here, which no wrong wall clock can reorder). head is valid during the
+ * Calls fn for each bundle in state (STORE_QUEUED, STORE_DELIVERED or
+ * STORE_QUARANTINED, else -EINVAL), urgent first, then oldest first (in order of
+ * arrival here, which no wrong wall clock can reorder). Quarantined bundles are
+ * handed over with their head as stored, checksum or not. head is valid during the
  * call. A non-zero return from fn stops and is returned. No read transaction is
  * open while fn runs: fn may write to the store (delete the bundle it was given,
  * say) even while other processes commit; bundles added or removed meanwhile may
@@ -192,9 +222,29 @@ int store_bundle_delete(struct store *s, const uint8_t id[static 32]);
 /*
  * Deletes queued bundles whose age now is at or past their lifetime; *count gets
  * how many. Delivered bundles stay (they are the sealed inbox), and so do
- * quarantined ones. Also records a clock checkpoint: call it periodically.
+ * quarantined ones. Also records a clock checkpoint: call it periodically. Sent
+ * rows of purged bundles stay STORE_SENT_QUEUED (the message was never handed on).
  */
 int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t *count);
+
+/* ---- custody ---------------------------------------------------------------- */
+
+/*
+ * Counts one more export of a bundle (written to a stick, say) and records when:
+ * export_count + 1, last_export_unix_ms = unix_ms. The bundle stays, in its state,
+ * until a next hop takes custody (store_bundle_release). -ENOENT if no such bundle.
+ */
+int store_bundle_mark_exported(struct store *s, const uint8_t id[static 32], uint64_t unix_ms);
+/*
+ * A next hop took custody of bundle id (its receipt came back): deletes the bundle
+ * and its chunks if it is STORE_QUEUED (a delivered or quarantined one stays), and
+ * moves the sent rows carried by it from STORE_SENT_QUEUED to
+ * STORE_SENT_HANDED_OVER (a DELIVERED row stays so), durably, in one transaction.
+ * *released (may be NULL) gets 1 if a bundle was deleted, else 0. An unknown or
+ * already released id is not an error: 0, *released = 0. The sent rows' changed
+ * time is the latest wall clock the store was given (this call takes none).
+ */
+int store_bundle_release(struct store *s, const uint8_t id[static 32], uint64_t *released);
 
 /* ---- inbox ------------------------------------------------------------------ */
 
@@ -211,3 +261,150 @@ bool store_inbox_has(struct store *s, const uint8_t msg_id[static 16]);
 int store_inbox_mark_read(struct store *s, int64_t rowid);
 /* The rowid of the bundle that carries an inbox entry. -ENOENT. */
 int store_inbox_bundle(struct store *s, const struct store_inbox *e, int64_t *bundle_rowid);
+
+/* ---- sent messages: what became of what this node sent ---------------------- */
+
+enum store_sent_state {
+	STORE_SENT_QUEUED = 1,      /* the bundle waits here for a next hop */
+	STORE_SENT_HANDED_OVER = 2, /* a next hop took custody (store_bundle_release) */
+	STORE_SENT_DELIVERED = 3,   /* the recipient's delivery receipt came home */
+};
+
+struct store_sent {
+	uint8_t msg_id[16];
+	uint64_t to_node;
+	uint8_t bundle_id[32]; /* the bundle that carried it from here */
+	enum store_sent_state state;
+	uint64_t created_unix_ms; /* the writer's wall clock at begin */
+	uint64_t changed_unix_ms; /* when state last changed (= created while QUEUED) */
+};
+
+/*
+ * Calls fn for each sent row, newest first (in order of creation here, which no
+ * wrong wall clock can reorder). A non-zero return from fn stops and is returned;
+ * fn may write to the store (as in store_bundle_foreach).
+ */
+int store_sent_foreach(struct store *s, int (*fn)(void *ctx, const struct store_sent *e),
+		       void *ctx);
+/*
+ * The recipient node to_node has message msg_id (its delivery receipt came back).
+ * In one durable transaction: the sent row becomes STORE_SENT_DELIVERED (from any
+ * state; changed_unix_ms = unix_ms), and the bundle that carried it is deleted if
+ * it is still STORE_QUEUED here (it no longer needs forwarding) and no other sent
+ * row waits on it in STORE_SENT_QUEUED (one bundle for several nodes goes with the
+ * last receipt). *dropped (may be NULL) gets the number of bundles deleted, 0 or 1.
+ * Idempotent: a repeated receipt returns 0, *dropped = 0 and changes nothing.
+ * -ENOENT if no such sent row (a receipt for something this node never sent).
+ */
+int store_sent_delivered(struct store *s, const uint8_t msg_id[static 16], uint64_t to_node,
+			 uint64_t unix_ms, uint64_t *dropped);
+
+/* ---- peers: the nodes we exchange bundles with directly --------------------- */
+
+enum store_link {
+	STORE_LINK_SNEAKERNET = 1,
+	STORE_LINK_TCP = 2,
+	STORE_LINK_SERIAL = 4,
+};
+
+/*
+ * A peer is a node we hand bundles to and take them from; a contact is an
+ * end-to-end correspondent. One identity may be both (a table each). node is an
+ * ipn node number of any width (an interop peer's may exceed 32 bits).
+ */
+struct store_peer {
+	char name[STORE_NAME_MAX + 1];
+	uint8_t sign_pk[32];
+	uint8_t box_pk[32];
+	uint32_t epoch;
+	uint8_t cert[64];
+	uint64_t node;
+	uint64_t added_unix_ms;
+	unsigned links; /* STORE_LINK_* bits */
+	char addr[256]; /* link address (host:port for TCP), NUL-terminated; may be "" */
+};
+
+/*
+ * Adds a peer. -EINVAL if the name is not 1 to STORE_NAME_MAX bytes, addr is not
+ * NUL-terminated or links has a bit outside STORE_LINK_*. -EEXIST and nothing
+ * changes if the name is taken by another key, the key is already a peer under
+ * another name, or (for a new peer) the node number is already another peer's.
+ * 0 if the same name and key are there: links and addr are replaced, box_pk and
+ * cert too if the epoch is newer; node and added_unix_ms are not changed.
+ */
+int store_peer_add(struct store *s, const struct store_peer *p);
+/* Removes a peer; its routes stay (they dangle until replaced or removed). -ENOENT. */
+int store_peer_remove(struct store *s, const char *name);
+int store_peer_get(struct store *s, const char *name, struct store_peer *out); /* -ENOENT */
+int store_peer_by_key(struct store *s, const uint8_t sign_pk[static 32],
+		      struct store_peer *out); /* -ENOENT */
+int store_peer_by_node(struct store *s, uint64_t node, struct store_peer *out); /* -ENOENT */
+/*
+ * Calls fn for each peer in name order (bytewise); a non-zero return from fn stops
+ * and is returned. fn may write to the store (as in store_bundle_foreach).
+ */
+int store_peer_foreach(struct store *s, int (*fn)(void *ctx, const struct store_peer *p),
+		       void *ctx);
+
+/* ---- routes: destination node -> next-hop peer ------------------------------ */
+
+#define STORE_ROUTE_DEFAULT 0 /* dest of the default route */
+
+struct store_route {
+	uint64_t dest; /* destination node number; STORE_ROUTE_DEFAULT for the default route */
+	uint64_t via;  /* the next hop's node number (a peer's, but not checked) */
+};
+
+/* Sets (or replaces) the route to dest. -EINVAL if via is 0. */
+int store_route_set(struct store *s, uint64_t dest, uint64_t via);
+int store_route_remove(struct store *s, uint64_t dest); /* -ENOENT */
+/*
+ * The next hop for dest, by exact match only: -ENOENT if there is no route for
+ * dest itself (the caller falls back to STORE_ROUTE_DEFAULT if it wants to).
+ */
+int store_route_get(struct store *s, uint64_t dest, uint64_t *via);
+/*
+ * Calls fn for each route in unsigned order of dest (so the default route first); a
+ * non-zero return from fn stops and is returned. fn may write to the store.
+ */
+int store_route_foreach(struct store *s, int (*fn)(void *ctx, const struct store_route *r),
+			void *ctx);
+
+/* ---- batches: one durable commit for many writes ------------------------------ */
+
+/*
+ * Opens a batch: one write transaction (BEGIN IMMEDIATE) that the store's writing
+ * functions join, each as a savepoint, until store_batch_commit or
+ * store_batch_abort. Costs one fsync for the batch instead of one per call: the
+ * way to import thousands of short bundles. -EBUSY if a batch or a writer is open,
+ * or another process holds the write lock past the busy timeout.
+ *
+ * Inside a batch: each writing call (a writer's bundle, a contact, a peer, a route,
+ * a setting, an export mark, a release, a delivery, a purge, a quarantine) is a
+ * unit: an error from it (-EEXIST from store_writer_commit for a bundle already
+ * stored, say) takes back that unit alone and the batch goes on. One writer at a
+ * time as ever (-EBUSY). Reads of this store see what the batch wrote; other
+ * connections see none of it until the commit, and wait for the write lock (up to
+ * the busy timeout) as long as the batch is open: keep batches short.
+ *
+ * THE RULE: nothing written inside a batch may be acknowledged to anyone (a
+ * custody receipt, a transfer acknowledgement) before store_batch_commit returned
+ * 0. A 0 from a call inside the batch means "in the batch", not "durable".
+ *
+ * If SQLite itself rolls the whole transaction back (some I/O errors, a full disk
+ * do), every later call in the batch and store_batch_commit return that error
+ * (-EIO, -ENOSPC, -ENOMEM; never -EEXIST): nothing of the batch was stored.
+ */
+int store_batch_begin(struct store *s);
+/*
+ * Writes the clock checkpoint (once for the batch) and commits: 0 only once the
+ * whole batch is durable, as store_writer_commit's 0 outside a batch. On error
+ * nothing of the batch is stored. The batch is over in either case. -EINVAL if no
+ * batch is open; -EBUSY (the batch stays open) if a writer is still open.
+ */
+int store_batch_commit(struct store *s);
+/*
+ * Rolls back everything written in the batch and ends it; a no-op without a batch.
+ * An open writer is rolled back with it: the caller still aborts it to free it.
+ */
+void store_batch_abort(struct store *s);

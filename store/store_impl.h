@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <sqlite3.h>
 
@@ -31,6 +32,9 @@
 enum store_stmt {
 	ST_BEGIN,
 	ST_COMMIT,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_USER_VERSION,
 	ST_SETTING_GET,
 	ST_SETTING_SET,
@@ -58,13 +62,36 @@ enum store_stmt {
 	ST_INBOX_HAS,
 	ST_INBOX_MARK_READ,
 	ST_INBOX_BUNDLE,
+	ST_PEER_BY_NAME,
+	ST_PEER_BY_KEY,
+	ST_PEER_BY_NODE,
+	ST_PEER_INSERT,
+	ST_PEER_UPDATE,
+	ST_PEER_DELETE,
+	ST_PEER_NEXT,
+	ST_ROUTE_SET,
+	ST_ROUTE_GET,
+	ST_ROUTE_DELETE,
+	ST_ROUTE_NEXT,
+	ST_SENT_INSERT,
+	ST_SENT_GET,
+	ST_SENT_DELIVERED,
+	ST_SENT_DROP_BUNDLE,
+	ST_SENT_HANDED_OVER,
+	ST_SENT_NEXT,
+	ST_BUNDLE_EXPORTED,
+	ST_BUNDLE_RELEASE,
 	ST__COUNT
 };
 
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST__COUNT];
-	struct store_writer *writer; /* the open writer, if any: it owns the transaction */
+	struct store_writer *writer; /* the open writer, if any: it owns the write unit */
+	bool batch;	  /* store_batch_begin() opened a transaction: units are savepoints */
+	int batch_err;	  /* SQLite rolled the whole batch back on this error */
+	int last_err;	  /* the errno of the last SQLite failure (store_err) */
+	uint64_t unix_ms; /* the latest wall clock given (display only, maybe wrong) */
 	/* The latest clock seen on the boot the store was opened in: the checkpoint. */
 	uint8_t boot_id[16];
 	uint64_t boot_ms;
@@ -80,10 +107,10 @@ void store_seterr(struct store *s, const char *fmt, ...) __attribute__((format(p
 int store_stmt(struct store *s, enum store_stmt id, sqlite3_stmt **out);
 void store_stmt_done(struct store *s, enum store_stmt id, sqlite3_stmt *st);
 int store_step_done(struct store *s, enum store_stmt id, sqlite3_stmt *st);
-int store_tx_begin(struct store *s);
-int store_tx_begin_any(struct store *s);
-int store_tx_commit(struct store *s);
-void store_tx_rollback(struct store *s);
+int store_unit_begin(struct store *s);
+int store_unit_commit(struct store *s);
+void store_unit_rollback(struct store *s);
+int store_unit_checkpoint(struct store *s);
 void store_clock_observe(struct store *s, const struct store_clock *now);
 int store_clock_save(struct store *s);
 int store_clock_rebase(struct store *s, const struct store_clock *now);
@@ -102,12 +129,24 @@ static inline uint64_t store_u64(sqlite3_int64 v)
 	return v < 0 ? 0 : (uint64_t)v;
 }
 
+/* A name as contacts and peers take it: 1 to STORE_NAME_MAX bytes before the NUL. */
+static inline bool store_name_ok(const char *name)
+{
+	size_t n = name ? strnlen(name, STORE_NAME_MAX + 1) : 0;
+
+	return n >= 1 && n <= STORE_NAME_MAX;
+}
+
 /* schema.c */
 int store_migrate(struct store *s, const char **why);
 int store_schema_latest(void);
 
 /* queue.c */
 void store_writer_orphan(struct store_writer *w);
+
+/* sent.c */
+int store_sent_insert(struct store *s, const uint8_t msg_id[16], uint64_t to_node,
+		      const uint8_t bundle_id[32], uint64_t unix_ms);
 
 /* inbox.c */
 int store_inbox_insert(struct store *s, int64_t bundle_rowid, const uint8_t bundle_id[32],
