@@ -389,7 +389,9 @@ int store_route_foreach(struct store *s, int (*fn)(void *ctx, const struct store
  *
  * THE RULE: nothing written inside a batch may be acknowledged to anyone (a
  * custody receipt, a transfer acknowledgement) before store_batch_commit returned
- * 0. A 0 from a call inside the batch means "in the batch", not "durable".
+ * 0. A 0 from a call inside the batch means "in the batch", not "durable"; and
+ * -EEXIST may name a bundle staged earlier in this same batch, so an "already
+ * have it" acknowledgement waits for the commit too.
  *
  * If SQLite itself rolls the whole transaction back (some I/O errors, a full disk
  * do), every later call in the batch and store_batch_commit return that error
