@@ -1,0 +1,1319 @@
+/* The stick module on real directories: round trips, pieces, pulled sticks, hostile entries, full and read-only media. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crypto/crypto.h"
+#include "transports/stick.h"
+#include "test.h"
+
+static char base[64];
+static int dir_seq;
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static void fresh_dir(char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/d%d", base, ++dir_seq);
+	if (mkdir(out, 0755) != 0) {
+		perror(out);
+		exit(2);
+	}
+}
+
+static void path_of(char *out, size_t cap, const char *dir, const char *sub, const char *name)
+{
+	snprintf(out, cap, "%s/tern/%s/%s", dir, sub, name);
+}
+
+static void make_id(uint8_t id[32], int seed)
+{
+	for (int i = 0; i < 32; i++)
+		id[i] = (uint8_t)(seed * 37 + i * 11);
+}
+
+static void id_name(const uint8_t id[32], const char *suffix, char *out)
+{
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", id[i]);
+	strcpy(out + 64, suffix);
+}
+
+static void pattern(uint8_t *buf, size_t len, uint64_t off)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint64_t x = off + i;
+		buf[i] = (uint8_t)(x ^ (x >> 8) ^ (x >> 17));
+	}
+}
+
+/* Writes size bytes of pattern at path; sizes over 64 MiB are made sparse. */
+static void make_file(const char *path, uint64_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0) {
+		perror(path);
+		exit(2);
+	}
+	if (size > (64u << 20)) {
+		CHECK_EQ(ftruncate(fd, (off_t)size), 0);
+	} else if (size) {
+		uint8_t *b = malloc(size);
+		pattern(b, size, 0);
+		CHECK_EQ(write(fd, b, size), (long long)size);
+		free(b);
+	}
+	close(fd);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (flag == FTW_DP || flag == FTW_D)
+		chmod(path, 0755);
+	return remove(path) == 0 || errno == ENOENT ? 0 : 0;
+}
+
+static void rm_rf(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Counts names in dir ending in suffix, by hand: independent of the module. */
+static int count_files(const char *dir, const char *suffix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d))) {
+		size_t l = strlen(e->d_name), sl = strlen(suffix);
+		if (l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
+			n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static struct stick *open_ok(const char *dir, bool writable)
+{
+	struct stick *s = NULL;
+	char why[512] = "";
+	int ret = stick_open(dir, writable, &s, why, sizeof(why));
+	CHECK_EQ(ret, 0);
+	if (ret)
+		fprintf(stderr, "  stick_open(%s): %s\n", dir, why);
+	return s;
+}
+
+struct membuf {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+static int mem_sink(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct membuf *m = ctx;
+	if (m->len + len > m->cap) {
+		m->cap = (m->len + len) * 2;
+		m->buf = realloc(m->buf, m->cap);
+	}
+	memcpy(m->buf + m->len, buf, len);
+	m->len += len;
+	return 0;
+}
+
+static int null_sink(void *ctx, const uint8_t *buf, size_t len)
+{
+	uint64_t *n = ctx;
+	(void)buf;
+	*n += len;
+	return 0;
+}
+
+struct entries {
+	size_t n;
+	struct stick_entry e[64];
+};
+
+static int collect(void *ctx, const struct stick_entry *e)
+{
+	struct entries *l = ctx;
+	if (l->n < 64)
+		l->e[l->n] = *e;
+	l->n++;
+	return 0;
+}
+
+static const struct stick_entry *find(const struct entries *l, const char *name)
+{
+	for (size_t i = 0; i < l->n && i < 64; i++)
+		if (strcmp(l->e[i].name, name) == 0)
+			return &l->e[i];
+	return NULL;
+}
+
+/* Writes a bundle of len pattern bytes in uneven chunks and commits it. */
+static int write_bundle(struct stick *s, const uint8_t id[32], uint64_t len, uint64_t hint,
+			uint8_t hash[32])
+{
+	struct stick_writer *w;
+	uint8_t chunk[7919];
+	uint64_t size = 0;
+	int ret = stick_bundle_begin(s, id, hint, &w);
+	if (ret < 0)
+		return ret;
+	for (uint64_t off = 0; off < len;) {
+		size_t n = (size_t)(len - off < sizeof(chunk) ? len - off : sizeof(chunk));
+		n = n > 1 + off % 5000 ? 1 + off % 5000 : n; /* uneven */
+		pattern(chunk, n, off);
+		ret = stick_bundle_write(w, chunk, n);
+		if (ret < 0) {
+			stick_bundle_abort(w);
+			return ret;
+		}
+		off += n;
+	}
+	ret = stick_bundle_commit(w, hash, &size);
+	if (ret == 0)
+		CHECK_EQ(size, len);
+	return ret;
+}
+
+static void expected_hash(uint64_t len, uint8_t out[32])
+{
+	struct hash *h = hash_new(32, NULL, 0);
+	uint8_t buf[65536];
+	for (uint64_t off = 0; off < len;) {
+		size_t n = (size_t)(len - off < sizeof(buf) ? len - off : sizeof(buf));
+		pattern(buf, n, off);
+		hash_update(h, buf, n);
+		off += n;
+	}
+	hash_final(h, out);
+}
+
+/* Reads an entry back and checks the bytes and both hashes against the pattern. */
+static void check_read_back(struct stick *s, const struct stick_entry *e, uint64_t len)
+{
+	struct membuf m = {0};
+	uint8_t hash[32], want[32];
+	int ret = stick_bundle_read(s, e, mem_sink, &m, hash);
+	CHECK_EQ(ret, 0);
+	if (ret)
+		fprintf(stderr, "  read %s: %s\n", e->name, stick_error(s));
+	CHECK_EQ(m.len, len);
+	uint8_t *b = malloc(len ? len : 1);
+	pattern(b, len, 0);
+	CHECK(m.len == len && memcmp(m.buf, b, len) == 0);
+	expected_hash(len, want);
+	CHECK_MEM(hash, want, 32);
+	free(b);
+	free(m.buf);
+}
+
+static void set_piece_max(const char *v)
+{
+	if (v)
+		setenv(STICK_PIECE_MAX_ENV, v, 1);
+	else
+		unsetenv(STICK_PIECE_MAX_ENV);
+}
+
+/* ---- open ----------------------------------------------------------------------------- */
+
+static void test_open(void)
+{
+	char dir[256], p[1024], why[512];
+	struct stick *s = NULL, *s2 = NULL;
+
+	fresh_dir(dir, sizeof(dir));
+	snprintf(p, sizeof(p), "%s/missing", dir);
+	CHECK_EQ(stick_open(p, true, &s, why, sizeof(why)), -ENOENT);
+	CHECK(s == NULL && strstr(why, p) && strstr(why, "no such directory"));
+
+	snprintf(p, sizeof(p), "%s/file", dir);
+	make_file(p, 3);
+	CHECK_EQ(stick_open(p, false, &s, why, sizeof(why)), -ENOTDIR);
+	CHECK(strstr(why, "not a directory") != NULL);
+
+	/* DIR itself a symbolic link, with and without a trailing slash. */
+	snprintf(p, sizeof(p), "%s/link", dir);
+	CHECK_EQ(symlink(dir, p), 0);
+	CHECK_EQ(stick_open(p, true, &s, why, sizeof(why)), -ELOOP);
+	CHECK(strstr(why, "symbolic link") != NULL);
+	strcat(p, "//");
+	CHECK_EQ(stick_open(p, true, &s, why, sizeof(why)), -ELOOP);
+
+	/* Nothing to read yet; a writable open makes the layout. */
+	CHECK_EQ(stick_open(dir, false, &s, why, sizeof(why)), -ENOENT);
+	CHECK(strstr(why, "no tern/ directory") != NULL);
+	s = open_ok(dir, true);
+	const char *subs[] = {"bundles", "manifests", "receipts"};
+	for (int i = 0; i < 3; i++) {
+		struct stat st;
+		snprintf(p, sizeof(p), "%s/tern/%s", dir, subs[i]);
+		CHECK(lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+	}
+	CHECK_EQ(stick_piece_max(s), STICK_PIECE_MAX_DEFAULT);
+	CHECK_EQ(strcmp(stick_error(s), ""), 0);
+
+	/* One writer per stick on this machine; readers are welcome. */
+	CHECK_EQ(stick_open(dir, true, &s2, why, sizeof(why)), -EBUSY);
+	CHECK(strstr(why, "another tern process") != NULL);
+	s2 = open_ok(dir, false);
+	stick_close(s2);
+	stick_close(s);
+	s = open_ok(dir, true); /* the lock went with the close */
+	stick_close(s);
+
+	/* A read-only open of a stick with only tern/: subdirectories read as empty. */
+	char d2[256];
+	fresh_dir(d2, sizeof(d2));
+	snprintf(p, sizeof(p), "%s/tern", d2);
+	mkdir(p, 0755);
+	s = open_ok(d2, false);
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK_EQ(l.n, 0);
+	uint8_t id[32];
+	make_id(id, 1);
+	CHECK(!stick_has_bundle(s, id));
+	struct stick_writer *w = NULL;
+	CHECK_EQ(stick_bundle_begin(s, id, 10, &w), -EROFS);
+	CHECK_EQ(stick_clean_temp(s, NULL), -EROFS);
+	char name[STICK_NAME_MAX + 1];
+	CHECK_EQ(stick_put(s, STICK_MANIFESTS, "x", 1, name), -EROFS);
+	CHECK_EQ(stick_bundle_remove(s, id), -EROFS);
+	stick_close(s);
+
+	/* tern/ a file, tern/ a link, a subdirectory a link: refused, nothing followed. */
+	fresh_dir(d2, sizeof(d2));
+	snprintf(p, sizeof(p), "%s/tern", d2);
+	make_file(p, 1);
+	CHECK_EQ(stick_open(d2, true, &s, why, sizeof(why)), -ENOTDIR);
+	CHECK(strstr(why, "/tern: not a directory") != NULL);
+	unlink(p);
+	CHECK_EQ(symlink(dir, p), 0);
+	CHECK_EQ(stick_open(d2, true, &s, why, sizeof(why)), -ELOOP);
+	CHECK_EQ(stick_open(d2, false, &s, why, sizeof(why)), -ELOOP);
+	unlink(p);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/tern/receipts", d2);
+	CHECK_EQ(symlink("/etc", p), 0);
+	CHECK_EQ(stick_open(d2, true, &s, why, sizeof(why)), -ELOOP);
+	CHECK(strstr(why, "tern/receipts: a symbolic link") != NULL);
+	CHECK_EQ(stick_open(d2, false, &s, why, sizeof(why)), -ELOOP);
+
+	/* The piece limit from the environment. */
+	set_piece_max("abc");
+	CHECK_EQ(stick_open(dir, false, &s, why, sizeof(why)), -EINVAL);
+	CHECK(strstr(why, STICK_PIECE_MAX_ENV) != NULL);
+	set_piece_max("0");
+	CHECK_EQ(stick_open(dir, false, &s, why, sizeof(why)), -EINVAL);
+	set_piece_max("-5");
+	CHECK_EQ(stick_open(dir, false, &s, why, sizeof(why)), -EINVAL);
+	set_piece_max("99999999999999");
+	CHECK_EQ(stick_open(dir, false, &s, why, sizeof(why)), -EINVAL);
+	set_piece_max("1000");
+	s = open_ok(dir, false);
+	CHECK_EQ(stick_piece_max(s), 1000);
+	stick_close(s);
+	set_piece_max(NULL);
+	stick_close(NULL);
+}
+
+/* ---- round trips ---------------------------------------------------------------------- */
+
+static void test_round_trip(void)
+{
+	char dir[256], p[1024];
+	uint8_t id[32], hash[32], want[32];
+	const uint64_t len = 600 * 1024 + 13; /* crosses the 256 KiB buffer twice */
+
+	fresh_dir(dir, sizeof(dir));
+	struct stick *s = open_ok(dir, true);
+	make_id(id, 2);
+	CHECK(!stick_has_bundle(s, id));
+	CHECK_EQ(write_bundle(s, id, len, len, hash), 0);
+	expected_hash(len, want);
+	CHECK_MEM(hash, want, 32);
+	CHECK(stick_has_bundle(s, id));
+
+	char name[80];
+	id_name(id, ".bpv", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	struct stat st;
+	CHECK(stat(p, &st) == 0 && (uint64_t)st.st_size == len);
+	snprintf(p, sizeof(p), "%s/tern/bundles", dir);
+	CHECK_EQ(count_files(p, ".part"), 0);
+
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK_EQ(l.n, 1);
+	CHECK(strcmp(l.e[0].name, name) == 0);
+	CHECK_MEM(l.e[0].id, id, 32);
+	CHECK_EQ(l.e[0].size, len);
+	CHECK_EQ(l.e[0].pieces, 1);
+	CHECK(l.e[0].problem == NULL && l.e[0].code == STICK_OK);
+	check_read_back(s, &l.e[0], len);
+
+	/* The same bundle again is refused, and the copy there is left as it was. */
+	struct stick_writer *w = NULL;
+	CHECK_EQ(stick_bundle_begin(s, id, len, &w), -EEXIST);
+	CHECK(w == NULL && strstr(stick_error(s), "already on the stick") != NULL);
+	CHECK(strstr(stick_error(s), name) != NULL);
+
+	/* Nothing written: commit refuses and leaves nothing. */
+	uint8_t id2[32];
+	make_id(id2, 3);
+	CHECK_EQ(stick_bundle_begin(s, id2, 0, &w), 0);
+	CHECK_EQ(stick_bundle_commit(w, hash, NULL), -EINVAL);
+	CHECK(!stick_has_bundle(s, id2));
+	CHECK_EQ(count_files(p, ".part"), 0);
+
+	/* Removal of a whole bundle, then nothing left to remove. */
+	CHECK_EQ(stick_bundle_remove(s, id), 0);
+	CHECK(!stick_has_bundle(s, id));
+	CHECK_EQ(stick_bundle_remove(s, id), -ENOENT);
+
+	/* Over the limits: refused before anything is written. */
+	CHECK_EQ(stick_bundle_begin(s, id2, STICK_BUNDLE_MAX + 1, &w), -EFBIG);
+	CHECK(strstr(stick_error(s), "64 GiB") != NULL);
+	stick_close(s);
+}
+
+static void test_pieces(void)
+{
+	char dir[256], p[1024], name[80];
+	uint8_t id[32], hash[32], want[32];
+	struct stat st;
+
+	set_piece_max("1000");
+	fresh_dir(dir, sizeof(dir));
+	struct stick *s = open_ok(dir, true);
+	set_piece_max(NULL);
+
+	/* Exactly the limit is one whole file; one more byte makes two pieces. */
+	const uint64_t sizes[] = {1000, 1001, 3500, 4000};
+	const unsigned pieces[] = {1, 2, 4, 4};
+	for (int i = 0; i < 4; i++) {
+		make_id(id, 10 + i);
+		/* A hint off by a few bytes, as a re-encoded head may be. */
+		CHECK_EQ(write_bundle(s, id, sizes[i], sizes[i] - 3, hash), 0);
+		expected_hash(sizes[i], want);
+		CHECK_MEM(hash, want, 32);
+		CHECK(stick_has_bundle(s, id));
+		for (unsigned k = 0; k < 5; k++) {
+			char suffix[16];
+			snprintf(suffix, sizeof(suffix), ".bpv.%03u", k);
+			id_name(id, pieces[i] == 1 ? ".bpv" : suffix, name);
+			path_of(p, sizeof(p), dir, "bundles", name);
+			if (k < pieces[i]) {
+				uint64_t want_size = k + 1 < pieces[i] ? 1000
+								       : sizes[i] - 1000ull * k;
+				CHECK(stat(p, &st) == 0 && (uint64_t)st.st_size == want_size);
+			} else if (pieces[i] > 1) {
+				CHECK(!exists(p));
+			}
+		}
+	}
+	snprintf(p, sizeof(p), "%s/tern/bundles", dir);
+	CHECK_EQ(count_files(p, ".part"), 0);
+
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK_EQ(l.n, 4);
+	for (size_t i = 0; i < l.n; i++) {
+		int which = -1;
+		for (int j = 0; j < 4; j++) {
+			make_id(id, 10 + j);
+			if (memcmp(id, l.e[i].id, 32) == 0)
+				which = j;
+		}
+		CHECK(which >= 0);
+		if (which < 0)
+			continue;
+		CHECK(l.e[i].problem == NULL);
+		CHECK_EQ(l.e[i].pieces, pieces[which]);
+		CHECK_EQ(l.e[i].size, sizes[which]);
+		CHECK_EQ(l.e[i].piece_size, pieces[which] == 1 ? sizes[which] : 1000);
+		check_read_back(s, &l.e[i], sizes[which]);
+	}
+	/* Name order: ids sort as their hex names do. */
+	for (size_t i = 1; i < l.n; i++)
+		CHECK(strcmp(l.e[i - 1].name, l.e[i].name) < 0);
+
+	/* The piece count limit: 1000 pieces of 1000 bytes. */
+	struct stick_writer *w;
+	make_id(id, 20);
+	CHECK_EQ(stick_bundle_begin(s, id, 1000u * 1000 + 1, &w), -EFBIG);
+	CHECK(strstr(stick_error(s), "pieces") != NULL);
+	CHECK_EQ(stick_bundle_begin(s, id, 10, &w), 0);
+	uint8_t *big = calloc(1, 1000u * 1000 + 1);
+	CHECK_EQ(stick_bundle_write(w, big, 1000u * 1000), 0);
+	CHECK_EQ(stick_bundle_write(w, big, 1), -EFBIG);
+	CHECK_EQ(stick_bundle_write(w, big, 1), -EFBIG); /* sticky */
+	CHECK_EQ(stick_bundle_commit(w, hash, NULL), -EFBIG);
+	free(big);
+	CHECK_EQ(count_files(p, ".part"), 0);
+	CHECK(!stick_has_bundle(s, id));
+
+	/* Removal takes every piece. */
+	make_id(id, 12);
+	CHECK_EQ(stick_bundle_remove(s, id), 0);
+	CHECK(!stick_has_bundle(s, id));
+	id_name(id, ".bpv.000", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	CHECK(!exists(p));
+	id_name(id, ".bpv.003", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	CHECK(!exists(p));
+	stick_close(s);
+}
+
+/* ---- pulled sticks ---------------------------------------------------------------------- */
+
+static void test_pulled(void)
+{
+	char dir[256], p[1024], name[80];
+	uint8_t id[32], hash[32];
+	unsigned removed = 99;
+
+	set_piece_max("1000");
+	fresh_dir(dir, sizeof(dir));
+	struct stick *s = open_ok(dir, true);
+	set_piece_max(NULL);
+	char bdir[1024];
+	snprintf(bdir, sizeof(bdir), "%s/tern/bundles", dir);
+
+	/* An abort midway leaves nothing. */
+	struct stick_writer *w;
+	uint8_t buf[2500];
+	pattern(buf, sizeof(buf), 0);
+	make_id(id, 30);
+	CHECK_EQ(stick_bundle_begin(s, id, sizeof(buf), &w), 0);
+	CHECK_EQ(stick_bundle_write(w, buf, sizeof(buf)), 0);
+	CHECK_EQ(count_files(bdir, ".part"), 3);
+	stick_bundle_abort(w);
+	stick_bundle_abort(NULL);
+	CHECK_EQ(count_files(bdir, ".part"), 0);
+	CHECK(!stick_has_bundle(s, id));
+
+	/* A process killed mid-export leaves its temporaries. */
+	stick_close(s);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct stick *c = NULL;
+		char why[256];
+		setenv(STICK_PIECE_MAX_ENV, "1000", 1);
+		if (stick_open(dir, true, &c, why, sizeof(why)) != 0 ||
+		    stick_bundle_begin(c, id, sizeof(buf), &w) != 0 ||
+		    stick_bundle_write(w, buf, sizeof(buf)) != 0)
+			_exit(1);
+		_exit(0); /* no commit, no abort: a pull */
+	}
+	int status = -1;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_EQ(count_files(bdir, ".part"), 3);
+
+	/* Hand-made leftovers everywhere, and .part names that are not files. */
+	char canary[1024];
+	snprintf(canary, sizeof(canary), "%s/canary", dir);
+	make_file(canary, 10);
+	const char *subs[] = {"bundles", "manifests", "receipts"};
+	for (int i = 0; i < 3; i++) {
+		path_of(p, sizeof(p), dir, subs[i], "0123456789abcdef0123456789abcdef.part");
+		make_file(p, 100);
+		path_of(p, sizeof(p), dir, subs[i], "other.name.part");
+		make_file(p, 0);
+	}
+	path_of(p, sizeof(p), dir, "manifests", "link.part");
+	CHECK_EQ(symlink(canary, p), 0);
+	path_of(p, sizeof(p), dir, "receipts", "dir.part");
+	CHECK_EQ(mkdir(p, 0755), 0);
+	path_of(p, sizeof(p), dir, "bundles", "fifo.part");
+	CHECK_EQ(mkfifo(p, 0644), 0);
+
+	/* A commit pulled between renames: .001 and .002 placed, .000 never. */
+	uint8_t id2[32];
+	make_id(id2, 31);
+	id_name(id2, ".bpv.001", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	make_file(p, 1000);
+	id_name(id2, ".bpv.002", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	make_file(p, 500);
+
+	s = open_ok(dir, true);
+	CHECK_EQ(stick_clean_temp(s, &removed), 0);
+	CHECK_EQ(removed, 3 + 6);
+	CHECK_EQ(count_files(bdir, ".part"), 1); /* the FIFO stays */
+	path_of(p, sizeof(p), dir, "manifests", "link.part");
+	CHECK(exists(p));
+	path_of(p, sizeof(p), dir, "receipts", "dir.part");
+	CHECK(exists(p));
+	struct stat st;
+	CHECK(stat(canary, &st) == 0 && st.st_size == 10);
+
+	/* The listing names what was left: the FIFO and the incomplete set. */
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK_EQ(l.n, 2);
+	const struct stick_entry *e = find(&l, "fifo.part");
+	CHECK(e && e->code == STICK_NOT_REGULAR && strstr(e->problem, "FIFO"));
+	id_name(id2, ".bpv.000", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_PIECE_MISSING && e->pieces == 2 && e->size == 1500);
+	CHECK(!stick_has_bundle(s, id2));
+
+	/* Exporting that bundle again clears the remains and writes a complete copy. */
+	CHECK_EQ(write_bundle(s, id2, 700, 700, hash), 0);
+	CHECK(stick_has_bundle(s, id2));
+	id_name(id2, ".bpv.001", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	CHECK(!exists(p));
+	l.n = 0;
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	id_name(id2, ".bpv", name);
+	e = find(&l, name);
+	CHECK(e && e->problem == NULL && e->size == 700);
+	if (e)
+		check_read_back(s, e, 700);
+	stick_close(s);
+}
+
+/* ---- hostile sticks ---------------------------------------------------------------------- */
+
+struct watch {
+	int fd;
+};
+
+static void watch_add(struct watch *w, const char *path)
+{
+	if (w->fd < 0)
+		w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	/* Any open (reading or writing), read, write, or attribute change of the inode. */
+	if (inotify_add_watch(w->fd, path, IN_OPEN | IN_ACCESS | IN_MODIFY | IN_ATTRIB |
+						   IN_CLOSE_WRITE | IN_DONT_FOLLOW) < 0) {
+		perror(path);
+		test_failures++;
+	}
+}
+
+/* Reads the pending events; true if there were none. */
+static bool watch_read(struct watch *w, bool report)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	ssize_t n = read(w->fd, buf, sizeof(buf));
+	for (ssize_t off = 0; report && off < n;) {
+		const struct inotify_event *ev = (const void *)(buf + off);
+		fprintf(stderr, "  inotify: watch %d mask %#x\n", ev->wd, ev->mask);
+		off += (ssize_t)(sizeof(*ev) + ev->len);
+	}
+	if (n > 0)
+		while (read(w->fd, buf, sizeof(buf)) > 0)
+			;
+	return n < 0 && errno == EAGAIN;
+}
+
+/* True if none of the watched inodes was touched since the last look. */
+static bool watch_quiet(struct watch *w)
+{
+	return watch_read(w, true);
+}
+
+/* Forgets what the test itself did to the watched inodes. */
+static void watch_drain(struct watch *w)
+{
+	watch_read(w, false);
+}
+
+static void test_hostile(void)
+{
+	char dir[256], p[1024], name[300], canary[1024];
+	uint8_t id[16][32];
+	struct watch wt = {.fd = -1};
+	bool root = geteuid() == 0;
+
+	fresh_dir(dir, sizeof(dir));
+	struct stick *s = open_ok(dir, true);
+	snprintf(canary, sizeof(canary), "%s/canary", dir);
+	make_file(canary, 10);
+	for (int i = 0; i < 16; i++)
+		make_id(id[i], 40 + i);
+
+#define BUNDLE_PATH(i, suffix)                                                           \
+	(id_name(id[i], suffix, name), path_of(p, sizeof(p), dir, "bundles", name), p)
+
+	/* Names tern never writes. */
+	const char *bad[] = {"..bpv", ".hidden", "x", "UPPER.BPV", "a\\b\n.bpv", "\x1b[31mred.bpv",
+			     "caf\xc3\xa9.bpv"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		path_of(p, sizeof(p), dir, "bundles", bad[i]);
+		make_file(p, 5);
+	}
+	char upper[80];
+	id_name(id[0], ".bpv", upper);
+	for (char *c = upper; *c; c++)
+		if (*c >= 'a' && *c <= 'f')
+			*c = (char)(*c - 32);
+	path_of(p, sizeof(p), dir, "bundles", upper);
+	make_file(p, 5);
+	char longname[251];
+	memset(longname, 'l', 250);
+	longname[250] = 0;
+	path_of(p, sizeof(p), dir, "bundles", longname);
+	make_file(p, 5);
+
+	/* Things that are not regular files, under good names. */
+	CHECK_EQ(symlink("/etc/passwd", BUNDLE_PATH(1, ".bpv")), 0);
+	CHECK_EQ(symlink(canary, BUNDLE_PATH(2, ".bpv")), 0);
+	CHECK_EQ(mkfifo(BUNDLE_PATH(3, ".bpv"), 0644), 0);
+	watch_add(&wt, p);
+	bool have_dev = root && mknod(BUNDLE_PATH(4, ".bpv"), S_IFCHR | 0666, makedev(1, 3)) == 0;
+	if (have_dev)
+		watch_add(&wt, p);
+	else
+		fprintf(stderr, "test_stick: not root: the device-node case is skipped\n");
+	CHECK_EQ(mkdir(BUNDLE_PATH(5, ".bpv"), 0755), 0);
+	watch_add(&wt, canary);
+
+	/* Piece sets gone wrong. */
+	make_file(BUNDLE_PATH(6, ".bpv.000"), 100);
+	make_file(BUNDLE_PATH(6, ".bpv.002"), 50);
+	make_file(BUNDLE_PATH(7, ".bpv.000"), 100);
+	make_file(BUNDLE_PATH(7, ".bpv.001"), 50);
+	make_file(BUNDLE_PATH(7, ".bpv.002"), 10);
+	make_file(BUNDLE_PATH(8, ".bpv.000"), 10);
+	make_file(BUNDLE_PATH(8, ".bpv.001"), 20);
+	make_file(BUNDLE_PATH(9, ".bpv.000"), 10);
+	CHECK_EQ(symlink(canary, BUNDLE_PATH(10, ".bpv.001")), 0);
+	make_file(BUNDLE_PATH(10, ".bpv.000"), 10);
+	/* Empty, and enormous (sparse): refused unread. */
+	make_file(BUNDLE_PATH(11, ".bpv"), 0);
+	make_file(BUNDLE_PATH(12, ".bpv"), STICK_BUNDLE_MAX + 1);
+	/* A good set with a hostile name sorting between its pieces, and a good whole file. */
+	make_file(BUNDLE_PATH(13, ".bpv.000"), 10);
+	make_file(BUNDLE_PATH(13, ".bpv.001"), 5);
+	make_file(BUNDLE_PATH(13, ".bpv.000x"), 5);
+	make_file(BUNDLE_PATH(14, ".bpv"), 10);
+	watch_add(&wt, p);
+	/* A regular temporary: skipped. */
+	path_of(p, sizeof(p), dir, "bundles", "0123456789abcdef0123456789abcdef.part");
+	make_file(p, 5);
+
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK_EQ(l.n, 10 + 13 + (have_dev ? 1 : 0));
+	for (size_t i = 1; i < l.n && i < 64; i++)
+		CHECK(strcmp(l.e[i - 1].name, l.e[i].name) < 0);
+
+	const struct stick_entry *e;
+	for (size_t i = 0; i < 4; i++) {
+		e = find(&l, bad[i]);
+		CHECK(e && e->code == STICK_BAD_NAME && strstr(e->problem, "not a name tern writes"));
+	}
+	/* Shown escaped: no control character reaches a terminal. */
+	e = find(&l, "a\\x5cb\\x0a.bpv");
+	CHECK(e && e->code == STICK_BAD_NAME);
+	e = find(&l, "\\x1b[31mred.bpv");
+	CHECK(e && e->code == STICK_BAD_NAME);
+	e = find(&l, "caf\\xc3\\xa9.bpv");
+	CHECK(e && e->code == STICK_BAD_NAME);
+	e = find(&l, upper);
+	CHECK(e && e->code == STICK_BAD_NAME);
+	for (size_t i = 0; i < l.n && i < 64; i++) {
+		if (l.e[i].name[0] == 'l') {
+			CHECK(strlen(l.e[i].name) <= STICK_SHOW_MAX);
+			CHECK(strstr(l.e[i].name, "...") != NULL);
+		}
+		for (const char *c = l.e[i].name; *c; c++)
+			CHECK(*c > 0x20 && *c < 0x7f);
+	}
+
+	id_name(id[1], ".bpv", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_SYMLINK && strstr(e->problem, "symbolic link"));
+	id_name(id[2], ".bpv", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_SYMLINK);
+	id_name(id[3], ".bpv", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_NOT_REGULAR && strstr(e->problem, "FIFO"));
+	if (have_dev) {
+		id_name(id[4], ".bpv", name);
+		e = find(&l, name);
+		CHECK(e && e->code == STICK_NOT_REGULAR && strstr(e->problem, "device"));
+	}
+	id_name(id[5], ".bpv", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_NOT_REGULAR && strstr(e->problem, "directory"));
+	id_name(id[6], ".bpv.001", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_PIECE_MISSING && e->pieces == 2);
+	id_name(id[7], ".bpv.001", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_PIECE_SIZE && strstr(e->problem, "differs"));
+	id_name(id[8], ".bpv.001", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_PIECE_SIZE && strstr(e->problem, "last piece larger"));
+	id_name(id[9], ".bpv.001", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_PIECE_MISSING && e->pieces == 1);
+	id_name(id[10], ".bpv.001", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_SYMLINK);
+	id_name(id[11], ".bpv", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_EMPTY);
+	id_name(id[12], ".bpv", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_TOO_BIG && e->size == STICK_BUNDLE_MAX + 1);
+	id_name(id[13], ".bpv.000", name);
+	e = find(&l, name);
+	CHECK(e && e->problem == NULL && e->pieces == 2 && e->size == 15);
+	id_name(id[13], ".bpv.000x", name);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_BAD_NAME);
+	id_name(id[14], ".bpv", name);
+	const struct stick_entry *good = find(&l, name);
+	CHECK(good && good->problem == NULL);
+
+	/* Reading any refused entry is refused; has_bundle and begin look without opening. */
+	uint8_t hash[32];
+	uint64_t got = 0;
+	for (size_t i = 0; i < l.n && i < 64; i++) {
+		if (!l.e[i].problem)
+			continue;
+		CHECK_EQ(stick_bundle_read(s, &l.e[i], null_sink, &got, hash), -EINVAL);
+		CHECK(strstr(stick_error(s), "refused") != NULL);
+	}
+	CHECK_EQ(got, 0);
+	for (int i = 1; i <= 12; i++)
+		CHECK(!stick_has_bundle(s, id[i]));
+	CHECK(stick_has_bundle(s, id[13]));
+	CHECK(stick_has_bundle(s, id[14]));
+	struct stick_writer *w = NULL;
+	for (int i = 1; i <= 5; i++) {
+		if (i == 4 && !have_dev)
+			continue;
+		CHECK_EQ(stick_bundle_begin(s, id[i], 10, &w), -EEXIST);
+		CHECK(strstr(stick_error(s), "in the way") != NULL);
+	}
+	CHECK_EQ(stick_bundle_begin(s, id[10], 10, &w), -EEXIST);
+	CHECK_EQ(stick_clean_temp(s, NULL), 0);
+	CHECK_EQ(stick_bundle_remove(s, id[2]), -EPERM);
+	CHECK(watch_quiet(&wt));
+
+	/* The links are still there and still links; the canary is as it was. */
+	struct stat st;
+	id_name(id[2], ".bpv", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	CHECK(lstat(p, &st) == 0 && S_ISLNK(st.st_mode));
+	CHECK(stat(canary, &st) == 0 && st.st_size == 10);
+
+	/* A good file that grows after the listing is refused, so is one swapped for a link. */
+	if (good) {
+		struct stick_entry copy = *good;
+		check_read_back(s, &copy, 10);
+		watch_drain(&wt); /* drains the opens of that legitimate read */
+		id_name(id[14], ".bpv", name);
+		path_of(p, sizeof(p), dir, "bundles", name);
+		int fd = open(p, O_WRONLY | O_APPEND);
+		CHECK_EQ(write(fd, "more", 4), 4);
+		close(fd);
+		watch_drain(&wt); /* drains the test's own append */
+		got = 0;
+		CHECK_EQ(stick_bundle_read(s, &copy, null_sink, &got, hash), -ESTALE);
+		CHECK(strstr(stick_error(s), "changed since it was listed") != NULL);
+		CHECK(strstr(stick_error(s), name) != NULL);
+		CHECK_EQ(got, 0);
+		CHECK(watch_quiet(&wt)); /* refused on fstatat, never opened */
+		unlink(p);
+		CHECK_EQ(symlink(canary, p), 0);
+		watch_drain(&wt); /* drains the unlink's events */
+		CHECK_EQ(stick_bundle_read(s, &copy, null_sink, &got, hash), -ESTALE);
+		CHECK(watch_quiet(&wt)); /* the canary behind the link was not opened */
+		unlink(p);
+		CHECK_EQ(mkfifo(p, 0644), 0);
+		watch_add(&wt, p);
+		CHECK_EQ(stick_bundle_read(s, &copy, null_sink, &got, hash), -ESTALE);
+		CHECK_EQ(got, 0);
+		CHECK(watch_quiet(&wt));
+		/* The control: an open through the link is seen. */
+		unlink(p);
+		CHECK_EQ(symlink(canary, p), 0);
+		watch_drain(&wt);
+		int fd2 = open(p, O_RDONLY);
+		close(fd2);
+		CHECK(!watch_read(&wt, false));
+	}
+	/* A piece that shrinks after the listing. */
+	id_name(id[13], ".bpv.000", name);
+	struct stick_entry set = *find(&l, name);
+	id_name(id[13], ".bpv.001", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	CHECK_EQ(truncate(p, 2), 0);
+	struct membuf m = {0};
+	CHECK_EQ(stick_bundle_read(s, &set, mem_sink, &m, hash), -ESTALE);
+	CHECK(strstr(stick_error(s), name) != NULL);
+	free(m.buf);
+	close(wt.fd);
+	stick_close(s);
+#undef BUNDLE_PATH
+}
+
+/* ---- manifests and receipts --------------------------------------------------------------- */
+
+struct files {
+	int n;
+	char name[16][STICK_SHOW_MAX + 1];
+	char body[16][64];
+	const char *problem[16];
+};
+
+static int on_file(void *ctx, const char *name, const uint8_t *buf, size_t len,
+		   const char *problem)
+{
+	struct files *f = ctx;
+	if (f->n < 16) {
+		snprintf(f->name[f->n], sizeof(f->name[0]), "%s", name);
+		f->problem[f->n] = problem;
+		f->body[f->n][0] = 0;
+		if (buf)
+			snprintf(f->body[f->n], sizeof(f->body[0]), "%.*s", (int)(len < 63 ? len : 63),
+				 (const char *)buf);
+		CHECK((buf == NULL) == (problem != NULL));
+	}
+	f->n++;
+	return 0;
+}
+
+static int find_file(const struct files *f, const char *name)
+{
+	for (int i = 0; i < f->n && i < 16; i++)
+		if (strcmp(f->name[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static void test_files(void)
+{
+	char dir[256], p[1024], canary[1024];
+	char n1[STICK_NAME_MAX + 1], n2[STICK_NAME_MAX + 1], n3[STICK_NAME_MAX + 1];
+	struct watch wt = {.fd = -1};
+
+	fresh_dir(dir, sizeof(dir));
+	struct stick *s = open_ok(dir, true);
+	snprintf(canary, sizeof(canary), "%s/canary", dir);
+	make_file(canary, 10);
+
+	CHECK_EQ(stick_put(s, STICK_MANIFESTS, "first", 5, n1), 0);
+	CHECK_EQ(stick_put(s, STICK_MANIFESTS, "first", 5, n2), 0);
+	CHECK_EQ(stick_put(s, STICK_RECEIPTS, "receipt", 7, n3), 0);
+	CHECK(strlen(n1) == 36 && strcmp(n1 + 32, ".man") == 0);
+	CHECK(strlen(n3) == 36 && strcmp(n3 + 32, ".rcp") == 0);
+	CHECK(strcmp(n1, n2) != 0); /* the same body twice: two files, nobody overwritten */
+	CHECK_EQ(stick_put(s, STICK_BUNDLES, "x", 1, n3), -EINVAL);
+	CHECK_EQ(stick_put(s, STICK_MANIFESTS, "x", 0, n3), -EINVAL);
+	CHECK_EQ(stick_put(s, STICK_MANIFESTS, "x", STICK_FILE_MAX + 1, n3), -EINVAL);
+	snprintf(p, sizeof(p), "%s/tern/manifests", dir);
+	CHECK_EQ(count_files(p, ".part"), 0);
+
+	/* Hostile entries beside them. */
+	path_of(p, sizeof(p), dir, "manifests", "UPPER.MAN");
+	make_file(p, 3);
+	path_of(p, sizeof(p), dir, "manifests", "00000000000000000000000000000001.man");
+	CHECK_EQ(symlink(canary, p), 0);
+	path_of(p, sizeof(p), dir, "manifests", "00000000000000000000000000000002.man");
+	CHECK_EQ(mkfifo(p, 0644), 0);
+	watch_add(&wt, p);
+	path_of(p, sizeof(p), dir, "manifests", "00000000000000000000000000000003.man");
+	CHECK_EQ(mkdir(p, 0755), 0);
+	path_of(p, sizeof(p), dir, "manifests", "00000000000000000000000000000004.man");
+	make_file(p, 0);
+	path_of(p, sizeof(p), dir, "manifests", "00000000000000000000000000000005.man");
+	make_file(p, STICK_FILE_MAX + 1);
+	path_of(p, sizeof(p), dir, "manifests", "00000000000000000000000000000006.rcp");
+	make_file(p, 3);
+	path_of(p, sizeof(p), dir, "manifests", "00000000000000000000000000000007.man.part");
+	make_file(p, 3);
+	watch_add(&wt, canary);
+
+	struct files f = {0};
+	CHECK_EQ(stick_foreach_file(s, STICK_MANIFESTS, on_file, &f), 0);
+	CHECK_EQ(f.n, 9);
+	for (int i = 1; i < f.n && i < 16; i++)
+		CHECK(strcmp(f.name[i - 1], f.name[i]) < 0);
+	int i1 = find_file(&f, n1), i2 = find_file(&f, n2);
+	CHECK(i1 >= 0 && i2 >= 0 && !f.problem[i1] && strcmp(f.body[i1], "first") == 0);
+	CHECK(i2 >= 0 && !f.problem[i2] && strcmp(f.body[i2], "first") == 0);
+	struct {
+		const char *name, *problem;
+	} want[] = {
+		{"UPPER.MAN", "not a name tern writes"},
+		{"00000000000000000000000000000001.man", "symbolic link"},
+		{"00000000000000000000000000000002.man", "FIFO"},
+		{"00000000000000000000000000000003.man", "directory"},
+		{"00000000000000000000000000000004.man", "empty"},
+		{"00000000000000000000000000000005.man", "larger than 16 MiB"},
+		{"00000000000000000000000000000006.rcp", "not a name tern writes"},
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		int k = find_file(&f, want[i].name);
+		CHECK(k >= 0 && f.problem[k] && strstr(f.problem[k], want[i].problem));
+		if (k < 0 || !f.problem[k] || !strstr(f.problem[k], want[i].problem))
+			fprintf(stderr, "  %s: %s\n", want[i].name,
+				k >= 0 && f.problem[k] ? f.problem[k] : "(missing)");
+	}
+	CHECK(watch_quiet(&wt));
+
+	f = (struct files){0};
+	CHECK_EQ(stick_foreach_file(s, STICK_RECEIPTS, on_file, &f), 0);
+	CHECK_EQ(f.n, 1);
+	CHECK(strcmp(f.body[0], "receipt") == 0);
+	CHECK_EQ(stick_foreach_file(s, STICK_BUNDLES, on_file, &f), -EINVAL);
+
+	/* Removal: tern names of that directory only, regular files only. */
+	CHECK_EQ(stick_remove(s, STICK_MANIFESTS, n1), 0);
+	CHECK_EQ(stick_remove(s, STICK_MANIFESTS, n1), -ENOENT);
+	CHECK_EQ(stick_remove(s, STICK_MANIFESTS, "../x"), -EINVAL);
+	CHECK(strstr(stick_error(s), "not a name tern writes") != NULL);
+	CHECK_EQ(stick_remove(s, STICK_MANIFESTS, "../../canary"), -EINVAL);
+	CHECK_EQ(stick_remove(s, STICK_MANIFESTS, "UPPER.MAN"), -EINVAL);
+	CHECK_EQ(stick_remove(s, STICK_RECEIPTS, n2), -EINVAL); /* a .man name in receipts/ */
+	CHECK_EQ(stick_remove(s, STICK_BUNDLES, n2), -EINVAL);
+	CHECK_EQ(stick_remove(s, STICK_MANIFESTS, "00000000000000000000000000000001.man"), -EPERM);
+	CHECK_EQ(stick_remove(s, STICK_MANIFESTS, "00000000000000000000000000000003.man"), -EPERM);
+	path_of(p, sizeof(p), dir, "manifests", "00000000000000000000000000000001.man");
+	CHECK(exists(p));
+	CHECK(exists(canary));
+	f = (struct files){0};
+	CHECK_EQ(stick_foreach_file(s, STICK_MANIFESTS, on_file, &f), 0);
+	CHECK_EQ(f.n, 8);
+	close(wt.fd);
+	stick_close(s);
+}
+
+/* ---- several offices ---------------------------------------------------------------------- */
+
+static void test_two_offices(void)
+{
+	char dir[256], n1[STICK_NAME_MAX + 1], n2[STICK_NAME_MAX + 1];
+	uint8_t x[32], y[32], hash[32], hx[32];
+	struct stick_writer *w = NULL;
+
+	fresh_dir(dir, sizeof(dir));
+	make_id(x, 60);
+	make_id(y, 61);
+	struct stick *a = open_ok(dir, true);
+	CHECK_EQ(write_bundle(a, x, 5000, 5000, hx), 0);
+	CHECK_EQ(stick_put(a, STICK_MANIFESTS, "office a", 8, n1), 0);
+	stick_close(a);
+
+	struct stick *b = open_ok(dir, true);
+	CHECK(stick_has_bundle(b, x));
+	CHECK_EQ(stick_bundle_begin(b, x, 5000, &w), -EEXIST);
+	CHECK_EQ(write_bundle(b, y, 3000, 3000, hash), 0);
+	CHECK_EQ(stick_put(b, STICK_MANIFESTS, "office b", 8, n2), 0);
+	stick_close(b);
+
+	struct stick *r = open_ok(dir, false);
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(r, collect, &l), 0);
+	CHECK_EQ(l.n, 2);
+	for (size_t i = 0; i < l.n; i++) {
+		bool is_x = memcmp(l.e[i].id, x, 32) == 0;
+		check_read_back(r, &l.e[i], is_x ? 5000 : 3000);
+	}
+	struct files f = {0};
+	CHECK_EQ(stick_foreach_file(r, STICK_MANIFESTS, on_file, &f), 0);
+	CHECK_EQ(f.n, 2);
+	CHECK(find_file(&f, n1) >= 0 && find_file(&f, n2) >= 0);
+	stick_close(r);
+}
+
+/* ---- memory ---------------------------------------------------------------------------- */
+
+/* Peak RSS since the last reset_peak_rss(), in KiB (VmHWM), or -1 if unknown. */
+static long peak_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+/* Sets the peak to the current RSS (Linux 4.0 and later: "5" to clear_refs). */
+static bool reset_peak_rss(void)
+{
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+	bool ok = f && fputs("5", f) >= 0;
+	if (f && fclose(f) != 0)
+		ok = false;
+	return ok;
+}
+
+static long current_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static void test_memory_bound(void)
+{
+	char dir[256];
+	uint8_t id[32], hash[32], want[32];
+	const uint64_t len = 256ull << 20;
+	const size_t chunk = 1 << 20;
+	uint8_t *buf = malloc(chunk);
+	struct stick_writer *w;
+
+	/* Three pieces of 100 MiB: piece switching at size, in bounded memory. */
+	set_piece_max("104857600");
+	fresh_dir(dir, sizeof(dir));
+	struct stick *s = open_ok(dir, true);
+	set_piece_max(NULL);
+	make_id(id, 70);
+	pattern(buf, chunk, 0);
+	bool can_measure = reset_peak_rss();
+	long before = current_rss_kib();
+
+	struct hash *h = hash_new(32, NULL, 0);
+	CHECK_EQ(stick_bundle_begin(s, id, len, &w), 0);
+	for (uint64_t off = 0; off < len; off += chunk) {
+		buf[0] = (uint8_t)(off >> 20); /* every MiB differs */
+		hash_update(h, buf, chunk);
+		CHECK_EQ(stick_bundle_write(w, buf, chunk), 0);
+	}
+	hash_final(h, want);
+	CHECK_EQ(stick_bundle_commit(w, hash, NULL), 0);
+	CHECK_MEM(hash, want, 32);
+
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK(l.n == 1 && l.e[0].pieces == 3 && l.e[0].size == len);
+	uint64_t got = 0;
+	CHECK_EQ(stick_bundle_read(s, &l.e[0], null_sink, &got, hash), 0);
+	CHECK_EQ(got, len);
+	CHECK_MEM(hash, want, 32);
+	long growth = peak_rss_kib() - before;
+	if (can_measure && before > 0) {
+		fprintf(stderr, "test_stick: 256 MiB written and read in 3 pieces, peak RSS %ld KiB "
+				"above the start\n", growth);
+		CHECK(growth < 16 * 1024);
+	} else {
+		fprintf(stderr, "test_stick: cannot reset the peak RSS: memory bound not measured\n");
+	}
+	stick_close(s);
+	rm_rf(dir);
+	free(buf);
+}
+
+/* ---- full, read-only and forbidden media ---------------------------------------------------- */
+
+/* Runs fn as user nobody in a child; returns its exit status, or -1 if it could not switch. */
+static int as_nobody(int (*fn)(const char *), const char *dir)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(100);
+		_exit(fn(dir));
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+static int open_denied(const char *dir)
+{
+	struct stick *s = NULL;
+	char why[512];
+	int ret = stick_open(dir, true, &s, why, sizeof(why));
+	if (ret != -EACCES) {
+		fprintf(stderr, "  writable open of %s: %d %s\n", dir, ret, why);
+		return 1;
+	}
+	return strstr(why, "permission denied") ? 0 : 2;
+}
+
+static int read_denied(const char *dir)
+{
+	struct stick *s = NULL;
+	char why[512];
+	int ret = stick_open(dir, false, &s, why, sizeof(why));
+	if (ret != -EACCES) {
+		fprintf(stderr, "  read-only open of %s: %d %s\n", dir, ret, why);
+		return 1;
+	}
+	return 0;
+}
+
+static void test_permissions(void)
+{
+	char dir[256], p[1024];
+
+	fresh_dir(dir, sizeof(dir));
+	stick_close(open_ok(dir, true));
+	const char *subs[] = {"tern/bundles", "tern/manifests", "tern/receipts", "tern", ""};
+	for (int i = 0; i < 5; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, subs[i]);
+		chmod(p, 0555);
+	}
+	int status;
+	if (geteuid() == 0) {
+		status = as_nobody(open_denied, dir);
+		if (status == 100)
+			fprintf(stderr, "test_stick: cannot become nobody: permission case skipped\n");
+		else
+			CHECK_EQ(status, 0);
+		chmod(dir, 0700);
+		status = as_nobody(read_denied, dir);
+		if (status != 100)
+			CHECK_EQ(status, 0);
+	} else {
+		CHECK_EQ(open_denied(dir), 0);
+		chmod(dir, 0000);
+		CHECK_EQ(read_denied(dir), 0);
+	}
+	chmod(dir, 0755);
+}
+
+static int mount_tmpfs(const char *dir, const char *opts)
+{
+	return mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts);
+}
+
+static void test_media(void)
+{
+	char dir[256], p[1024], why[512], name[STICK_NAME_MAX + 1];
+	uint8_t id[32], hash[32];
+	struct stick_writer *w;
+
+	/* A private mount namespace: the tmpfs mounts vanish with this process. */
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		fprintf(stderr, "test_stick: no mount namespace (not root?): the full-stick and "
+				"read-only-medium cases are skipped\n");
+		return;
+	}
+
+	/* A full stick: refused early when the size is known, cleanly when it is not. */
+	fresh_dir(dir, sizeof(dir));
+	if (mount_tmpfs(dir, "size=2m") != 0) {
+		fprintf(stderr, "test_stick: cannot mount tmpfs (%s): full-stick case skipped\n",
+			strerror(errno));
+		return;
+	}
+	struct stick *s = open_ok(dir, true);
+	uint64_t free0 = 0, free1 = 0;
+	CHECK_EQ(stick_free_bytes(s, &free0), 0);
+	struct statvfs vfs;
+	CHECK_EQ(statvfs(dir, &vfs), 0);
+	CHECK_EQ(free0, (uint64_t)vfs.f_bavail * vfs.f_frsize);
+	CHECK(free0 > (1u << 20) && free0 <= (2u << 20));
+	make_id(id, 80);
+	CHECK_EQ(stick_bundle_begin(s, id, 3u << 20, &w), -ENOSPC);
+	CHECK(strstr(stick_error(s), "no space") != NULL);
+	CHECK_EQ(write_bundle(s, id, 3u << 20, 1000, hash), -ENOSPC);
+	CHECK(strstr(stick_error(s), "no space left on the stick") != NULL);
+	snprintf(p, sizeof(p), "%s/tern/bundles", dir);
+	CHECK_EQ(count_files(p, ".part"), 0);
+	CHECK_EQ(count_files(p, ".bpv"), 0);
+	CHECK_EQ(stick_free_bytes(s, &free1), 0);
+	CHECK_EQ(free1, free0);
+	/* What fits still goes on. */
+	CHECK_EQ(write_bundle(s, id, 1u << 20, 1u << 20, hash), 0);
+	uint8_t *big = calloc(1, 3u << 19);
+	CHECK_EQ(stick_put(s, STICK_MANIFESTS, big, 3u << 19, name), -ENOSPC);
+	CHECK(strstr(stick_error(s), "no space") != NULL);
+	snprintf(p, sizeof(p), "%s/tern/manifests", dir);
+	CHECK_EQ(count_files(p, ".part"), 0);
+	CHECK_EQ(count_files(p, ".man"), 0);
+	free(big);
+	stick_close(s);
+
+	/* The same stick made read-only: readable, not writable. */
+	CHECK_EQ(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL), 0);
+	s = NULL;
+	CHECK_EQ(stick_open(dir, true, &s, why, sizeof(why)), -EROFS);
+	CHECK(strstr(why, "read-only file system") != NULL);
+	s = open_ok(dir, false);
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK_EQ(l.n, 1);
+	if (l.n == 1)
+		check_read_back(s, &l.e[0], 1u << 20);
+	stick_close(s);
+	umount2(dir, MNT_DETACH);
+
+	/* A fresh read-only medium: nothing to create tern/ with. */
+	fresh_dir(dir, sizeof(dir));
+	CHECK_EQ(mount_tmpfs(dir, "size=1m"), 0);
+	CHECK_EQ(mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL), 0);
+	CHECK_EQ(stick_open(dir, true, &s, why, sizeof(why)), -EROFS);
+	CHECK(strstr(why, "read-only") != NULL);
+	umount2(dir, MNT_DETACH);
+}
+
+int main(void)
+{
+	CHECK_EQ(tern_crypto_init(), 0);
+	unsetenv(STICK_PIECE_MAX_ENV);
+	snprintf(base, sizeof(base), "/tmp/tern-stick-XXXXXX");
+	if (!mkdtemp(base)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	chmod(base, 0755); /* user nobody must reach the directories of test_permissions */
+	test_open();
+	test_round_trip();
+	test_pieces();
+	test_pulled();
+	test_hostile();
+	test_files();
+	test_two_offices();
+	test_memory_bound();
+	test_permissions();
+	test_media();
+	rm_rf(base);
+	TEST_MAIN_END();
+}

@@ -1,0 +1,644 @@
+/* Bundle files on a stick: written atomically in pieces, listed with a verdict, read back hashed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto/crypto.h"
+#include "transports/stick_internal.h"
+
+/* ---- judging what is there ---------------------------------------------------------- */
+
+/* A whole <id>.bpv: a regular file of 1 byte to STICK_BUNDLE_MAX. */
+static void check_whole(const struct stick_rec *r, struct stick_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	memcpy(e->id, r->id, 32);
+	stick_bundle_name(r->id, -1, e->name);
+	e->size = e->piece_size = r->size;
+	e->pieces = 1;
+	e->problem = stick_type_problem(r->type, &e->code);
+	e->error = r->type == STICK_T_ERR ? r->err : 0;
+	if (e->problem)
+		return;
+	if (r->size == 0) {
+		e->code = STICK_EMPTY;
+		e->problem = "empty (0 bytes): cut short when the stick was pulled?";
+	} else if (r->size > STICK_BUNDLE_MAX) {
+		e->code = STICK_TOO_BIG;
+		e->problem = "larger than 64 GiB: refused unread";
+	}
+}
+
+static void set_problem(struct stick_entry *e, const uint8_t id[32], int piece,
+			enum stick_problem code, const char *problem)
+{
+	e->code = code;
+	e->problem = problem;
+	stick_bundle_name(id, piece, e->name);
+}
+
+/*
+ * The pieces of one bundle, in piece order: they must run .000, .001, ... without a gap,
+ * be regular files, all of the size of .000 but the last (1 byte to that size), be more
+ * than one, and add up to at most STICK_BUNDLE_MAX. The first fault found is reported,
+ * naming the piece at fault (or the first one missing).
+ */
+static void check_set(const struct stick_rec *const *r, size_t n, struct stick_entry *e)
+{
+	const uint8_t *id = r[0]->id;
+	uint64_t first = r[0]->size, total = 0;
+
+	memset(e, 0, sizeof(*e));
+	memcpy(e->id, id, 32);
+	stick_bundle_name(id, 0, e->name);
+	e->pieces = (unsigned)n;
+	e->piece_size = first;
+	for (size_t k = 0; k < n; k++)
+		total += r[k]->size;
+	e->size = total;
+
+	for (size_t k = 0; k < n; k++) {
+		enum stick_problem code;
+		const char *p;
+		if (r[k]->piece != (int)k) {
+			set_problem(e, id, (int)k, STICK_PIECE_MISSING,
+				    "piece missing: pieces must run .000, .001, ... without a gap");
+			return;
+		}
+		p = stick_type_problem(r[k]->type, &code);
+		if (p) {
+			set_problem(e, id, (int)k, code, p);
+			e->error = r[k]->type == STICK_T_ERR ? r[k]->err : 0;
+			return;
+		}
+		if (r[k]->size == 0) {
+			set_problem(e, id, (int)k, STICK_PIECE_SIZE, "empty piece");
+			return;
+		}
+		if (k > 0 && k < n - 1 && r[k]->size != first) {
+			set_problem(e, id, (int)k, STICK_PIECE_SIZE,
+				    "piece size differs from that of piece .000");
+			return;
+		}
+		if (k > 0 && k == n - 1 && r[k]->size > first) {
+			set_problem(e, id, (int)k, STICK_PIECE_SIZE,
+				    "last piece larger than piece .000");
+			return;
+		}
+	}
+	if (n == 1)
+		set_problem(e, id, 1, STICK_PIECE_MISSING,
+			    "piece missing: a piece .000 alone (the rest did not arrive)");
+	else if (total > STICK_BUNDLE_MAX)
+		set_problem(e, id, 0, STICK_TOO_BIG, "pieces add up to more than 64 GiB: refused");
+}
+
+static void stat_rec(int dfd, const char *name, struct stick_rec *r)
+{
+	struct stat st;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		r->type = STICK_T_ERR;
+		r->err = -errno;
+		return;
+	}
+	r->type = stick_type_of(st.st_mode);
+	r->size = (uint64_t)st.st_size;
+}
+
+/*
+ * Finds the pieces of id by name, in order, without a listing of the directory (which
+ * can hold thousands of names). Only when .000 or .001 exists are the others looked up:
+ * a copy is complete only with .000, and a pulled export leaves .001 before any other.
+ * recs must hold STICK_PIECES_MAX. Returns the count; -errno if a lookup failed.
+ */
+static int probe_pieces(struct stick *s, const uint8_t id[32], struct stick_rec *recs)
+{
+	char name[STICK_NAME_MAX + 1];
+	int n = 0;
+
+	for (unsigned k = 0; k < STICK_PIECES_MAX; k++) {
+		struct stick_rec *r = &recs[n];
+		memset(r, 0, sizeof(*r));
+		memcpy(r->id, id, 32);
+		r->piece = (int16_t)k;
+		stick_bundle_name(id, (int)k, name);
+		stat_rec(s->fd[STICK_BUNDLES], name, r);
+		if (r->type == STICK_T_ERR && r->err == -ENOENT) {
+			if (k == 1 && n == 0)
+				return 0;
+			continue;
+		}
+		n++;
+	}
+	return n;
+}
+
+bool stick_has_bundle(struct stick *s, const uint8_t id[static 32])
+{
+	char name[STICK_NAME_MAX + 1];
+	struct stick_entry e;
+	struct stick_rec whole = {.piece = -1};
+	bool have = false;
+
+	if (s->fd[STICK_BUNDLES] < 0)
+		return false;
+	memcpy(whole.id, id, 32);
+	stick_bundle_name(id, -1, name);
+	stat_rec(s->fd[STICK_BUNDLES], name, &whole);
+	check_whole(&whole, &e);
+	if (!e.problem)
+		return true;
+
+	struct stick_rec *recs = malloc(STICK_PIECES_MAX * sizeof(*recs));
+	const struct stick_rec **ptr = malloc(STICK_PIECES_MAX * sizeof(*ptr));
+	int n = recs && ptr ? probe_pieces(s, id, recs) : 0;
+	if (n > 0) {
+		for (int k = 0; k < n; k++)
+			ptr[k] = &recs[k];
+		check_set(ptr, (size_t)n, &e);
+		have = !e.problem;
+	}
+	free(ptr);
+	free(recs);
+	return have;
+}
+
+/* ---- listing ------------------------------------------------------------------------ */
+
+int stick_bundle_foreach(struct stick *s, stick_entry_fn fn, void *ctx)
+{
+	struct stick_list l;
+	const struct stick_rec **set = NULL;
+	int ret = stick_list_dir(s, STICK_BUNDLES, &l);
+
+	if (ret < 0)
+		return ret;
+	set = malloc(STICK_PIECES_MAX * sizeof(*set));
+	if (!set) {
+		stick_list_free(&l);
+		return stick_fail(s, -ENOMEM, STICK_BUNDLES, NULL, "out of memory");
+	}
+	for (size_t i = 0; i < l.n && ret == 0; i++) {
+		struct stick_rec *r = &l.recs[i];
+		struct stick_entry e;
+		if (r->taken)
+			continue;
+		if (r->show) {
+			memset(&e, 0, sizeof(e));
+			snprintf(e.name, sizeof(e.name), "%s", r->show);
+			e.size = r->size;
+			e.problem = stick_type_problem(r->type, &e.code);
+			e.error = r->type == STICK_T_ERR ? r->err : 0;
+			if (!e.problem) {
+				e.code = STICK_BAD_NAME;
+				e.problem = "not a name tern writes (<64 lowercase hex>.bpv or "
+					    ".bpv.NNN)";
+			}
+		} else if (r->piece < 0) {
+			check_whole(r, &e);
+		} else {
+			/*
+			 * The pieces of one id are consecutive among tern names; a hostile name
+			 * may sort between two of them, so skip over those.
+			 */
+			size_t n = 0;
+			for (size_t j = i; j < l.n && n < STICK_PIECES_MAX; j++) {
+				struct stick_rec *q = &l.recs[j];
+				if (q->show)
+					continue;
+				if (q->piece < 0 || memcmp(q->id, r->id, 32) != 0)
+					break;
+				q->taken = true;
+				set[n++] = q;
+			}
+			check_set(set, n, &e);
+		}
+		ret = fn(ctx, &e);
+	}
+	free(set);
+	stick_list_free(&l);
+	return ret;
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+static int read_piece(struct stick *s, const char *name, uint64_t expect, struct hash *h,
+		      stick_sink sink, void *ctx)
+{
+	int dfd = s->fd[STICK_BUNDLES];
+	struct stat st;
+	int ret = 0;
+
+	/* Looked at before it is opened: a FIFO or device put here since is never opened. */
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != expect)
+		return stick_fail(s, -ESTALE, STICK_BUNDLES, name,
+				  "changed since it was listed (not read)");
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = -errno;
+		return stick_fail(s, err == -ELOOP ? -ESTALE : err, STICK_BUNDLES, name,
+				  "cannot open: %s", strerror(-err));
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != expect) {
+		ret = stick_fail(s, -ESTALE, STICK_BUNDLES, name, "changed since it was listed");
+		goto out;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (uint64_t left = expect; left > 0;) {
+		size_t want = left < STICK_IO_BUF ? (size_t)left : STICK_IO_BUF;
+		ssize_t got = read(fd, s->iobuf, want);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int err = -errno;
+			ret = stick_fail(s, -EIO, STICK_BUNDLES, name, "read error: %s",
+					 strerror(-err));
+			goto out;
+		}
+		if (got == 0) {
+			ret = stick_fail(s, -ESTALE, STICK_BUNDLES, name,
+					 "shrank while being read");
+			goto out;
+		}
+		hash_update(h, s->iobuf, (size_t)got);
+		ret = sink(ctx, s->iobuf, (size_t)got);
+		if (ret != 0) {
+			stick_fail(s, ret, STICK_BUNDLES, name, "read stopped by its receiver: %s",
+				   strerror(ret < 0 ? -ret : ret));
+			goto out;
+		}
+		left -= (uint64_t)got;
+	}
+	uint8_t extra;
+	ssize_t got;
+	while ((got = read(fd, &extra, 1)) < 0 && errno == EINTR)
+		;
+	if (got != 0)
+		ret = stick_fail(s, got > 0 ? -ESTALE : -EIO, STICK_BUNDLES, name,
+				 got > 0 ? "grew while being read" : "read error at the end");
+out:
+	close(fd);
+	return ret;
+}
+
+int stick_bundle_read(struct stick *s, const struct stick_entry *e, stick_sink sink, void *ctx,
+		      uint8_t hash[static 32])
+{
+	char name[STICK_NAME_MAX + 1];
+	int ret = 0;
+
+	if (e->problem || e->code != STICK_OK || e->pieces == 0 || e->pieces > STICK_PIECES_MAX)
+		return stick_fail(s, -EINVAL, STICK_BUNDLES, e->name, "refused: %s",
+				  e->problem ? e->problem : "not a readable entry");
+	if (s->fd[STICK_BUNDLES] < 0)
+		return stick_fail(s, -ENOENT, STICK_BUNDLES, NULL, "no such directory");
+	if (!s->iobuf && !(s->iobuf = malloc(STICK_IO_BUF)))
+		return stick_fail(s, -ENOMEM, STICK_BUNDLES, e->name, "out of memory");
+	struct hash *h = hash_new(HASH_LEN, NULL, 0);
+	if (!h)
+		return stick_fail(s, -ENOMEM, STICK_BUNDLES, e->name, "out of memory");
+	for (unsigned k = 0; k < e->pieces && ret == 0; k++) {
+		uint64_t expect = k + 1 < e->pieces ? e->piece_size
+						    : e->size - (uint64_t)k * e->piece_size;
+		stick_bundle_name(e->id, e->pieces == 1 ? -1 : (int)k, name);
+		ret = read_piece(s, name, expect, h, sink, ctx);
+	}
+	if (ret == 0)
+		hash_final(h, hash);
+	else
+		hash_free(h);
+	return ret;
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+struct stick_writer {
+	struct stick *s;
+	uint8_t id[32];
+	uint64_t total, in_piece;
+	unsigned npieces; /* temporary files created */
+	int fd;		  /* of the last one, while open */
+	char (*temps)[STICK_TEMP_LEN + 1];
+	uint8_t *buf;
+	size_t used;
+	struct hash *h;
+	int err; /* sticky */
+};
+
+static int writer_fail(struct stick_writer *w, int err, const char *name)
+{
+	w->err = stick_fail(w->s, err, STICK_BUNDLES, name, "%s", stick_write_reason(w->s, err));
+	return w->err;
+}
+
+/*
+ * Removes whatever incomplete copy of id a pulled stick left (regular files only), so that
+ * the names are free for ours. Something else in the way is an error: it is not ours to
+ * remove.
+ */
+static int clear_remains(struct stick *s, const uint8_t id[32])
+{
+	char name[STICK_NAME_MAX + 1];
+	int dfd = s->fd[STICK_BUNDLES];
+	struct stick_rec whole = {.piece = -1};
+	bool removed = false;
+	int ret = 0;
+
+	struct stick_rec *recs = malloc((STICK_PIECES_MAX + 1) * sizeof(*recs));
+	if (!recs)
+		return stick_fail(s, -ENOMEM, STICK_BUNDLES, NULL, "out of memory");
+	memcpy(whole.id, id, 32);
+	stick_bundle_name(id, -1, name);
+	stat_rec(dfd, name, &whole);
+	recs[0] = whole;
+	int n = 1 + probe_pieces(s, id, recs + 1);
+	/* Everything in the way is looked at before anything is removed. */
+	for (int i = 0; i < n && ret == 0; i++) {
+		enum stick_problem code;
+		const char *p = stick_type_problem(recs[i].type, &code);
+		stick_bundle_name(id, recs[i].piece, name);
+		if (p && !(recs[i].type == STICK_T_ERR && recs[i].err == -ENOENT))
+			ret = stick_fail(s, -EEXIST, STICK_BUNDLES, name, "in the way: %s", p);
+	}
+	for (int i = 0; i < n && ret == 0; i++) {
+		stick_bundle_name(id, recs[i].piece, name);
+		if (recs[i].type != STICK_T_REG)
+			continue;
+		if (unlinkat(dfd, name, 0) == 0) {
+			removed = true;
+		} else if (errno != ENOENT) {
+			int err = -errno;
+			ret = stick_fail(s, err, STICK_BUNDLES, name,
+					 "cannot remove an incomplete copy: %s",
+					 stick_write_reason(s, err));
+		}
+	}
+	free(recs);
+	if (ret == 0 && removed)
+		ret = stick_fsync_dir(dfd);
+	return ret;
+}
+
+static int open_piece(struct stick_writer *w)
+{
+	int dfd = w->s->fd[STICK_BUNDLES];
+
+	if (w->npieces == STICK_PIECES_MAX) {
+		char name[STICK_NAME_MAX + 1];
+		stick_bundle_name(w->id, -1, name);
+		return w->err = stick_fail(w->s, -EFBIG, STICK_BUNDLES, name,
+					   "more than %u pieces of %llu bytes", STICK_PIECES_MAX,
+					   (unsigned long long)w->s->piece_max);
+	}
+	for (int tries = 0;; tries++) {
+		stick_temp_name(w->temps[w->npieces]);
+		w->fd = openat(dfd, w->temps[w->npieces],
+			       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (w->fd >= 0)
+			break;
+		if (errno != EEXIST || tries == 3)
+			return writer_fail(w, -errno, w->temps[w->npieces]);
+	}
+	w->npieces++;
+	w->in_piece = 0;
+	return 0;
+}
+
+static int flush(struct stick_writer *w)
+{
+	int ret = stick_write_all(w->fd, w->buf, w->used);
+
+	w->used = 0;
+	return ret < 0 ? writer_fail(w, ret, w->temps[w->npieces - 1]) : 0;
+}
+
+/* Flushes, fsyncs and closes the current piece: what is renamed later is on the medium. */
+static int finish_piece(struct stick_writer *w)
+{
+	const char *name = w->temps[w->npieces - 1];
+	int ret = flush(w);
+
+	if (ret == 0 && fsync(w->fd) != 0)
+		ret = writer_fail(w, -errno, name);
+	if (close(w->fd) != 0 && ret == 0)
+		ret = writer_fail(w, -errno, name);
+	w->fd = -1;
+	return ret;
+}
+
+int stick_bundle_begin(struct stick *s, const uint8_t id[static 32], uint64_t size,
+		       struct stick_writer **out)
+{
+	char name[STICK_NAME_MAX + 1];
+	uint64_t avail;
+	int ret;
+
+	*out = NULL;
+	stick_bundle_name(id, -1, name);
+	if (!s->writable)
+		return stick_fail(s, -EROFS, STICK_BUNDLES, name, "stick opened read-only");
+	if (size > STICK_BUNDLE_MAX)
+		return stick_fail(s, -EFBIG, STICK_BUNDLES, name,
+				  "%llu bytes: over the 64 GiB limit for a stick",
+				  (unsigned long long)size);
+	if (size > s->piece_max * STICK_PIECES_MAX)
+		return stick_fail(s, -EFBIG, STICK_BUNDLES, name,
+				  "%llu bytes: more than %u pieces of %llu bytes",
+				  (unsigned long long)size, STICK_PIECES_MAX,
+				  (unsigned long long)s->piece_max);
+	if (stick_has_bundle(s, id))
+		return stick_fail(s, -EEXIST, STICK_BUNDLES, name, "already on the stick");
+	ret = clear_remains(s, id);
+	if (ret < 0)
+		return ret;
+	ret = stick_free_bytes(s, &avail);
+	if (ret < 0)
+		return ret;
+	if (size > avail)
+		return stick_fail(s, -ENOSPC, STICK_BUNDLES, name,
+				  "no space: %llu bytes to write, %llu free",
+				  (unsigned long long)size, (unsigned long long)avail);
+
+	struct stick_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return stick_fail(s, -ENOMEM, STICK_BUNDLES, name, "out of memory");
+	w->s = s;
+	w->fd = -1;
+	memcpy(w->id, id, 32);
+	w->temps = malloc(STICK_PIECES_MAX * sizeof(*w->temps));
+	w->buf = malloc(STICK_IO_BUF);
+	w->h = hash_new(HASH_LEN, NULL, 0);
+	if (!w->temps || !w->buf || !w->h) {
+		stick_bundle_abort(w);
+		return stick_fail(s, -ENOMEM, STICK_BUNDLES, name, "out of memory");
+	}
+	ret = open_piece(w);
+	if (ret < 0) {
+		stick_bundle_abort(w);
+		return ret;
+	}
+	*out = w;
+	return 0;
+}
+
+int stick_bundle_write(struct stick_writer *w, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	while (len > 0 && w->err == 0) {
+		if (w->in_piece == w->s->piece_max) {
+			if (finish_piece(w) < 0 || open_piece(w) < 0)
+				break;
+		}
+		if (w->total == STICK_BUNDLE_MAX) {
+			char name[STICK_NAME_MAX + 1];
+			stick_bundle_name(w->id, -1, name);
+			w->err = stick_fail(w->s, -EFBIG, STICK_BUNDLES, name,
+					    "over the 64 GiB limit for a stick");
+			break;
+		}
+		uint64_t n = len;
+		if (n > STICK_IO_BUF - w->used)
+			n = STICK_IO_BUF - w->used;
+		if (n > w->s->piece_max - w->in_piece)
+			n = w->s->piece_max - w->in_piece;
+		if (n > STICK_BUNDLE_MAX - w->total)
+			n = STICK_BUNDLE_MAX - w->total;
+		memcpy(w->buf + w->used, p, (size_t)n);
+		hash_update(w->h, p, (size_t)n);
+		w->used += (size_t)n;
+		w->in_piece += n;
+		w->total += n;
+		p += n;
+		len -= (size_t)n;
+		if (w->used == STICK_IO_BUF)
+			flush(w);
+	}
+	return w->err;
+}
+
+/* Renames the temporaries into place: .001 and up, a directory fsync, then .000 (or whole). */
+static int place(struct stick_writer *w, unsigned *placed)
+{
+	int dfd = w->s->fd[STICK_BUNDLES];
+	char name[STICK_NAME_MAX + 1];
+	int ret;
+
+	for (unsigned k = 1; k <= w->npieces; k++) {
+		unsigned piece = k % w->npieces; /* 1, 2, ..., n - 1, then 0 */
+		if (w->npieces > 1 && piece == 0) {
+			ret = stick_fsync_dir(dfd);
+			if (ret < 0)
+				return writer_fail(w, ret, NULL);
+		}
+		stick_bundle_name(w->id, w->npieces == 1 ? -1 : (int)piece, name);
+		ret = stick_rename_noreplace(dfd, w->temps[piece], name);
+		if (ret == -EEXIST)
+			return w->err = stick_fail(w->s, ret, STICK_BUNDLES, name,
+						   "another copy appeared meanwhile");
+		if (ret < 0)
+			return writer_fail(w, ret, name);
+		w->temps[piece][0] = '\0'; /* renamed: no longer a temporary to remove */
+		*placed = k;
+	}
+	ret = stick_fsync_dir(dfd);
+	return ret < 0 ? writer_fail(w, ret, NULL) : 0;
+}
+
+int stick_bundle_commit(struct stick_writer *w, uint8_t hash[static 32], uint64_t *size)
+{
+	char name[STICK_NAME_MAX + 1];
+	unsigned placed = 0;
+	int ret = w->err;
+
+	if (ret == 0 && w->total == 0) {
+		stick_bundle_name(w->id, -1, name);
+		ret = w->err = stick_fail(w->s, -EINVAL, STICK_BUNDLES, name, "nothing written");
+	}
+	if (ret == 0)
+		ret = finish_piece(w);
+	if (ret == 0)
+		ret = place(w, &placed);
+	if (ret < 0) {
+		/* Take back what was renamed, newest first; .000 last keeps a set incomplete. */
+		for (unsigned k = placed; k >= 1; k--) {
+			unsigned piece = k % w->npieces;
+			stick_bundle_name(w->id, w->npieces == 1 ? -1 : (int)piece, name);
+			unlinkat(w->s->fd[STICK_BUNDLES], name, 0);
+		}
+		stick_bundle_abort(w);
+		return ret;
+	}
+	hash_final(w->h, hash);
+	w->h = NULL;
+	if (size)
+		*size = w->total;
+	stick_bundle_abort(w); /* every temporary is renamed: this only frees */
+	return 0;
+}
+
+void stick_bundle_abort(struct stick_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	for (unsigned k = 0; w->temps && k < w->npieces; k++)
+		if (w->temps[k][0])
+			unlinkat(w->s->fd[STICK_BUNDLES], w->temps[k], 0);
+	hash_free(w->h);
+	free(w->temps);
+	free(w->buf);
+	free(w);
+}
+
+/* ---- removing ------------------------------------------------------------------------ */
+
+int stick_bundle_remove(struct stick *s, const uint8_t id[static 32])
+{
+	char name[STICK_NAME_MAX + 1];
+	int dfd = s->fd[STICK_BUNDLES];
+	unsigned removed = 0, other = 0;
+	int ret = 0;
+
+	stick_bundle_name(id, -1, name);
+	if (!s->writable)
+		return stick_fail(s, -EROFS, STICK_BUNDLES, name, "stick opened read-only");
+	struct stick_rec *recs = malloc((STICK_PIECES_MAX + 1) * sizeof(*recs));
+	if (!recs)
+		return stick_fail(s, -ENOMEM, STICK_BUNDLES, name, "out of memory");
+	memset(&recs[0], 0, sizeof(recs[0]));
+	recs[0].piece = -1;
+	stat_rec(dfd, name, &recs[0]);
+	int n = 1 + probe_pieces(s, id, recs + 1);
+	for (int i = 0; i < n && ret == 0; i++) {
+		stick_bundle_name(id, recs[i].piece, name);
+		if (recs[i].type == STICK_T_ERR && recs[i].err == -ENOENT)
+			continue;
+		if (recs[i].type != STICK_T_REG) {
+			other++;
+		} else if (unlinkat(dfd, name, 0) == 0) {
+			removed++;
+		} else if (errno != ENOENT) {
+			int err = -errno;
+			ret = stick_fail(s, err, STICK_BUNDLES, name, "cannot remove: %s",
+					 stick_write_reason(s, err));
+		}
+	}
+	free(recs);
+	if (ret == 0 && removed)
+		ret = stick_fsync_dir(dfd);
+	if (ret == 0 && removed == 0) {
+		stick_bundle_name(id, -1, name);
+		ret = other ? stick_fail(s, -EPERM, STICK_BUNDLES, name,
+					 "not a regular file: left alone")
+			    : stick_fail(s, -ENOENT, STICK_BUNDLES, name, "not on the stick");
+	}
+	return ret;
+}
