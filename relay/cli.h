@@ -39,14 +39,18 @@ int cli_fail(const char *what, const char *fmt, ...) __attribute__((format(print
 int cli_usage(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the usage and summary of one command from the table to f. */
 void cli_print_help(const char *command, FILE *f);
-/* True if argv holds -h or --help before any "--". */
+/* True if the first argument after the command is -h or --help. */
 bool cli_wants_help(int argc, char **argv);
 
 void hex_encode(const uint8_t *buf, size_t len, char *out);
 /* Parses exactly len bytes of hex. -EINVAL otherwise. */
 int hex_decode(const char *s, uint8_t *out, size_t len);
-/* Writes s as a JSON string literal, quotes included. */
+/* Writes s as a JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD. */
 void json_string(FILE *f, const char *s);
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 if there is none. */
+size_t utf8_valid_len(const unsigned char *p, size_t avail);
+/* Copies in to out for a terminal: controls and invalid UTF-8 become '?'. */
+void safe_text(const char *in, char *out, size_t outlen);
 /* "2026-11-27T12:00:00Z", or "unknown" for 0. */
 void format_time(uint64_t unix_ms, char *out, size_t len);
 /* "12.3 MiB" */

@@ -44,10 +44,14 @@ void clock_now(struct store_clock *out)
 	read_boot_id(out->boot_id);
 }
 
+/*
+ * Only a clock that NTP (or GPS through it) has synchronised is trusted. An RTC
+ * alone is not enough: a Pi 5 without its battery has one that starts in the
+ * past, and a wrongly trusted clock loses bundles ("expired") where a wrongly
+ * untrusted one only costs the bytes of a Bundle Age block.
+ */
 bool clock_looks_trusted(void)
 {
-	if (access("/sys/class/rtc/rtc0", F_OK) == 0)
-		return true;
 	struct timex tx = {0};
 	int state = adjtimex(&tx);
 	return state != -1 && state != TIME_ERROR && !(tx.status & STA_UNSYNC);

@@ -66,11 +66,15 @@ static int export_one(void *ctx, const struct store_bundle *b, const uint8_t *he
 	struct export_run *r = ctx;
 	char hex[65], name[80], tmp[96];
 	uint64_t len = 0;
+	uint8_t rnd[8];
+	char rhex[17];
 	hex_encode(b->id, 32, hex);
 	snprintf(name, sizeof(name), "%s.bundle", hex);
-	snprintf(tmp, sizeof(tmp), ".%s.part", hex);
+	/* Our own random temp name: another exporter into DIR never shares it. */
+	tern_random(rnd, sizeof(rnd));
+	hex_encode(rnd, sizeof(rnd), rhex);
+	snprintf(tmp, sizeof(tmp), ".%s.part", rhex);
 
-	unlinkat(r->dfd, tmp, 0);
 	r->file.fd = openat(r->dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (r->file.fd < 0) {
 		cli_fail(r->dir, "cannot write: %s", strerror(errno));
@@ -85,6 +89,15 @@ static int export_one(void *ctx, const struct store_bundle *b, const uint8_t *he
 	close(r->file.fd);
 	if (err == 0 && renameat(r->dfd, tmp, r->dfd, name) != 0)
 		err = -errno;
+	if (err == 0 && fsync(r->dfd) != 0)
+		err = -errno;
+	if (err == -ELOOP) {
+		unlinkat(r->dfd, tmp, 0);
+		/* Its hop limit is spent: nobody will take it, so it leaves the queue. */
+		store_bundle_delete(r->n->store, b->id);
+		cli_fail(name, "dropped: one more hop would pass its hop limit");
+		return 0;
+	}
 	if (err < 0) {
 		unlinkat(r->dfd, tmp, 0);
 		cli_fail(name, "not exported: %s", strerror(-err));
@@ -117,8 +130,6 @@ static int bundle_export(int argc, char **argv)
 	int err = r.file.buf ? store_purge_expired(n.store, &n.now, &purged) : -ENOMEM;
 	if (err == 0)
 		err = store_bundle_foreach(n.store, STORE_QUEUED, &n.now, export_one, &r);
-	if (fsync(r.dfd) != 0 && err == 0)
-		err = -errno;
 	char size[32];
 	format_size(r.bytes, size, sizeof(size));
 	fflush(stdout);
@@ -219,14 +230,18 @@ static int bundle_import(int argc, char **argv)
 		return EXIT_FAIL;
 	uint8_t *buf = malloc(IO_BUF);
 	struct import_tally t = {0};
-	for (int i = 2; buf && i < argc; i++)
+	if (!buf) {
+		node_close(&n);
+		return cli_fail("import", "out of memory");
+	}
+	for (int i = 2; i < argc; i++)
 		import_one(&n, argv[i], buf, &t);
 	free(buf);
 	node_close(&n);
 	fflush(stdout);
 	fprintf(stderr, "%d delivered, %d queued, %d duplicate, %d rejected\n", t.delivered,
 		t.queued, t.duplicate, t.rejected);
-	return t.rejected || !buf ? EXIT_FAIL : EXIT_OK;
+	return t.rejected ? EXIT_FAIL : EXIT_OK;
 }
 
 int cmd_bundle(int argc, char **argv)

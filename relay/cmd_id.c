@@ -13,7 +13,7 @@ int cmd_id(int argc, char **argv)
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
 		if (c != 'j')
-			return cli_usage("id", "unknown option");
+			return cli_usage("id", "unknown option %s", argv[optind - 1]);
 		json = true;
 	}
 	if (optind != argc)

@@ -49,8 +49,10 @@ static int print_entry(void *ctx, const struct store_inbox *e)
 		json_string(stdout, e->name);
 		printf(", \"read\": %s}", e->read ? "true" : "false");
 	} else {
+		char name[sizeof(e->name) * 2];
+		safe_text(e->name, name, sizeof(name));
 		format_size(e->size, size, sizeof(size));
-		printf("%.12s  %-20s %s  %s %10s  %s\n", id, who, when, kind, size, e->name);
+		printf("%.12s  %-20s %s  %s %10s  %s\n", id, who, when, kind, size, name);
 	}
 	l->count++;
 	return 0;
@@ -64,7 +66,7 @@ int cmd_inbox(int argc, char **argv)
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
 		if (c != 'j')
-			return cli_usage("inbox", "unknown option");
+			return cli_usage("inbox", "unknown option %s", argv[optind - 1]);
 		l.json = true;
 	}
 	if (optind != argc)
@@ -105,6 +107,26 @@ static int open_failed(const char *id, int err)
 	return cli_fail(id, "cannot open: %s", strerror(-err));
 }
 
+struct file_sink {
+	int fd;
+};
+
+static int write_all(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct file_sink *f = ctx;
+	while (len) {
+		ssize_t n = write(f->fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 /* Holds plaintext until it is verified: in memory while small, then in an unnamed file. */
 struct spool {
 	uint8_t *mem;
@@ -122,23 +144,45 @@ static int spool_write(void *ctx, const uint8_t *buf, size_t len)
 		return 0;
 	}
 	if (s->fd < 0) {
+		/* Unnamed: a crash leaves no unverified plaintext behind. */
 		s->fd = open(s->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (s->fd < 0 || write(s->fd, s->mem, s->len) != (ssize_t)s->len)
+		if (s->fd < 0)
 			return -errno;
+		int ret = write_all(&(struct file_sink){s->fd}, s->mem, s->len);
+		if (ret < 0)
+			return ret;
 	}
-	return write(s->fd, buf, len) == (ssize_t)len ? 0 : -errno;
+	return write_all(&(struct file_sink){s->fd}, buf, len);
 }
 
-static int spool_release(struct spool *s, FILE *out)
+/* On a terminal, the sender's text must not drive it: controls other than \n and \t go. */
+static void defang(uint8_t *buf, size_t len)
 {
-	if (s->fd < 0)
+	for (size_t i = 0; i < len; i++) {
+		if ((buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\t') || buf[i] == 0x7f)
+			buf[i] = '?';
+		else if (buf[i] == 0xc2 && i + 1 < len && buf[i + 1] >= 0x80 && buf[i + 1] < 0xa0)
+			buf[i] = buf[i + 1] = '?';
+	}
+}
+
+static int spool_release(struct spool *s, FILE *out, bool tty)
+{
+	if (s->fd < 0) {
+		if (tty)
+			defang(s->mem, s->len);
 		return fwrite(s->mem, 1, s->len, out) == s->len ? 0 : -EIO;
+	}
 	if (lseek(s->fd, 0, SEEK_SET) != 0)
 		return -errno;
 	ssize_t got;
-	while ((got = read(s->fd, s->mem, MEM_SPOOL_MAX)) > 0)
+	s->len = MEM_SPOOL_MAX;
+	while ((got = read(s->fd, s->mem, MEM_SPOOL_MAX)) > 0) {
+		if (tty)
+			defang(s->mem, (size_t)got);
 		if (fwrite(s->mem, 1, (size_t)got, out) != (size_t)got)
 			return -EIO;
+	}
 	return got < 0 ? -errno : 0;
 }
 
@@ -157,7 +201,9 @@ int cmd_read(int argc, char **argv)
 	if (find_entry(&n, argv[1], &e) != EXIT_OK)
 		goto out;
 	if (e.kind != ENVELOPE_TEXT) {
-		cli_fail(argv[1], "is a file (%s): use `tern save %s DIR`", e.name, argv[1]);
+		char name[sizeof(e.name) * 2];
+		safe_text(e.name, name, sizeof(name));
+		cli_fail(argv[1], "is a file (%s): use `tern save %s DIR`", name, argv[1]);
 		goto out;
 	}
 	s.mem = malloc(MEM_SPOOL_MAX);
@@ -170,7 +216,7 @@ int cmd_read(int argc, char **argv)
 		open_failed(argv[1], err);
 		goto out;
 	}
-	err = spool_release(&s, stdout);
+	err = spool_release(&s, stdout, isatty(STDOUT_FILENO));
 	if (err == 0 && s.len && s.mem[s.len - 1] != '\n' && s.fd < 0 && isatty(STDOUT_FILENO))
 		putchar('\n');
 	if (err < 0 || fflush(stdout) != 0) {
@@ -207,41 +253,28 @@ static void safe_name(const char *name, const char *id, char *out, size_t len)
 		snprintf(out, len, "received-%.12s", id);
 }
 
-struct file_sink {
-	int fd;
-};
-
-static int write_all(void *ctx, const uint8_t *buf, size_t len)
-{
-	struct file_sink *f = ctx;
-	while (len) {
-		ssize_t n = write(f->fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Moves the verified temporary file to name, or "name (2)" and so on; never replaces a file. */
-static int place_file(int dfd, const char *tmp, const char *name, char *final, size_t len)
+/*
+ * Gives the verified file its name, or "name (2)" and so on; never replaces a file.
+ * With an unnamed O_TMPFILE (tmp == NULL) linkat names it; else tmp is renamed.
+ */
+static int place_file(int dfd, int fd, const char *tmp, const char *name, char *final, size_t len)
 {
 	const char *dot = strrchr(name, '.');
 	size_t stem = dot && dot != name ? (size_t)(dot - name) : strlen(name);
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	for (int i = 1; i < 1000; i++) {
 		if (i == 1)
 			snprintf(final, len, "%s", name);
 		else
 			snprintf(final, len, "%.*s (%d)%s", (int)stem, name, i, name + stem);
-		if (renameat2(dfd, tmp, dfd, final, RENAME_NOREPLACE) == 0)
+		int r = tmp ? renameat2(dfd, tmp, dfd, final, RENAME_NOREPLACE)
+			    : linkat(AT_FDCWD, proc, dfd, final, AT_SYMLINK_FOLLOW);
+		if (r == 0)
 			return 0;
 		if (errno == EEXIST)
 			continue;
-		if (errno != EINVAL && errno != ENOSYS)
+		if (!tmp || (errno != EINVAL && errno != ENOSYS))
 			return -errno;
 		/* The filesystem cannot refuse to replace; check first (racy, but only with ourselves). */
 		if (faccessat(dfd, final, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
@@ -249,6 +282,26 @@ static int place_file(int dfd, const char *tmp, const char *name, char *final, s
 		return renameat(dfd, tmp, dfd, final) == 0 ? 0 : -errno;
 	}
 	return -EEXIST;
+}
+
+/*
+ * Plaintext is written before it is verified, so it goes to an unnamed file that
+ * vanishes with a crash; where the filesystem has no O_TMPFILE (FAT), to a random
+ * hidden name that nobody else uses.
+ */
+static int open_unverified(int dfd, char *tmp, size_t len, bool *named)
+{
+	int fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	*named = false;
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	uint8_t rnd[8];
+	char hex[17];
+	tern_random(rnd, sizeof(rnd));
+	hex_encode(rnd, sizeof(rnd), hex);
+	snprintf(tmp, len, ".tern-%s.part", hex);
+	*named = true;
+	return openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
 int cmd_save(int argc, char **argv)
@@ -261,6 +314,7 @@ int cmd_save(int argc, char **argv)
 	struct envelope_meta meta;
 	char name[ENVELOPE_NAME_MAX + 1], final[ENVELOPE_NAME_MAX + 16], tmp[64];
 	struct file_sink sink = {.fd = -1};
+	bool named = false;
 	int ret = EXIT_FAIL;
 
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -275,31 +329,37 @@ int cmd_save(int argc, char **argv)
 	char hex[33];
 	hex_encode(e.msg_id, 16, hex);
 	safe_name(e.kind == ENVELOPE_FILE ? e.name : "", hex, name, sizeof(name));
-	snprintf(tmp, sizeof(tmp), ".tern-%.16s.part", hex);
-	unlinkat(dfd, tmp, 0);
-	sink.fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	sink.fd = open_unverified(dfd, tmp, sizeof(tmp), &named);
 	if (sink.fd < 0) {
 		cli_fail(dir, "cannot write here: %s", strerror(errno));
 		goto out;
 	}
 	int err = node_open_inbox(&n, &e, write_all, &sink, &meta);
 	if (err < 0) {
-		unlinkat(dfd, tmp, 0);
 		open_failed(id, err);
 		goto out;
 	}
 	/* Received files stay 0600: they may be sensitive, and the user can widen that. */
-	if (fsync(sink.fd) != 0 ||
-	    (err = place_file(dfd, tmp, name, final, sizeof(final))) < 0) {
-		unlinkat(dfd, tmp, 0);
-		cli_fail(dir, "cannot place the file: %s", strerror(err ? -err : errno));
+	if (fsync(sink.fd) != 0) {
+		cli_fail(dir, "cannot write the file: %s", strerror(errno));
 		goto out;
 	}
-	fsync(dfd);
+	err = place_file(dfd, sink.fd, named ? tmp : NULL, name, final, sizeof(final));
+	if (err < 0) {
+		cli_fail(dir, "cannot place the file: %s", strerror(-err));
+		goto out;
+	}
+	named = false;
+	if (fsync(dfd) != 0) {
+		cli_fail(dir, "cannot make the file durable: %s", strerror(errno));
+		goto out;
+	}
 	store_inbox_mark_read(n.store, e.rowid);
 	printf("%s/%s\n", dir, final);
 	ret = EXIT_OK;
 out:
+	if (named)
+		unlinkat(dfd, tmp, 0);
 	if (sink.fd >= 0)
 		close(sink.fd);
 	close(dfd);

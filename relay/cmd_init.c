@@ -76,7 +76,7 @@ int cmd_init(int argc, char **argv)
 		else if (c == 'c')
 			clock = optarg;
 		else
-			return cli_usage("init", "unknown option");
+			return cli_usage("init", "unknown option %s", argv[optind - 1]);
 	}
 	if (optind != argc)
 		return cli_usage("init", "unexpected argument %s", argv[optind]);

@@ -76,7 +76,7 @@ int cmd_queue(int argc, char **argv)
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
 		if (c != 'j')
-			return cli_usage("queue", "unknown option");
+			return cli_usage("queue", "unknown option %s", argv[optind - 1]);
 		l.json = true;
 	}
 	if (optind != argc)

@@ -129,7 +129,7 @@ int cmd_send(int argc, char **argv)
 						 optarg);
 			break;
 		default:
-			return cli_usage("send", "unknown option");
+			return cli_usage("send", "unknown option %s", argv[optind - 1]);
 		}
 	}
 	if (optind + 1 != argc)
@@ -193,7 +193,10 @@ int cmd_send(int argc, char **argv)
 	const char *why = "";
 	int err = res ? node_submit(&n, rcpt, n_rcpt, &req, res, &why) : -ENOMEM;
 	if (err < 0) {
-		cli_fail("send", "%s: %s", why, err == -ENOMEM ? "out of memory" : strerror(-err));
+		if (*why)
+			cli_fail("send", "%s: %s", why, strerror(-err));
+		else
+			cli_fail("send", "%s", strerror(-err));
 		free(res);
 		goto out;
 	}

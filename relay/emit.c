@@ -77,6 +77,13 @@ int node_emit(struct node *n, const struct store_bundle *b, const uint8_t *head,
 		goto out;
 	if (!b->local && h->has_hop_count)
 		h->hop_count++;
+	/* The next hop would refuse it: sending it only spends a metered link. */
+	if (bundle_hop_exceeded(h)) {
+		ret = -ELOOP;
+		goto out;
+	}
+	/* RFC 9171 §4.4.1: a forwarder replaces the Previous Node block; we name no one. */
+	h->has_prev_node = false;
 	if (h->has_age || h->created_ms == 0) {
 		h->has_age = true;
 		h->age_ms = b->age_now_ms;

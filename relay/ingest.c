@@ -83,7 +83,8 @@ static int on_header(void *ctx, const struct bundle_header *h)
 	if (age >= h->lifetime_ms)
 		return reject(in, "expired (age %llu ms, lifetime %llu ms)",
 			      (unsigned long long)age, (unsigned long long)h->lifetime_ms);
-	if (h->created_ms && n->clock_trusted && dtn_now(n) >= h->created_ms + h->lifetime_ms)
+	if (h->created_ms && n->clock_trusted && dtn_now(n) > h->created_ms &&
+	    dtn_now(n) - h->created_ms >= h->lifetime_ms)
 		return reject(in, "expired (created %llu s before now, lifetime %llu s)",
 			      (unsigned long long)((dtn_now(n) - h->created_ms) / 1000),
 			      (unsigned long long)(h->lifetime_ms / 1000));

@@ -1,4 +1,5 @@
 /* tern's entry point: global options, the command table, and --help generated from it. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -95,6 +96,7 @@ int main(int argc, char **argv)
 		cli_print_help(c->name, stdout);
 		return EXIT_OK;
 	}
+	opterr = 0; /* commands report bad options themselves, as "tern: <what>: <why>" */
 	if (tern_crypto_init() < 0) {
 		fprintf(stderr, "tern: libsodium: cannot initialise\n");
 		return EXIT_FAIL;

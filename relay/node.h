@@ -112,8 +112,11 @@ typedef int (*node_sink)(void *ctx, const uint8_t *buf, size_t len);
 /*
  * Streams a stored bundle as BPv7 bytes for the next hop: Bundle Age updated to
  * the time spent here, Hop Count incremented for bundles we did not create.
- * *len_out (if not NULL) gets the number of bytes emitted. Returns 0, -EBADMSG
- * if the stored bundle is damaged (it is quarantined), or the sink's error.
+ * The Previous Node block is dropped (the next hop knows who we are from the link).
+ * *len_out (if not NULL) gets the number of bytes emitted. Returns 0; -ELOOP if
+ * one more hop would pass the bundle's hop limit (nothing emitted: the caller
+ * drops it); -EBADMSG if the stored bundle is damaged (it is quarantined); or the
+ * sink's error.
  */
 int node_emit(struct node *n, const struct store_bundle *b, const uint8_t *head, size_t headlen,
 	      node_sink sink, void *ctx, uint64_t *len_out);

@@ -35,6 +35,19 @@ static int open_chunk(void *ctx, const uint8_t *buf, size_t len)
 	return envelope_open_update(oc->o, buf, len, oc->spool, oc->ctx);
 }
 
+struct inbox_candidates {
+	struct node *n;
+	const uint8_t *sender;
+};
+
+/* The sender recorded at delivery first: it was verified then, even if no longer a contact. */
+static void inbox_candidates(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]), void *fctx)
+{
+	struct inbox_candidates *c = ctx;
+	fn(fctx, c->sender);
+	node_candidates(c->n, fn, fctx);
+}
+
 int node_open_inbox(struct node *n, const struct store_inbox *e, node_sink spool, void *ctx,
 		    struct envelope_meta *meta)
 {
@@ -48,7 +61,8 @@ int node_open_inbox(struct node *n, const struct store_inbox *e, node_sink spool
 		return ret;
 	ret = store_payload_read(n->store, rowid, open_chunk, &oc);
 	if (ret == 0)
-		ret = envelope_open_final(oc.o, node_candidates, n, meta);
+		ret = envelope_open_final(oc.o, inbox_candidates,
+					  &(struct inbox_candidates){n, e->sender_pk}, meta);
 	if (ret == 0 && memcmp(meta->msg_id, e->msg_id, sizeof(e->msg_id)) != 0)
 		ret = -EBADMSG;
 	envelope_opener_free(oc.o);

@@ -192,7 +192,7 @@ static int submit_compact(struct node *n, const struct store_contact *rcpt,
 	memcpy(res->msg_id, meta.msg_id, sizeof(res->msg_id));
 out:
 	store_writer_abort(w);
-	memset(text, 0, sizeof(text));
+	explicit_bzero(text, sizeof(text));
 	return ret;
 }
 
@@ -225,6 +225,11 @@ static int submit_full(struct node *n, const struct store_contact *rcpt, size_t 
 		memcpy(r[i].box_pk, rcpt[i].box_pk, 32);
 	}
 	uint64_t sealed_len = envelope_sealed_size(n_rcpt, &meta);
+	if (sealed_len == 0 || sealed_len > NODE_MAX_PAYLOAD) {
+		*why = "too big for one bundle (4 GiB at most, what a FAT32 stick holds)";
+		ret = -EFBIG;
+		goto out;
+	}
 	for (size_t i = 0; i < n_rcpt; i++) {
 		header_for(n, &rcpt[i], req, sealed_len, &h[i]);
 		ids[i] = bundle_id_new(&h[i]);

@@ -36,13 +36,8 @@ int cli_usage(const char *command, const char *fmt, ...)
 
 bool cli_wants_help(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0)
-			return false;
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-			return true;
-	}
-	return false;
+	/* Only right after the command: "-m --help" is a message, not a request. */
+	return argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
 }
 
 void hex_encode(const uint8_t *buf, size_t len, char *out)
@@ -79,18 +74,71 @@ int hex_decode(const char *s, uint8_t *out, size_t len)
 	return 0;
 }
 
+size_t utf8_valid_len(const unsigned char *p, size_t avail)
+{
+	if (avail == 0)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+	if (n == 0 || (p[0] >= 0xe0 && n != 3 && n != 4) || n > avail)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	uint32_t cp = n == 2 ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3f)
+		      : n == 3 ? (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3f)
+			       : (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 |
+					 (p[3] & 0x3f);
+	/* Overlong forms, surrogates and code points past U+10FFFF are not text. */
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
 void json_string(FILE *f, const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
+	size_t left = strlen(s);
 	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
+	while (left) {
+		size_t n = utf8_valid_len(p, left);
+		if (n == 0) {
+			fputs("\\ufffd", f); /* JSON must be UTF-8; the sender's bytes may not be */
+			n = 1;
+		} else if (*p == '"' || *p == '\\') {
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
+		} else if (*p < 0x20 || *p == 0x7f) {
 			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
+		} else {
+			fwrite(p, 1, n, f);
+		}
+		p += n;
+		left -= n;
 	}
 	fputc('"', f);
+}
+
+void safe_text(const char *in, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t left = strlen(in), o = 0;
+	while (left && o + 4 < outlen) {
+		size_t n = utf8_valid_len(p, left);
+		/* C0 and C1 controls would let a sender drive the terminal. */
+		bool control = n == 1 ? (*p < 0x20 || *p == 0x7f) : n == 2 && p[0] == 0xc2 && p[1] < 0xa0;
+		if (n == 0 || control) {
+			out[o++] = '?';
+			n = n ? n : 1;
+		} else {
+			memcpy(out + o, p, n);
+			o += n;
+		}
+		p += n;
+		left -= n;
+	}
+	out[o] = '\0';
 }
 
 void format_time(uint64_t unix_ms, char *out, size_t len)
@@ -101,8 +149,8 @@ void format_time(uint64_t unix_ms, char *out, size_t len)
 	}
 	time_t t = (time_t)(unix_ms / 1000);
 	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!gmtime_r(&t, &tm) || strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, len, "unknown");
 }
 
 void format_size(uint64_t bytes, char *out, size_t len)

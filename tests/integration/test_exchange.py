@@ -156,6 +156,16 @@ bob.add_contact(dave)
 p = bob.run(["bundle", "import"] + dfiles)
 check(p.returncode == 0 and "delivered" in p.stdout, "delivered once the sender is known")
 
+# A sender's file name and text cannot drive the terminal or break the JSON.
+evil = os.path.join(s.sub("evil"), "\x1b[31mred\xff\n.txt".encode("latin-1").decode("utf-8", "surrogateescape"))
+with open(evil.encode("utf-8", "surrogateescape"), "wb") as f:
+    f.write(b"x")
+alice.run(["send", "bob", "--file", evil], check_rc=0)
+carry(alice, bob, s, "stick5")
+p = bob.run(["inbox"], check_rc=0)
+check("\x1b" not in p.stdout and p.stdout.count("\n") == len(bob.inbox()), "inbox shows no control bytes")
+check(any("red" in e["name"] for e in bob.inbox()), "inbox --json stays valid JSON")
+
 # stdin text, and bad arguments.
 p = alice.run(["send", "bob"], input="from a pipe\n", check_rc=0)
 p = alice.run(["send", "nobody", "-m", "x"])

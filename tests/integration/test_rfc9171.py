@@ -11,6 +11,7 @@ from ternlib import Node, Scratch, check, done, introduce
 HERE = os.path.dirname(os.path.abspath(__file__))
 s = Scratch("rfc9171")
 files = []
+sbd = []
 for clock in ("untrusted", "trusted"):
     a = Node(s, f"a-{clock}", clock=clock)
     b = Node(s, f"b-{clock}", clock=clock)
@@ -48,8 +49,11 @@ for clock in ("untrusted", "trusted"):
         else:
             check(prim[6][0] > 800_000_000_000 and 7 not in types,
                   "clock trusted: DTN time and no Bundle Age block")
-        if len(raw) < 400:
+        if len(blocks[-1][4]) == 160 + 114:
+            sbd.append(len(raw))
             check(len(raw) <= 340, f"{clock}: 160-byte text is {len(raw)} bytes on the wire (<= 340)")
+    check(len(sbd) == 1, f"{clock}: the 160-byte text went out in the compact form")
+    sbd.clear()
 
 checker = os.path.join(HERE, "bundle_cbor2.py")
 p = subprocess.run(["/usr/bin/python3", checker] + files, capture_output=True, text=True)

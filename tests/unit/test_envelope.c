@@ -414,8 +414,14 @@ static void test_limits(void)
 	strcpy(meta.name, "x");
 	CHECK_EQ(envelope_seal_new(people[0], rcpts + 1, 1, &meta, mem_sink, &env, &s), -EINVAL);
 	meta.name[0] = '\0';
-	meta.kind = (enum envelope_kind)3;
+	meta.kind = (enum envelope_kind)4;
 	CHECK_EQ(envelope_seal_new(people[0], rcpts + 1, 1, &meta, mem_sink, &env, &s), -EINVAL);
+	/* A control record seals like a text: no name. */
+	meta.kind = ENVELOPE_CONTROL;
+	CHECK(envelope_sealed_size(1, &meta) > 0);
+	strcpy(meta.name, "x");
+	CHECK_EQ(envelope_sealed_size(1, &meta), 0);
+	meta.name[0] = '\0';
 	meta.kind = ENVELOPE_TEXT;
 	meta.size = UINT64_MAX;
 	CHECK_EQ(envelope_seal_new(people[0], rcpts + 1, 1, &meta, mem_sink, &env, &s), -EINVAL);
