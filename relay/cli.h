@@ -31,6 +31,16 @@ int cmd_save(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 
+int cmd_peer(int argc, char **argv);
+int cmd_route(int argc, char **argv);
+
+/*
+ * Checks a NAME IDSTRING pair given on the command line (cmd_contact.c): a valid
+ * name, a well-formed identity string, not our own. Prints the error itself.
+ */
+int cli_identity_arg(struct node *n, const char *name, const char *idstr,
+		     struct identity_public *pub);
+
 /* ---- util.c ----------------------------------------------------------------- */
 
 /* Prints "tern: what: why" to stderr and returns EXIT_FAIL. */

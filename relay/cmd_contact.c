@@ -22,21 +22,28 @@ static int find_node_collision(void *ctx, const struct store_contact *c)
 	return 0;
 }
 
+int cli_identity_arg(struct node *n, const char *name, const char *idstr,
+		     struct identity_public *pub)
+{
+	const char *why = "";
+	if (!contact_name_valid(name))
+		return cli_fail(name, "not a valid name (1-64 letters, digits, '.', '_', '-'; "
+				      "not starting with '-' or '.')");
+	if (identity_public_decode(idstr, pub, &why) < 0)
+		return cli_fail("identity string", "%s", why);
+	if (memcmp(pub->sign_pk, n->pub.sign_pk, 32) == 0)
+		return cli_fail(name, "that is this node's own identity");
+	return EXIT_OK;
+}
+
 static int contact_add(struct node *n, const char *name, const char *idstr)
 {
 	struct identity_public pub;
 	struct store_contact c = {0}, old;
-	const char *why = "";
 	char fpr[IDENTITY_FINGERPRINT_LEN];
 
-	if (!contact_name_valid(name))
-		return cli_fail(name, "not a valid contact name (1-64 letters, digits, '.', '_', "
-				      "'-'; not starting with '-' or '.')");
-	int err = identity_public_decode(idstr, &pub, &why);
-	if (err < 0)
-		return cli_fail("identity string", "%s", why);
-	if (memcmp(pub.sign_pk, n->pub.sign_pk, 32) == 0)
-		return cli_fail(name, "that is this node's own identity");
+	if (cli_identity_arg(n, name, idstr, &pub) != EXIT_OK)
+		return EXIT_FAIL;
 	if (store_contact_get(n->store, name, &old) == 0 && memcmp(old.sign_pk, pub.sign_pk, 32)) {
 		identity_fingerprint(old.sign_pk, fpr);
 		return cli_fail(name, "the name is taken by another key (fingerprint %s)", fpr);
@@ -55,7 +62,7 @@ static int contact_add(struct node *n, const char *name, const char *idstr)
 	c.epoch = pub.epoch;
 	c.node = col.node;
 	c.added_unix_ms = n->now.unix_ms;
-	err = store_contact_add(n->store, &c);
+	int err = store_contact_add(n->store, &c);
 	if (err < 0)
 		return cli_fail(name, "cannot add the contact: %s", store_errmsg(n->store));
 	identity_fingerprint(pub.sign_pk, fpr);

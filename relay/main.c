@@ -20,6 +20,11 @@ static const struct cli_command commands[] = {
 	{"save", cmd_save, "ID DIR", "write a delivered file into DIR under its own name"},
 	{"queue", cmd_queue, "[--json]", "list the bundles waiting for a next hop"},
 	{"bundle", cmd_bundle, "export DIR | import FILE...", "hand bundles over as raw BPv7 files"},
+	{"peer", cmd_peer,
+	 "add NAME IDSTRING [--sneakernet] [--addr HOST:PORT] | list [--json] | remove NAME",
+	 "manage the nodes this one exchanges bundles with"},
+	{"route", cmd_route, "add DEST VIA | list | remove DEST",
+	 "choose the next hop for a destination (DEST: name, ipn:N or default)"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

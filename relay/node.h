@@ -121,6 +121,15 @@ typedef int (*node_sink)(void *ctx, const uint8_t *buf, size_t len);
 int node_emit(struct node *n, const struct store_bundle *b, const uint8_t *head, size_t headlen,
 	      node_sink sink, void *ctx, uint64_t *len_out);
 
+/* ---- route.c ---------------------------------------------------------------- */
+
+/*
+ * The peer a bundle for dest goes to next: dest itself if it is a peer, else its
+ * route, else the default route. 0; -ENOENT no route (the bundle waits);
+ * -EHOSTUNREACH a route names a peer that no longer exists.
+ */
+int node_next_hop(struct node *n, uint64_t dest, struct store_peer *via);
+
 /* ---- open.c: opening what was delivered ---------------------------------------- */
 
 /* envelope_candidates over the address book: ctx is the struct node. */

@@ -12,7 +12,8 @@ static void header_for(const struct node *n, const struct store_contact *rcpt,
 		       const struct submit_request *req, uint64_t payload_len,
 		       struct bundle_header *h)
 {
-	bundle_header_init(h, rcpt->node, NODE_SERVICE_MESSAGES);
+	bundle_header_init(h, rcpt->node,
+			   req->kind == ENVELOPE_CONTROL ? NODE_SERVICE_RECEIPTS : NODE_SERVICE_MESSAGES);
 	h->lifetime_ms = req->lifetime_ms;
 	h->priority = (uint8_t)req->priority;
 	h->payload_len = payload_len;
@@ -37,13 +38,21 @@ static void header_for(const struct node *n, const struct store_contact *rcpt,
 	}
 }
 
+/* Commits one bundle and, for a message (not a control record), the sender's record of it. */
 static int commit_bundle(struct node *n, struct store_writer *w, const struct bundle_header *h,
-			 const uint8_t id[static 32], uint8_t *head)
+			 const uint8_t id[static 32], const uint8_t *msg_id, uint8_t *head)
 {
 	int headlen = bundle_encode_head(h, head, BUNDLE_HEAD_MAX);
 	if (headlen < 0) {
 		store_writer_abort(w);
 		return headlen;
+	}
+	if (msg_id && h->dest.service == NODE_SERVICE_MESSAGES) {
+		int ret = store_writer_add_sent(w, msg_id, h->dest.node);
+		if (ret < 0) {
+			store_writer_abort(w);
+			return ret;
+		}
 	}
 	struct store_bundle b = {
 		.state = STORE_QUEUED,
@@ -179,7 +188,7 @@ static int submit_compact(struct node *n, const struct store_contact *rcpt,
 	if (ret == 0)
 		ret = store_writer_append(w, sealed, sealed_len);
 	if (ret == 0) {
-		ret = commit_bundle(n, w, &h, res->bundle_id[0], head);
+		ret = commit_bundle(n, w, &h, res->bundle_id[0], meta.msg_id, head);
 		w = NULL;
 	}
 	if (ret < 0) {
@@ -262,7 +271,7 @@ static int submit_full(struct node *n, const struct store_contact *rcpt, size_t 
 		bundle_id_final(ids[i], res->bundle_id[i]);
 		ids[i] = NULL;
 	}
-	ret = commit_bundle(n, sink.w, &h[0], res->bundle_id[0], head);
+	ret = commit_bundle(n, sink.w, &h[0], res->bundle_id[0], meta.msg_id, head);
 	sink.w = NULL;
 	if (ret < 0) {
 		*why = "cannot queue the bundle";
@@ -278,7 +287,7 @@ static int submit_full(struct node *n, const struct store_contact *rcpt, size_t 
 		if (ret == 0)
 			ret = store_payload_read(n->store, first.rowid, copy_to_writer, sink.w);
 		if (ret == 0)
-			ret = commit_bundle(n, sink.w, &h[i], res->bundle_id[i], head);
+			ret = commit_bundle(n, sink.w, &h[i], res->bundle_id[i], meta.msg_id, head);
 		else
 			store_writer_abort(sink.w);
 		sink.w = NULL;
@@ -318,10 +327,23 @@ int node_submit(struct node *n, const struct store_contact *rcpt, size_t n_rcpt,
 	uint8_t *head = malloc(BUNDLE_HEAD_MAX);
 	if (!head)
 		return -ENOMEM;
-	if (n_rcpt == 1 && req->kind == ENVELOPE_TEXT && req->size <= ENVELOPE_COMPACT_MAX)
+	if (n_rcpt == 1 && req->kind == ENVELOPE_TEXT && req->size <= ENVELOPE_COMPACT_MAX) {
 		ret = submit_compact(n, rcpt, req, res, head, why);
-	else
-		ret = submit_full(n, rcpt, n_rcpt, req, res, head, why);
+	} else {
+		/* All recipients' bundles or none: a retry must not send some of them twice. */
+		bool batch = n_rcpt > 1;
+		ret = batch ? store_batch_begin(n->store) : 0;
+		if (ret < 0)
+			batch = false;
+		if (ret == 0)
+			ret = submit_full(n, rcpt, n_rcpt, req, res, head, why);
+		if (batch && ret == 0)
+			ret = store_batch_commit(n->store);
+		else if (batch)
+			store_batch_abort(n->store);
+		if (ret < 0 && !**why)
+			*why = "cannot queue the bundles";
+	}
 	free(head);
 	return ret;
 }

@@ -66,7 +66,7 @@ check(p.returncode == 1, "truncated identity string refused")
 p = alice.run(["contact", "add", "carol", "hello"])
 check(p.returncode == 1 and "identity string" in p.stderr, "garbage refused")
 p = alice.run(["contact", "add", "../x", carol.idstring])
-check(p.returncode == 1 and "not a valid contact name" in p.stderr, "bad name refused")
+check(p.returncode == 1 and "not a valid name" in p.stderr, "bad name refused")
 listing = json.loads(alice.run(["contact", "list", "--json"], check_rc=0).stdout)
 check([c["name"] for c in listing] == ["bob"], "failed adds changed nothing")
 
