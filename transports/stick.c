@@ -275,9 +275,13 @@ const char *stick_write_reason(struct stick *s, int err)
 
 	switch (err) {
 	case -ENOSPC:
-		/* FAT32 refuses a 65,537th directory slot with ENOSPC while clusters are free. */
+		/*
+		 * FAT32 refuses a 65,537th directory slot with ENOSPC while clusters are free;
+		 * out of data space, fewer than a cluster or so is left.
+		 */
 		if (fstatvfs(s->tern_fd, &vfs) == 0 &&
-		    (uint64_t)vfs.f_bavail * vfs.f_frsize > (16u << 20))
+		    (uint64_t)vfs.f_bavail * vfs.f_frsize > (uint64_t)vfs.f_bsize * 4 &&
+		    (uint64_t)vfs.f_bavail * vfs.f_frsize > (1u << 20))
 			return "no space: the directory is full (FAT32 holds 65,536 slots per "
 			       "directory, about 9,000 bundle names)";
 		return "no space left on the stick";
@@ -328,7 +332,11 @@ static int open_reason(struct stick *s, int err, int which, const char *name, ch
 	return err;
 }
 
-/* Opens (creating if writable) a directory below dfd, never through a link. */
+/*
+ * Opens (creating if writable) a directory below dfd, never through a link. A directory
+ * created is made durable in its parent at once: files fsynced into it later would be
+ * lost with it otherwise.
+ */
 static int open_subdir(struct stick *s, int dfd, const char *name, int *out)
 {
 	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -336,6 +344,9 @@ static int open_subdir(struct stick *s, int dfd, const char *name, int *out)
 	if (fd < 0 && errno == ENOENT && s->writable) {
 		if (mkdirat(dfd, name, 0755) != 0 && errno != EEXIST)
 			return -errno;
+		int ret = stick_fsync_dir(dfd);
+		if (ret < 0)
+			return ret;
 		fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	}
 	if (fd < 0) {

@@ -153,6 +153,11 @@ bool stick_has_bundle(struct stick *s, const uint8_t id[static 32])
 	check_whole(&whole, &e);
 	if (!e.problem)
 		return true;
+	/* No .000, no complete set: the common case costs one more lookup, no allocation. */
+	struct stat st;
+	stick_bundle_name(id, 0, name);
+	if (fstatat(s->fd[STICK_BUNDLES], name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return false;
 
 	struct stick_rec *recs = malloc(STICK_PIECES_MAX * sizeof(*recs));
 	const struct stick_rec **ptr = malloc(STICK_PIECES_MAX * sizeof(*ptr));
