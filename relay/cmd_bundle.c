@@ -147,7 +147,8 @@ static int bundle_export(int argc, char **argv)
 }
 
 struct import_tally {
-	int delivered, queued, duplicate, rejected;
+	int delivered, queued, duplicate, rejected, receipts;
+	struct receipt_batch to_senders; /* delivery receipts to seal back */
 };
 
 /* Opens a file to import without following links or blocking on FIFOs and devices. */
@@ -203,8 +204,14 @@ static int import_one(struct node *n, const char *path, uint8_t *buf, struct imp
 		printf("%s: delivered, message %.12s (%s)\n", path, id,
 		       res.inbox.kind == ENVELOPE_FILE ? "file" : "text");
 		t->delivered++;
+		receipt_batch_add(&t->to_senders, res.inbox.sender_pk, res.inbox.msg_id);
 		break;
 	}
+	case INGEST_RECEIPT:
+		printf("%s: delivery receipt for %u message%s\n", path, res.receipts,
+		       res.receipts == 1 ? "" : "s");
+		t->receipts++;
+		break;
 	case INGEST_QUEUED:
 		printf("%s: queued for ipn:%llu\n", path, (unsigned long long)res.dest_node);
 		t->queued++;
@@ -237,10 +244,20 @@ static int bundle_import(int argc, char **argv)
 	for (int i = 2; i < argc; i++)
 		import_one(&n, argv[i], buf, &t);
 	free(buf);
+	unsigned acks = 0;
+	int err = receipt_batch_flush(&n, &t.to_senders, &acks);
+	if (err < 0)
+		cli_fail("import", "delivery receipts not queued: %s", strerror(-err));
 	node_close(&n);
 	fflush(stdout);
-	fprintf(stderr, "%d delivered, %d queued, %d duplicate, %d rejected\n", t.delivered,
-		t.queued, t.duplicate, t.rejected);
+	fprintf(stderr, "%d delivered, %d queued, %d duplicate, %d rejected", t.delivered, t.queued,
+		t.duplicate, t.rejected);
+	if (t.receipts)
+		fprintf(stderr, ", %d receipt%s", t.receipts, t.receipts == 1 ? "" : "s");
+	if (acks)
+		fprintf(stderr, "; %u delivery receipt%s queued for the senders", acks,
+			acks == 1 ? "" : "s");
+	fputc('\n', stderr);
 	return t.rejected ? EXIT_FAIL : EXIT_OK;
 }
 

@@ -68,6 +68,39 @@ static int print_bundle(void *ctx, const struct store_bundle *b, const uint8_t *
 	return 0;
 }
 
+static const char *sent_state(enum store_sent_state st)
+{
+	switch (st) {
+	case STORE_SENT_QUEUED:
+		return "waiting";
+	case STORE_SENT_HANDED_OVER:
+		return "handed over";
+	case STORE_SENT_DELIVERED:
+		return "delivered";
+	}
+	return "unknown";
+}
+
+static int print_sent(void *ctx, const struct store_sent *e)
+{
+	struct queue_list *l = ctx;
+	char id[33], to[80], when[32];
+	hex_encode(e->msg_id, 16, id);
+	dest_label(l->n, e->to_node, to, sizeof(to));
+	format_time(e->changed_unix_ms, when, sizeof(when));
+	if (l->json) {
+		printf("%s\n  {\"id\": \"%s\", \"to\": ", l->count ? "," : "", id);
+		json_string(stdout, to);
+		printf(", \"state\": \"%s\", \"changed\": \"%s\"}", sent_state(e->state), when);
+	} else {
+		if (l->count == 0)
+			printf("\nsent messages:\n");
+		printf("%.12s  %-20s %-11s  %s\n", id, to, sent_state(e->state), when);
+	}
+	l->count++;
+	return 0;
+}
+
 int cmd_queue(int argc, char **argv)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {0}};
@@ -90,15 +123,22 @@ int cmd_queue(int argc, char **argv)
 	if (err == 0 && purged)
 		fprintf(stderr, "dropped %" PRIu64 " expired bundle%s\n", purged, purged == 1 ? "" : "s");
 	if (l.json)
-		printf("[");
+		printf("{\"bundles\": [");
 	if (err == 0)
 		err = store_bundle_foreach(n.store, STORE_QUEUED, &n.now, print_bundle, &l);
+	int bundles = l.count;
 	if (l.json)
-		printf("%s]\n", l.count ? "\n" : "");
-	else if (err == 0) {
+		printf("%s], \"sent\": [", l.count ? "\n" : "");
+	l.count = 0;
+	if (err == 0)
+		err = store_sent_foreach(n.store, print_sent, &l);
+	if (l.json) {
+		printf("%s]}\n", l.count ? "\n" : "");
+	} else if (err == 0) {
 		char total[32];
 		format_size(l.bytes, total, sizeof(total));
-		fprintf(stderr, "%d bundle%s queued, %s\n", l.count, l.count == 1 ? "" : "s", total);
+		fflush(stdout);
+		fprintf(stderr, "%d bundle%s queued, %s\n", bundles, bundles == 1 ? "" : "s", total);
 	}
 	int ret = err < 0 ? cli_fail("queue", "%s", store_errmsg(n.store)) : EXIT_OK;
 	node_close(&n);

@@ -7,6 +7,9 @@
 
 #include "relay/node.h"
 
+/* The largest delivery receipt body we open (RECEIPT_MAX_IDS ids). */
+#define RECEIPT_CTL_MAX (2 + RECEIPT_MAX_IDS * ENVELOPE_MSG_ID_LEN)
+
 /* Returned by callbacks to stop the parser once the bundle is known to be refused. */
 #define INGEST_STOP (-ECANCELED)
 
@@ -18,6 +21,9 @@ struct ingest {
 	struct bundle_header h;
 	bool have_header;
 	bool for_us;
+	bool control; /* a delivery receipt: opened and recorded, not stored */
+	uint8_t *ctl;
+	size_t ctl_len;
 	bool rejected;
 	int store_err;
 	char reason[200];
@@ -91,15 +97,21 @@ static int on_header(void *ctx, const struct bundle_header *h)
 
 	in->for_us = h->dest.scheme == BUNDLE_SCHEME_IPN && h->dest.node == n->node_num;
 	if (in->for_us) {
-		if (h->dest.service != NODE_SERVICE_MESSAGES)
+		in->control = h->dest.service == NODE_SERVICE_RECEIPTS;
+		if (h->dest.service != NODE_SERVICE_MESSAGES && !in->control)
 			return reject(in, "for this node's service %llu, which tern does not serve",
 				      (unsigned long long)h->dest.service);
+		if (in->control && h->payload_len > RECEIPT_CTL_MAX)
+			return reject(in, "a receipt of %llu bytes (at most %d)",
+				      (unsigned long long)h->payload_len, RECEIPT_CTL_MAX);
 		if (h->flags & BUNDLE_F_FRAGMENT)
 			return reject(in, "a fragment for this node (reassembly is not supported)");
 		if (h->flags & BUNDLE_F_ADMIN)
 			return reject(in, "an administrative record (not handled yet)");
 		if (envelope_open_new(n->id, &in->opener) < 0)
 			return -ENOMEM;
+		if (in->control)
+			return (in->ctl = malloc(RECEIPT_CTL_MAX)) ? 0 : -ENOMEM;
 	}
 	int ret = store_writer_begin(n->store, &n->now, &in->w);
 	if (ret < 0)
@@ -115,9 +127,23 @@ static int discard(void *ctx, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+static int keep_control(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct ingest *in = ctx;
+	if (len > RECEIPT_CTL_MAX - in->ctl_len)
+		return -EFBIG;
+	memcpy(in->ctl + in->ctl_len, buf, len);
+	in->ctl_len += len;
+	return 0;
+}
+
 static int on_payload(void *ctx, const uint8_t *buf, size_t len)
 {
 	struct ingest *in = ctx;
+	if (in->control) {
+		int ret = envelope_open_update(in->opener, buf, len, keep_control, in);
+		return ret < 0 ? reject(in, "%s", open_error(ret)) : 0;
+	}
 	if (in->opener) {
 		/* Plaintext is only checked here; the inbox keeps the sealed bytes. */
 		int ret = envelope_open_update(in->opener, buf, len, discard, NULL);
@@ -157,6 +183,7 @@ void ingest_free(struct ingest *in)
 		return;
 	store_writer_abort(in->w);
 	envelope_opener_free(in->opener);
+	free(in->ctl);
 	bundle_parser_free(in->parser);
 	free(in);
 }
@@ -175,6 +202,39 @@ static void result_rejected(const struct ingest *in, struct ingest_result *res)
 {
 	res->verdict = INGEST_REJECTED;
 	snprintf(res->reason, sizeof(res->reason), "%s", in->reason);
+}
+
+/*
+ * A delivery receipt speaks only for messages sent to the node that signed it, so
+ * a forged or misdirected one cannot mark anyone else's message delivered.
+ */
+static int record_receipt(struct ingest *in, struct ingest_result *res)
+{
+	struct node *n = in->n;
+	struct envelope_meta meta;
+	size_t count = 0;
+	int ret = envelope_open_final(in->opener, node_candidates, n, &meta);
+	if (ret < 0) {
+		reject(in, "%s", open_error(ret));
+	} else if (meta.kind != ENVELOPE_CONTROL || receipt_parse(in->ctl, in->ctl_len, &count) < 0) {
+		reject(in, "a malformed delivery receipt");
+	}
+	if (in->rejected) {
+		result_rejected(in, res);
+		return 0;
+	}
+	uint64_t from = identity_node_number(meta.sender_sign_pk);
+	for (size_t i = 0; i < count; i++) {
+		uint64_t dropped = 0;
+		ret = store_sent_delivered(n->store, in->ctl + 2 + i * ENVELOPE_MSG_ID_LEN, from,
+					   n->now.unix_ms, &dropped);
+		if (ret == 0)
+			res->receipts++;
+		else if (ret != -ENOENT)
+			return ret;
+	}
+	res->verdict = INGEST_RECEIPT;
+	return 0;
 }
 
 static int decide(struct ingest *in, struct ingest_result *res)
@@ -197,9 +257,14 @@ static int decide(struct ingest *in, struct ingest_result *res)
 		return 0;
 	}
 
+	if (in->control)
+		return record_receipt(in, res);
+
 	struct store_inbox inbox = {0};
 	if (in->for_us) {
 		int ret = envelope_open_final(in->opener, node_candidates, n, &meta);
+		if (ret == 0 && meta.kind == ENVELOPE_CONTROL)
+			ret = reject(in, "a control record sent as a message");
 		if (ret < 0) {
 			reject(in, "%s", open_error(ret));
 			result_rejected(in, res);

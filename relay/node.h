@@ -78,6 +78,7 @@ enum ingest_verdict {
 	INGEST_QUEUED,        /* for another node: stored to forward */
 	INGEST_DUPLICATE,     /* already stored or already delivered: nothing changed */
 	INGEST_REJECTED,      /* bad: nothing stored; reason says why */
+	INGEST_RECEIPT,       /* a delivery receipt for messages we sent: recorded */
 };
 
 struct ingest_result {
@@ -86,6 +87,7 @@ struct ingest_result {
 	uint8_t bundle_id[32];
 	uint64_t dest_node;
 	struct store_inbox inbox; /* when delivered */
+	unsigned receipts;        /* INGEST_RECEIPT: messages now known delivered */
 };
 
 struct ingest;
@@ -120,6 +122,32 @@ typedef int (*node_sink)(void *ctx, const uint8_t *buf, size_t len);
  */
 int node_emit(struct node *n, const struct store_bundle *b, const uint8_t *head, size_t headlen,
 	      node_sink sink, void *ctx, uint64_t *len_out);
+
+/* ---- receipt.c: end-to-end delivery receipts ----------------------------------- */
+
+#define RECEIPT_MAX_IDS 4096
+
+/* Messages delivered here, grouped by sender, until they are sealed back as receipts. */
+struct receipt_to {
+	uint8_t sender[32];
+	uint8_t *ids;
+	size_t n, cap;
+};
+struct receipt_batch {
+	struct receipt_to *to;
+	size_t n;
+};
+
+void receipt_batch_add(struct receipt_batch *b, const uint8_t sender[static 32],
+		       const uint8_t msg_id[static ENVELOPE_MSG_ID_LEN]);
+/*
+ * Queues one receipt bundle per sender that is a contact (others cannot be
+ * sealed to), then empties b. *queued counts them. 0 or the first error.
+ */
+int receipt_batch_flush(struct node *n, struct receipt_batch *b, unsigned *queued);
+void receipt_batch_free(struct receipt_batch *b);
+/* Checks a receipt body; *count gets its number of message ids (at buf + 2). -EBADMSG. */
+int receipt_parse(const uint8_t *buf, size_t len, size_t *count);
 
 /* ---- route.c ---------------------------------------------------------------- */
 

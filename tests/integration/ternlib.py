@@ -102,7 +102,10 @@ class Node:
         return json.loads(self.run(["inbox", "--json"], check_rc=0).stdout)
 
     def queue(self):
-        return json.loads(self.run(["queue", "--json"], check_rc=0).stdout)
+        return json.loads(self.run(["queue", "--json"], check_rc=0).stdout)["bundles"]
+
+    def sent(self):
+        return json.loads(self.run(["queue", "--json"], check_rc=0).stdout)["sent"]
 
 
 def introduce(a, b):
