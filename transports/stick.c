@@ -279,8 +279,10 @@ const char *stick_write_reason(struct stick *s, int err)
 		 * FAT32 refuses a 65,537th directory slot with ENOSPC while clusters are free;
 		 * out of data space, fewer than a cluster or so is left.
 		 */
-		if (fstatvfs(s->tern_fd, &vfs) == 0 &&
-		    (uint64_t)vfs.f_bavail * vfs.f_frsize > (uint64_t)vfs.f_bsize * 4 &&
+		if (fstatvfs(s->tern_fd, &vfs) != 0 || vfs.f_blocks == 0)
+			return "no space left on the stick (or, on FAT32, in its directory: "
+			       "65,536 slots, about 9,000 bundle names)";
+		if ((uint64_t)vfs.f_bavail * vfs.f_frsize > (uint64_t)vfs.f_bsize * 4 &&
 		    (uint64_t)vfs.f_bavail * vfs.f_frsize > (1u << 20))
 			return "no space: the directory is full (FAT32 holds 65,536 slots per "
 			       "directory, about 9,000 bundle names)";
@@ -484,7 +486,7 @@ int stick_free_bytes(struct stick *s, uint64_t *out)
 
 	if (fstatvfs(s->tern_fd, &vfs) != 0)
 		return stick_fail(s, -errno, -1, NULL, "statvfs: %s", strerror(errno));
-	*out = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	*out = vfs.f_blocks == 0 ? STICK_FREE_UNKNOWN : (uint64_t)vfs.f_bavail * vfs.f_frsize;
 	return 0;
 }
 

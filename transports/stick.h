@@ -76,7 +76,14 @@ uint64_t stick_piece_max(const struct stick *s);
  */
 int stick_clean_temp(struct stick *s, unsigned *removed);
 
-/* Bytes available to us on the stick's file system (fstatvfs). 0 or -errno. */
+/* What stick_free_bytes says of a file system that reports no sizes (fusefat does so). */
+#define STICK_FREE_UNKNOWN UINT64_MAX
+
+/*
+ * Bytes available to us on the stick's file system (fstatvfs), or STICK_FREE_UNKNOWN
+ * if it does not say: then only a write's -ENOSPC tells that the stick is full.
+ * 0 or -errno.
+ */
 int stick_free_bytes(struct stick *s, uint64_t *out);
 
 /* ---- bundles --------------------------------------------------------------------- */
@@ -96,7 +103,7 @@ struct stick_writer;
  * copy is already on the stick (stick_has_bundle) or a name it needs is taken by
  * something that is not a regular file; removes the remains of an incomplete copy (a
  * pulled stick); -EFBIG over STICK_BUNDLE_MAX or piece limit * STICK_PIECES_MAX;
- * -ENOSPC if size is more than the free space; -EROFS if opened read-only.
+ * -ENOSPC if size is more than the free space (when known); -EROFS if opened read-only.
  */
 int stick_bundle_begin(struct stick *s, const uint8_t id[static 32], uint64_t size,
 		       struct stick_writer **out);

@@ -465,7 +465,7 @@ int stick_bundle_begin(struct stick *s, const uint8_t id[static 32], uint64_t si
 	ret = stick_free_bytes(s, &avail);
 	if (ret < 0)
 		return ret;
-	if (size > avail)
+	if (avail != STICK_FREE_UNKNOWN && size > avail)
 		return stick_fail(s, -ENOSPC, STICK_BUNDLES, name,
 				  "no space: %llu bytes to write, %llu free",
 				  (unsigned long long)size, (unsigned long long)avail);

@@ -1294,6 +1294,121 @@ static void test_media(void)
 	umount2(dir, MNT_DETACH);
 }
 
+/* ---- a real FAT32 file system (fusefat) ------------------------------------------------ */
+
+static bool have_tool(const char *name)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "command -v %s > /dev/null 2>&1", name);
+	return system(cmd) == 0;
+}
+
+static int on_any_file(void *ctx, const char *name, const uint8_t *buf, size_t len,
+		       const char *problem)
+{
+	int *n = ctx;
+	(void)name;
+	(void)len;
+	CHECK(buf != NULL && problem == NULL);
+	(*n)++;
+	return 0;
+}
+
+/*
+ * The module's assumptions about the file system, checked on FAT32 itself: fusefat
+ * has no RENAME_NOREPLACE (the fallback runs), reports no sizes (free space unknown),
+ * and matches names in any case.
+ */
+static void test_fat32(void)
+{
+	char dir[256], img[300], mnt[300], cmd[1400], p[1024], name[STICK_NAME_MAX + 1];
+	uint8_t id[32], hash[32], want[32];
+
+	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0 || !have_tool("mkfs.vfat") ||
+	    !have_tool("fusefat") || !have_tool("fusermount")) {
+		fprintf(stderr, "test_stick: no root, /dev/fuse, mkfs.vfat, fusefat or fusermount: "
+				"the FAT32 case is skipped\n");
+		return;
+	}
+	fresh_dir(dir, sizeof(dir));
+	snprintf(img, sizeof(img), "%s/fat32.img", dir);
+	snprintf(mnt, sizeof(mnt), "%s/mnt", dir);
+	mkdir(mnt, 0755);
+	snprintf(cmd, sizeof(cmd),
+		 "truncate -s 64M '%s' && mkfs.vfat -F 32 '%s' > /dev/null && "
+		 "fusefat -o rw+ '%s' '%s' > /dev/null 2>&1",
+		 img, img, img, mnt);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "test_stick: cannot make or mount a FAT32 image: case skipped\n");
+		return;
+	}
+
+	set_piece_max("3000");
+	struct stick *s = open_ok(mnt, true);
+	set_piece_max(NULL);
+	if (!s)
+		goto out;
+	uint64_t avail = 0;
+	CHECK_EQ(stick_free_bytes(s, &avail), 0);
+	fprintf(stderr, "test_stick: FAT32 via fusefat: free space %s\n",
+		avail == STICK_FREE_UNKNOWN ? "not reported" : "reported");
+
+	/* A whole bundle and one in pieces, read back; the same bundle again is refused. */
+	make_id(id, 90);
+	CHECK_EQ(write_bundle(s, id, 2500, 2500, hash), 0);
+	expected_hash(2500, want);
+	CHECK_MEM(hash, want, 32);
+	make_id(id, 91);
+	CHECK_EQ(write_bundle(s, id, 7000, 7000, hash), 0);
+	expected_hash(7000, want);
+	CHECK_MEM(hash, want, 32);
+	CHECK(stick_has_bundle(s, id));
+	struct stick_writer *w = NULL;
+	CHECK_EQ(stick_bundle_begin(s, id, 7000, &w), -EEXIST);
+
+	/* A name in capitals is not taken for ours, even where the file system would match it. */
+	make_id(id, 92);
+	id_name(id, ".bpv", name);
+	for (char *c = name; *c; c++)
+		if (*c >= 'a' && *c <= 'z')
+			*c = (char)(*c - 32);
+	path_of(p, sizeof(p), mnt, "bundles", name);
+	make_file(p, 10);
+	/* Leftovers of a pull. */
+	path_of(p, sizeof(p), mnt, "receipts", "0123456789abcdef0123456789abcdef.part");
+	make_file(p, 10);
+
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK_EQ(l.n, 3);
+	for (size_t i = 0; i < l.n && i < 64; i++) {
+		if (l.e[i].problem) {
+			CHECK_EQ(l.e[i].code, STICK_BAD_NAME);
+			continue;
+		}
+		check_read_back(s, &l.e[i], l.e[i].pieces == 1 ? 2500 : 7000);
+		CHECK_EQ(l.e[i].pieces, l.e[i].size == 2500 ? 1 : 3);
+	}
+
+	char n1[STICK_NAME_MAX + 1];
+	CHECK_EQ(stick_put(s, STICK_RECEIPTS, "custody", 7, n1), 0);
+	unsigned removed = 0;
+	CHECK_EQ(stick_clean_temp(s, &removed), 0);
+	CHECK_EQ(removed, 1);
+	int files = 0;
+	CHECK_EQ(stick_foreach_file(s, STICK_RECEIPTS, on_any_file, &files), 0);
+	CHECK_EQ(files, 1);
+	CHECK_EQ(stick_remove(s, STICK_RECEIPTS, n1), 0);
+	make_id(id, 91);
+	CHECK_EQ(stick_bundle_remove(s, id), 0);
+	CHECK(!stick_has_bundle(s, id));
+	stick_close(s);
+out:
+	snprintf(cmd, sizeof(cmd), "fusermount -u '%s'", mnt);
+	if (system(cmd) != 0)
+		umount2(mnt, MNT_DETACH);
+}
+
 int main(void)
 {
 	CHECK_EQ(tern_crypto_init(), 0);
@@ -1314,6 +1429,7 @@ int main(void)
 	test_memory_bound();
 	test_permissions();
 	test_media();
+	test_fat32();
 	rm_rf(base);
 	TEST_MAIN_END();
 }
