@@ -1,4 +1,4 @@
-/* Opens a stick directory safely, names and lists its files, and removes what a pull left behind. */
+/* Opens a stick directory safely, names and lists its files, removes what a pull left. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,8 +29,8 @@ int stick_fail(struct stick *s, int err, int which, const char *name, const char
 		n = snprintf(s->err, sizeof(s->err), "%s/tern%s%s: ", s->dir, name ? "/" : "",
 			     name ? name : "");
 	else
-		n = snprintf(s->err, sizeof(s->err), "%s/tern/%s%s%s: ", s->dir,
-			     dir_names[which], name ? "/" : "", name ? name : "");
+		n = snprintf(s->err, sizeof(s->err), "%s/tern/%s%s%s: ", s->dir, dir_names[which],
+			     name ? "/" : "", name ? name : "");
 	if (n < 0 || (size_t)n >= sizeof(s->err))
 		n = 0;
 	va_start(ap, fmt);
@@ -634,7 +634,8 @@ int stick_clean_temp(struct stick *s, unsigned *removed)
 		int dfd = openat(s->fd[which], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 		if (!d) {
-			ret = stick_fail(s, -errno, which, NULL, "cannot list: %s", strerror(errno));
+			ret =
+			    stick_fail(s, -errno, which, NULL, "cannot list: %s", strerror(errno));
 			if (dfd >= 0)
 				close(dfd);
 			break;

@@ -1,4 +1,4 @@
-/* Bundle files on a stick: written atomically in pieces, listed with a verdict, read back hashed. */
+/* Bundles on a stick: written atomically in pieces, listed with a verdict, read back hashed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -267,8 +267,8 @@ static int read_piece(struct stick *s, const char *name, uint64_t expect, struct
 			goto out;
 		}
 		if (got == 0) {
-			ret = stick_fail(s, -ESTALE, STICK_BUNDLES, name,
-					 "shrank while being read");
+			ret =
+			    stick_fail(s, -ESTALE, STICK_BUNDLES, name, "shrank while being read");
 			goto out;
 		}
 		hash_update(h, s->iobuf, (size_t)got);
@@ -309,8 +309,8 @@ int stick_bundle_read(struct stick *s, const struct stick_entry *e, stick_sink s
 	if (!h)
 		return stick_fail(s, -ENOMEM, STICK_BUNDLES, e->name, "out of memory");
 	for (unsigned k = 0; k < e->pieces && ret == 0; k++) {
-		uint64_t expect = k + 1 < e->pieces ? e->piece_size
-						    : e->size - (uint64_t)k * e->piece_size;
+		uint64_t expect =
+		    k + 1 < e->pieces ? e->piece_size : e->size - (uint64_t)k * e->piece_size;
 		stick_bundle_name(e->id, e->pieces == 1 ? -1 : (int)k, name);
 		ret = read_piece(s, name, expect, h, sink, ctx);
 	}
@@ -453,10 +453,9 @@ int stick_bundle_begin(struct stick *s, const uint8_t id[static 32], uint64_t si
 				  "%llu bytes: over the 64 GiB limit for a stick",
 				  (unsigned long long)size);
 	if (size > s->piece_max * STICK_PIECES_MAX)
-		return stick_fail(s, -EFBIG, STICK_BUNDLES, name,
-				  "%llu bytes: more than %u pieces of %llu bytes",
-				  (unsigned long long)size, STICK_PIECES_MAX,
-				  (unsigned long long)s->piece_max);
+		return stick_fail(
+		    s, -EFBIG, STICK_BUNDLES, name, "%llu bytes: more than %u pieces of %llu bytes",
+		    (unsigned long long)size, STICK_PIECES_MAX, (unsigned long long)s->piece_max);
 	if (stick_has_bundle(s, id))
 		return stick_fail(s, -EEXIST, STICK_BUNDLES, name, "already on the stick");
 	ret = clear_remains(s, id);

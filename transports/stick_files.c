@@ -1,4 +1,4 @@
-/* Manifests and receipts on a stick: small files under random names, written atomically, read whole. */
+/* Manifests and receipts on a stick: small files, random names, written atomically, read whole. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,8 +24,8 @@ int stick_put(struct stick *s, enum stick_dir which, const void *buf, size_t len
 	if (!file_dir(which))
 		return stick_fail(s, -EINVAL, -1, NULL, "only manifests and receipts are put");
 	if (len == 0 || len > STICK_FILE_MAX)
-		return stick_fail(s, -EINVAL, which, NULL, "%zu bytes: a file holds 1 to %u",
-				  len, STICK_FILE_MAX);
+		return stick_fail(s, -EINVAL, which, NULL, "%zu bytes: a file holds 1 to %u", len,
+				  STICK_FILE_MAX);
 	if (!s->writable)
 		return stick_fail(s, -EROFS, which, NULL, "stick opened read-only");
 	int dfd = s->fd[which];
@@ -133,8 +133,8 @@ int stick_foreach_file(struct stick *s, enum stick_dir which, stick_file_fn fn, 
 		stick_rec_name(which, r, name);
 		if (!problem && r->show)
 			problem = which == STICK_MANIFESTS
-					  ? "not a name tern writes (<32 lowercase hex>.man)"
-					  : "not a name tern writes (<32 lowercase hex>.rcp)";
+				      ? "not a name tern writes (<32 lowercase hex>.man)"
+				      : "not a name tern writes (<32 lowercase hex>.rcp)";
 		else if (!problem && r->size == 0)
 			problem = "empty (0 bytes): cut short when the stick was pulled?";
 		else if (!problem && r->size > STICK_FILE_MAX)

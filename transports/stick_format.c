@@ -66,8 +66,8 @@ static int check_magic(const uint8_t *buf, size_t len, const uint8_t magic[4], s
 }
 
 /* The count is bounded, and the length must be exactly head + count * stride. */
-static long check_count(const uint8_t *buf, size_t len, size_t head, size_t count_at,
-			size_t stride, const char **why)
+static long check_count(const uint8_t *buf, size_t len, size_t head, size_t count_at, size_t stride,
+			const char **why)
 {
 	uint64_t count = get_be(buf + count_at, 4);
 
@@ -82,8 +82,8 @@ static long check_count(const uint8_t *buf, size_t len, size_t head, size_t coun
 }
 
 /* Strictly increasing keys: a duplicate is the same key twice in a row. */
-static int check_order(const uint8_t *recs, size_t n, size_t stride, size_t keylen,
-		       const char *dup, const char **why)
+static int check_order(const uint8_t *recs, size_t n, size_t stride, size_t keylen, const char *dup,
+		       const char **why)
 {
 	for (size_t i = 1; i < n; i++) {
 		int c = memcmp(recs + (i - 1) * stride, recs + i * stride, keylen);
@@ -207,8 +207,8 @@ size_t stick_receipt_id_len(enum stick_receipt_kind kind)
 	return 0;
 }
 
-int stick_receipt_encode(const struct stick_receipt *r, const uint8_t *ids, size_t n,
-			 uint8_t **out, size_t *outlen)
+int stick_receipt_encode(const struct stick_receipt *r, const uint8_t *ids, size_t n, uint8_t **out,
+			 size_t *outlen)
 {
 	size_t idlen = stick_receipt_id_len(r->kind);
 

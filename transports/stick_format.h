@@ -38,9 +38,9 @@
 
 struct stick_manifest {
 	uint8_t version;     /* STICK_FORMAT_VERSION; set by the parser, ignored by the encoder */
-	uint64_t node;       /* ipn node number of the exporter */
+	uint64_t node;	     /* ipn node number of the exporter */
 	uint64_t created_ms; /* exporter's clock, Unix ms; 0 if not trusted */
-	uint32_t count;      /* set by the parser, ignored by the encoder */
+	uint32_t count;	     /* set by the parser, ignored by the encoder */
 };
 
 struct stick_manifest_entry {
@@ -100,8 +100,8 @@ size_t stick_receipt_id_len(enum stick_receipt_kind kind);
  * that many bytes. 0; -EINVAL (unknown kind, a duplicate id, ids NULL with n > 0),
  * -EFBIG (n over STICK_LIST_MAX), -ENOMEM.
  */
-int stick_receipt_encode(const struct stick_receipt *r, const uint8_t *ids, size_t n,
-			 uint8_t **out, size_t *outlen);
+int stick_receipt_encode(const struct stick_receipt *r, const uint8_t *ids, size_t n, uint8_t **out,
+			 size_t *outlen);
 
 typedef int (*stick_receipt_fn)(void *ctx, const uint8_t *id, size_t idlen);
 

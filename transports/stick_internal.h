@@ -23,17 +23,25 @@ struct stick {
 };
 
 /* One directory entry as listed: a tern name parsed into id (+ piece), or kept for show. */
-enum stick_type { STICK_T_REG, STICK_T_LNK, STICK_T_DIR, STICK_T_FIFO, STICK_T_DEV,
-		  STICK_T_SOCK, STICK_T_OTHER, STICK_T_ERR };
+enum stick_type {
+	STICK_T_REG,
+	STICK_T_LNK,
+	STICK_T_DIR,
+	STICK_T_FIFO,
+	STICK_T_DEV,
+	STICK_T_SOCK,
+	STICK_T_OTHER,
+	STICK_T_ERR
+};
 
 struct stick_rec {
 	uint64_t size;
-	char *show;    /* malloc'd escaped name when the name is not one tern writes, else NULL */
+	char *show;	/* malloc'd escaped name when the name is not one tern writes, else NULL */
 	uint8_t id[32]; /* bundle id, or the 16 random bytes of a manifest or receipt name */
-	int16_t piece; /* bundles: -1 for <id>.bpv, else the piece number */
-	uint8_t type;  /* enum stick_type */
-	bool taken;    /* already reported as part of a set of pieces */
-	int err;       /* -errno of fstatat when type is STICK_T_ERR */
+	int16_t piece;	/* bundles: -1 for <id>.bpv, else the piece number */
+	uint8_t type;	/* enum stick_type */
+	bool taken;	/* already reported as part of a set of pieces */
+	int err;	/* -errno of fstatat when type is STICK_T_ERR */
 };
 
 struct stick_list {
@@ -43,7 +51,7 @@ struct stick_list {
 
 /* Formats "DIR/tern/<sub>/<name>: <message>" into s->err and returns err (negative). */
 int stick_fail(struct stick *s, int err, int which, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 5, 6)));
 /* The subdirectory's name ("bundles", ...) */
 const char *stick_dir_name(int which);
 

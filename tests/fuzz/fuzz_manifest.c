@@ -1,4 +1,4 @@
-/* Fuzz target for the stick manifest parser: what parses re-encodes to the same bytes and looks up. */
+/* Fuzz target for the stick manifest parser: what parses re-encodes to itself and looks up. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* The stick module on real directories: round trips, pieces, pulled sticks, hostile entries, full and read-only media. */
+/* The stick module on real files: pieces, pulled sticks, hostile entries, full and RO media. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -431,8 +431,8 @@ static void test_pieces(void)
 			id_name(id, pieces[i] == 1 ? ".bpv" : suffix, name);
 			path_of(p, sizeof(p), dir, "bundles", name);
 			if (k < pieces[i]) {
-				uint64_t want_size = k + 1 < pieces[i] ? 1000
-								       : sizes[i] - 1000ull * k;
+				uint64_t want_size =
+				    k + 1 < pieces[i] ? 1000 : sizes[i] - 1000ull * k;
 				CHECK(stat(p, &st) == 0 && (uint64_t)st.st_size == want_size);
 			} else if (pieces[i] > 1) {
 				CHECK(!exists(p));
@@ -616,8 +616,9 @@ static void watch_add(struct watch *w, const char *path)
 	if (w->fd < 0)
 		w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	/* Any open (reading or writing), read, write, or attribute change of the inode. */
-	if (inotify_add_watch(w->fd, path, IN_OPEN | IN_ACCESS | IN_MODIFY | IN_ATTRIB |
-						   IN_CLOSE_WRITE | IN_DONT_FOLLOW) < 0) {
+	if (inotify_add_watch(w->fd, path,
+			      IN_OPEN | IN_ACCESS | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE |
+				  IN_DONT_FOLLOW) < 0) {
 		perror(path);
 		test_failures++;
 	}
@@ -665,12 +666,12 @@ static void test_hostile(void)
 	for (int i = 0; i < 16; i++)
 		make_id(id[i], 40 + i);
 
-#define BUNDLE_PATH(i, suffix)                                                           \
+#define BUNDLE_PATH(i, suffix)                                                                     \
 	(id_name(id[i], suffix, name), path_of(p, sizeof(p), dir, "bundles", name), p)
 
 	/* Names tern never writes. */
-	const char *bad[] = {"..bpv", ".hidden", "x", "UPPER.BPV", "a\\b\n.bpv", "\x1b[31mred.bpv",
-			     "caf\xc3\xa9.bpv"};
+	const char *bad[] = {"..bpv",		".hidden",	  "x", "UPPER.BPV", "a\\b\n.bpv",
+			     "\x1b[31mred.bpv", "caf\xc3\xa9.bpv"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		path_of(p, sizeof(p), dir, "bundles", bad[i]);
 		make_file(p, 5);
@@ -734,7 +735,8 @@ static void test_hostile(void)
 	const struct stick_entry *e;
 	for (size_t i = 0; i < 4; i++) {
 		e = find(&l, bad[i]);
-		CHECK(e && e->code == STICK_BAD_NAME && strstr(e->problem, "not a name tern writes"));
+		CHECK(e && e->code == STICK_BAD_NAME &&
+		      strstr(e->problem, "not a name tern writes"));
 	}
 	/* Shown escaped: no control character reaches a terminal. */
 	e = find(&l, "a\\x5cb\\x0a.bpv");
@@ -895,8 +897,7 @@ struct files {
 	const char *problem[16];
 };
 
-static int on_file(void *ctx, const char *name, const uint8_t *buf, size_t len,
-		   const char *problem)
+static int on_file(void *ctx, const char *name, const uint8_t *buf, size_t len, const char *problem)
 {
 	struct files *f = ctx;
 	if (f->n < 16) {
@@ -904,8 +905,8 @@ static int on_file(void *ctx, const char *name, const uint8_t *buf, size_t len,
 		f->problem[f->n] = problem;
 		f->body[f->n][0] = 0;
 		if (buf)
-			snprintf(f->body[f->n], sizeof(f->body[0]), "%.*s", (int)(len < 63 ? len : 63),
-				 (const char *)buf);
+			snprintf(f->body[f->n], sizeof(f->body[0]), "%.*s",
+				 (int)(len < 63 ? len : 63), (const char *)buf);
 		CHECK((buf == NULL) == (problem != NULL));
 	}
 	f->n++;
@@ -974,13 +975,13 @@ static void test_files(void)
 	struct {
 		const char *name, *problem;
 	} want[] = {
-		{"UPPER.MAN", "not a name tern writes"},
-		{"00000000000000000000000000000001.man", "symbolic link"},
-		{"00000000000000000000000000000002.man", "FIFO"},
-		{"00000000000000000000000000000003.man", "directory"},
-		{"00000000000000000000000000000004.man", "empty"},
-		{"00000000000000000000000000000005.man", "larger than 16 MiB"},
-		{"00000000000000000000000000000006.rcp", "not a name tern writes"},
+	    {"UPPER.MAN", "not a name tern writes"},
+	    {"00000000000000000000000000000001.man", "symbolic link"},
+	    {"00000000000000000000000000000002.man", "FIFO"},
+	    {"00000000000000000000000000000003.man", "directory"},
+	    {"00000000000000000000000000000004.man", "empty"},
+	    {"00000000000000000000000000000005.man", "larger than 16 MiB"},
+	    {"00000000000000000000000000000006.rcp", "not a name tern writes"},
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		int k = find_file(&f, want[i].name);
@@ -1136,11 +1137,14 @@ static void test_memory_bound(void)
 	CHECK_MEM(hash, want, 32);
 	long growth = peak_rss_kib() - before;
 	if (can_measure && before > 0) {
-		fprintf(stderr, "test_stick: 256 MiB written and read in 3 pieces, peak RSS %ld KiB "
-				"above the start\n", growth);
+		fprintf(stderr,
+			"test_stick: 256 MiB written and read in 3 pieces, peak RSS %ld KiB "
+			"above the start\n",
+			growth);
 		CHECK(growth < 16 * 1024);
 	} else {
-		fprintf(stderr, "test_stick: cannot reset the peak RSS: memory bound not measured\n");
+		fprintf(stderr,
+			"test_stick: cannot reset the peak RSS: memory bound not measured\n");
 	}
 	stick_close(s);
 	rm_rf(dir);
@@ -1202,7 +1206,8 @@ static void test_permissions(void)
 	if (geteuid() == 0) {
 		status = as_nobody(open_denied, dir);
 		if (status == 100)
-			fprintf(stderr, "test_stick: cannot become nobody: permission case skipped\n");
+			fprintf(stderr,
+				"test_stick: cannot become nobody: permission case skipped\n");
 		else
 			CHECK_EQ(status, 0);
 		chmod(dir, 0700);

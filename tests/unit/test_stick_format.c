@@ -279,8 +279,8 @@ static void test_manifest_rejections(void)
 
 static void test_receipt_known_bytes(void)
 {
-	struct stick_receipt r = {.kind = STICK_RECEIPT_DELIVERY, .node = 0xdeadbeef,
-				  .created_ms = 1};
+	struct stick_receipt r = {
+	    .kind = STICK_RECEIPT_DELIVERY, .node = 0xdeadbeef, .created_ms = 1};
 	uint8_t ids[2][16];
 	memset(ids[0], 0x22, 16);
 	memset(ids[1], 0x11, 16);
