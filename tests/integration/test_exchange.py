@@ -39,7 +39,8 @@ check(all(b["to"] == "bob" for b in q), "queue names the recipient")
 files, p = carry(alice, bob, s)
 check(len(files) == 2 and all(os.path.basename(f).endswith(".bundle") for f in files),
       "export writes <id>.bundle files")
-check(os.path.basename(files[0])[:64] in {text_bid, q[0]["id"], q[1]["id"]}, "file named by id")
+check({os.path.basename(f)[:64] for f in files} == {b["id"] for b in q} and text_bid in
+      {b["id"] for b in q}, "each file is named by its bundle's id")
 check(p.returncode == 0 and p.stdout.count("delivered") == 2, "both delivered")
 inbox = bob.inbox()
 check(len(inbox) == 2 and all(e["from"] == "alice" for e in inbox), "inbox names the sender")
