@@ -87,6 +87,82 @@ static int resolve_recipients(struct node *n, char *list, struct store_contact *
 	return EXIT_OK;
 }
 
+/* Messages per durable commit with --lines: one fsync per thousand, a short write lock. */
+#define LINES_PER_BATCH 1000
+
+struct line_batch {
+	uint8_t (*ids)[32];
+	size_t n;
+};
+
+static int commit_lines(struct node *n, struct line_batch *b)
+{
+	int ret = store_batch_commit(n->store);
+	if (ret < 0)
+		return cli_fail("send", "the last %zu messages were not queued: %s", b->n,
+				store_errmsg(n->store));
+	/* Printed only now: a bundle id on stdout means the message is durably queued. */
+	for (size_t i = 0; i < b->n; i++) {
+		char hex[65];
+		hex_encode(b->ids[i], 32, hex);
+		printf("%s\n", hex);
+	}
+	b->n = 0;
+	return EXIT_OK;
+}
+
+/* --lines: each line of stdin is one text message; a thousand per durable commit. */
+static int send_lines(struct node *n, const struct store_contact *rcpt, size_t n_rcpt,
+		      struct submit_request req)
+{
+	struct line_batch b = {.ids = calloc(LINES_PER_BATCH * n_rcpt, 32)};
+	struct submit_result *res = malloc(sizeof(*res));
+	char *line = NULL;
+	size_t cap = 0, sent = 0, lineno = 0;
+	ssize_t len;
+	int status = b.ids && res ? EXIT_OK : cli_fail("send", "out of memory");
+	while (status == EXIT_OK && (len = getline(&line, &cap, stdin)) >= 0) {
+		lineno++;
+		if (len && line[len - 1] == '\n')
+			len--;
+		if (len == 0)
+			continue; /* an empty line is no message */
+		struct mem_reader mem = {.buf = (const uint8_t *)line, .len = (size_t)len};
+		req.size = (size_t)len;
+		req.read = read_mem;
+		req.read_ctx = &mem;
+		const char *why = "";
+		int ret = store_batch_is_open(n->store) ? 0 : store_batch_begin(n->store);
+		if (ret == 0)
+			ret = node_submit(n, rcpt, n_rcpt, &req, res, &why);
+		if (ret < 0) {
+			store_batch_abort(n->store);
+			status = cli_fail("send", "line %zu: %s%s%s (the %zu messages before it in "
+						  "this batch were not queued either)",
+					  lineno, why, *why ? ": " : "", strerror(-ret), b.n / n_rcpt);
+			break;
+		}
+		memcpy(b.ids + b.n, res->bundle_id, res->n_bundles * 32);
+		b.n += res->n_bundles;
+		sent++;
+		if (b.n / n_rcpt == LINES_PER_BATCH)
+			status = commit_lines(n, &b);
+	}
+	if (status == EXIT_OK && ferror(stdin))
+		status = cli_fail("stdin", "cannot read it: %s", strerror(errno));
+	if (status == EXIT_OK && store_batch_is_open(n->store))
+		status = commit_lines(n, &b);
+	else if (status != EXIT_OK)
+		store_batch_abort(n->store);
+	if (status == EXIT_OK)
+		fprintf(stderr, "queued %zu message%s for %zu recipient%s\n", sent,
+			sent == 1 ? "" : "s", n_rcpt, n_rcpt == 1 ? "" : "s");
+	free(line);
+	free(res);
+	free(b.ids);
+	return status;
+}
+
 static const char *base_name(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -100,9 +176,11 @@ int cmd_send(int argc, char **argv)
 		{"file", required_argument, NULL, 'f'},
 		{"priority", required_argument, NULL, 'p'},
 		{"lifetime", required_argument, NULL, 'l'},
+		{"lines", no_argument, NULL, 'L'},
 		{0},
 	};
 	const char *text = NULL, *file = NULL;
+	bool lines = false;
 	struct submit_request req = {
 		.kind = ENVELOPE_TEXT,
 		.priority = STORE_NORMAL,
@@ -117,6 +195,9 @@ int cmd_send(int argc, char **argv)
 			break;
 		case 'f':
 			file = optarg;
+			break;
+		case 'L':
+			lines = true;
 			break;
 		case 'p':
 			if (parse_priority(optarg, &req.priority) < 0)
@@ -134,8 +215,8 @@ int cmd_send(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return cli_usage("send", "name the recipients once, as NAME[,NAME...]");
-	if (text && file)
-		return cli_usage("send", "-m and --file exclude each other");
+	if ((text != NULL) + (file != NULL) + lines > 1)
+		return cli_usage("send", "-m, --file and --lines exclude each other");
 
 	int fd = -1;
 	struct mem_reader mem = {0};
@@ -161,7 +242,7 @@ int cmd_send(int argc, char **argv)
 		req.kind = ENVELOPE_FILE;
 		req.name = base_name(file);
 		req.size = (uint64_t)st.st_size;
-	} else if (isatty(STDIN_FILENO)) {
+	} else if (!lines && isatty(STDIN_FILENO)) {
 		return cli_usage("send", "nothing to send: give -m TEXT, --file PATH, or pipe text in");
 	}
 
@@ -174,6 +255,11 @@ int cmd_send(int argc, char **argv)
 		if (fd >= 0)
 			close(fd);
 		return EXIT_FAIL;
+	}
+	if (lines) {
+		if (resolve_recipients(&n, argv[optind], rcpt, &n_rcpt) == EXIT_OK)
+			ret = send_lines(&n, rcpt, n_rcpt, req);
+		goto out;
 	}
 	if (!text && !file) {
 		int err = spool_stdin(&fd, &req.size);

@@ -12,7 +12,7 @@ static const struct cli_command commands[] = {
 	{"contact", cmd_contact, "add NAME IDSTRING | list [--json] | remove NAME",
 	 "manage the address book"},
 	{"send", cmd_send,
-	 "NAME[,NAME...] (-m TEXT | --file PATH | < stdin) [--priority bulk|normal|urgent] "
+	 "NAME[,NAME...] (-m TEXT | --file PATH | --lines | < stdin) [--priority bulk|normal|urgent] "
 	 "[--lifetime 7d]",
 	 "seal a message or file and queue it"},
 	{"inbox", cmd_inbox, "[--json]", "list what was delivered to this node"},
@@ -20,6 +20,12 @@ static const struct cli_command commands[] = {
 	{"save", cmd_save, "ID DIR", "write a delivered file into DIR under its own name"},
 	{"queue", cmd_queue, "[--json]", "list the bundles waiting for a next hop"},
 	{"bundle", cmd_bundle, "export DIR | import FILE...", "hand bundles over as raw BPv7 files"},
+	{"export", cmd_export,
+	 "DIR [--for NAME[,NAME...]] [--max-bytes SIZE] [--min-priority bulk|normal|urgent] "
+	 "[--json]",
+	 "write the bundles that travel by stick onto the stick mounted at DIR"},
+	{"import", cmd_import, "DIR [--json]",
+	 "take in what a stick carries: bundles, receipts, manifests"},
 	{"peer", cmd_peer,
 	 "add NAME IDSTRING [--sneakernet] [--addr HOST:PORT] | list [--json] | remove NAME",
 	 "manage the nodes this one exchanges bundles with"},

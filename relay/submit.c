@@ -330,8 +330,11 @@ int node_submit(struct node *n, const struct store_contact *rcpt, size_t n_rcpt,
 	if (n_rcpt == 1 && req->kind == ENVELOPE_TEXT && req->size <= ENVELOPE_COMPACT_MAX) {
 		ret = submit_compact(n, rcpt, req, res, head, why);
 	} else {
-		/* All recipients' bundles or none: a retry must not send some of them twice. */
-		bool batch = n_rcpt > 1;
+		/*
+		 * All recipients' bundles or none: a retry must not send some of them twice.
+		 * Inside the caller's batch, the caller aborts it on failure.
+		 */
+		bool batch = n_rcpt > 1 && !store_batch_is_open(n->store);
 		ret = batch ? store_batch_begin(n->store) : 0;
 		if (ret < 0)
 			batch = false;

@@ -404,6 +404,11 @@ int store_batch_begin(struct store *s)
 	return ret;
 }
 
+bool store_batch_is_open(const struct store *s)
+{
+	return s && s->batch;
+}
+
 int store_batch_commit(struct store *s)
 {
 	int ret;

@@ -398,6 +398,8 @@ int store_route_foreach(struct store *s, int (*fn)(void *ctx, const struct store
  * (-EIO, -ENOSPC, -ENOMEM; never -EEXIST): nothing of the batch was stored.
  */
 int store_batch_begin(struct store *s);
+/* True while a batch is open (a caller's batch that a helper should join, not nest). */
+bool store_batch_is_open(const struct store *s);
 /*
  * Writes the clock checkpoint (once for the batch) and commits: 0 only once the
  * whole batch is durable, as store_writer_commit's 0 outside a batch. On error
