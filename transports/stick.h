@@ -124,6 +124,17 @@ int stick_bundle_write(struct stick_writer *w, const void *buf, size_t len);
  * earlier write error.
  */
 int stick_bundle_commit(struct stick_writer *w, uint8_t hash[static 32], uint64_t *size);
+/*
+ * For many small bundles in a row: from now on stick_bundle_commit leaves out its last
+ * directory fsync (each file is still fsynced before its rename, and the rename of .000
+ * still comes after the other pieces are durable), and stick_sync does it once for all.
+ * Until stick_sync returned 0 a pull may take back any of those renames, so call it
+ * before writing anything that lists them (a manifest). Halves the fsyncs per bundle.
+ */
+void stick_defer_sync(struct stick *s);
+/* Fsyncs bundles/ if a commit since stick_defer_sync left it to this. 0, -EIO. */
+int stick_sync(struct stick *s);
+
 /* Removes the temporary files and frees w; stick_bundle_abort(NULL) is a no-op. */
 void stick_bundle_abort(struct stick_writer *w);
 

@@ -551,8 +551,28 @@ static int place(struct stick_writer *w, unsigned *placed)
 		w->temps[piece][0] = '\0'; /* renamed: no longer a temporary to remove */
 		*placed = k;
 	}
+	if (w->s->defer_sync) {
+		w->s->bundles_dirty = true;
+		return 0;
+	}
 	ret = stick_fsync_dir(dfd);
 	return ret < 0 ? writer_fail(w, ret, NULL) : 0;
+}
+
+void stick_defer_sync(struct stick *s)
+{
+	s->defer_sync = true;
+}
+
+int stick_sync(struct stick *s)
+{
+	if (!s->bundles_dirty)
+		return 0;
+	int ret = stick_fsync_dir(s->fd[STICK_BUNDLES]);
+	if (ret < 0)
+		return stick_fail(s, ret, STICK_BUNDLES, NULL, "%s", stick_write_reason(s, ret));
+	s->bundles_dirty = false;
+	return 0;
 }
 
 int stick_bundle_commit(struct stick_writer *w, uint8_t hash[static 32], uint64_t *size)

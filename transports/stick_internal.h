@@ -18,6 +18,8 @@ struct stick {
 	int root_fd, tern_fd;
 	int fd[3]; /* bundles/, manifests/, receipts/; -1 if absent on a read-only stick */
 	uint64_t piece_max;
+	bool defer_sync;    /* stick_defer_sync: bundles/ is fsynced by stick_sync */
+	bool bundles_dirty; /* a rename in bundles/ awaits that fsync */
 	uint8_t *iobuf; /* STICK_IO_BUF bytes, allocated on first read */
 	char err[512];
 };
