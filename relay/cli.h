@@ -33,6 +33,8 @@ int cmd_bundle(int argc, char **argv);
 
 int cmd_peer(int argc, char **argv);
 int cmd_route(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 /*
  * Checks a NAME IDSTRING pair given on the command line (cmd_contact.c): a valid
@@ -71,6 +73,25 @@ int parse_priority(const char *s, enum store_priority *out);
 const char *priority_name(enum store_priority p);
 /* A contact name: 1-64 of [A-Za-z0-9._-], not starting with '-' or '.'. */
 bool contact_name_valid(const char *name);
+
+/* Parses a byte count: digits with an optional k, M, G or T (powers of 1024). -EINVAL. */
+int parse_size(const char *s, uint64_t *out);
+
+/* ---- progress.c: a progress bar on stderr when it is a terminal ------------------- */
+
+struct progress {
+	const char *verb;
+	uint64_t total, done;
+	uint64_t start_ms, last_ms;
+	bool tty, drawn;
+};
+
+void progress_start(struct progress *p, const char *verb, uint64_t total);
+/* Counts bytes done; redraws the bar (bytes, rate, time left) at most 5 times a second. */
+void progress_add(struct progress *p, uint64_t bytes);
+/* Draws the final state and ends the line, if a bar was drawn at all. */
+void progress_end(struct progress *p);
+uint64_t progress_elapsed_ms(const struct progress *p);
 
 /* ---- home.c ----------------------------------------------------------------- */
 

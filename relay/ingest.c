@@ -24,6 +24,8 @@ struct ingest {
 	bool control; /* a delivery receipt: opened and recorded, not stored */
 	uint8_t *ctl;
 	size_t ctl_len;
+	bool expect; /* the bundle id the caller expects (a file name says it) */
+	uint8_t expect_id[32];
 	bool rejected;
 	int store_err;
 	char reason[200];
@@ -198,6 +200,22 @@ int ingest_feed(struct ingest *in, const uint8_t *buf, size_t len)
 	return ret < 0 ? 1 : 0;
 }
 
+static void hex_id(const uint8_t id[32], char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = digits[id[i] >> 4];
+		out[2 * i + 1] = digits[id[i] & 15];
+	}
+	out[64] = 0;
+}
+
+void ingest_expect_id(struct ingest *in, const uint8_t id[static 32])
+{
+	in->expect = true;
+	memcpy(in->expect_id, id, 32);
+}
+
 static void result_rejected(const struct ingest *in, struct ingest_result *res)
 {
 	res->verdict = INGEST_REJECTED;
@@ -251,6 +269,14 @@ static int decide(struct ingest *in, struct ingest_result *res)
 		return 0;
 	}
 	bundle_parser_id(in->parser, res->bundle_id);
+	if (in->expect && memcmp(in->expect_id, res->bundle_id, 32) != 0) {
+		char want[65], got[65];
+		hex_id(in->expect_id, want);
+		hex_id(res->bundle_id, got);
+		reject(in, "named as bundle %.16s... but it is bundle %.16s...", want, got);
+		result_rejected(in, res);
+		return 0;
+	}
 	res->dest_node = in->h.dest.scheme == BUNDLE_SCHEME_IPN ? in->h.dest.node : 0;
 	if (store_bundle_exists(n->store, res->bundle_id)) {
 		res->verdict = INGEST_DUPLICATE;

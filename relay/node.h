@@ -64,9 +64,11 @@ struct submit_result {
 
 /*
  * Seals the plaintext once for all recipients and queues one bundle per
- * recipient node, each durably committed before the next. Returns 0, -EINVAL
+ * recipient node, all in one durable commit. Returns 0, -EINVAL
  * (bad request: no or too many recipients, duplicate recipient, size mismatch),
- * the reader's error, or a store error. *why says which in words.
+ * the reader's error, or a store error. *why says which in words. Inside a store
+ * batch the bundles join it (durable with its commit) and on failure the caller
+ * aborts the batch, since some recipients' bundles may be in it.
  */
 int node_submit(struct node *n, const struct store_contact *rcpt, size_t n_rcpt,
 		const struct submit_request *req, struct submit_result *res, const char **why);
@@ -99,6 +101,11 @@ int ingest_new(struct node *n, struct ingest **out);
  * known to be rejected (further bytes are ignored; ingest_finish gives the reason).
  */
 int ingest_feed(struct ingest *in, const uint8_t *buf, size_t len);
+/*
+ * Makes ingest_finish reject the bundle unless its id is id (a file named by its
+ * id that holds another bundle was renamed or swapped). Call before the first feed.
+ */
+void ingest_expect_id(struct ingest *in, const uint8_t id[static 32]);
 /*
  * Ends the bundle and decides. Returns 0 with res filled for every verdict, or
  * a negative errno when the store failed (nothing acknowledged: the caller must
@@ -148,6 +155,25 @@ int receipt_batch_flush(struct node *n, struct receipt_batch *b, unsigned *queue
 void receipt_batch_free(struct receipt_batch *b);
 /* Checks a receipt body; *count gets its number of message ids (at buf + 2). -EBADMSG. */
 int receipt_parse(const uint8_t *buf, size_t len, size_t *count);
+
+/* ---- record.c: node records sealed in memory (stick manifests and receipts) ------ */
+
+/*
+ * Seals body (1 byte or more) as an ENVELOPE_CONTROL full-form envelope to the
+ * recipients and to this node itself (so it recognises its own records later),
+ * into a malloc'd *out. 0, -EINVAL (no body, more than ENVELOPE_MAX_RECIPIENTS - 1
+ * others), -ENOMEM.
+ */
+int node_seal_record(struct node *n, const struct envelope_recipient *rcpt, size_t n_rcpt,
+		     const uint8_t *body, size_t len, uint8_t **out, size_t *outlen);
+/*
+ * Opens a record sealed by node_seal_record: 0 with the verified plaintext in a
+ * malloc'd *body and meta filled (meta->sender_sign_pk is who signed it). -ENOKEY
+ * not sealed to this node; -EBADMSG damaged, or not a full-form control record;
+ * -EKEYREJECTED forged; -ENOMEM.
+ */
+int node_open_record(struct node *n, const uint8_t *buf, size_t len, uint8_t **body,
+		     size_t *bodylen, struct envelope_meta *meta);
 
 /* ---- route.c ---------------------------------------------------------------- */
 

@@ -1,0 +1,636 @@
+/* tern import: everything a stick carries for this node: receipts, manifests, then bundles, each file judged alone. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay/cli.h"
+#include "transports/stick.h"
+
+/* One durable commit per this many bundles or bytes: an fsync per bundle would dominate. */
+#define BATCH_BUNDLES 1000
+#define BATCH_BYTES (256ull << 20)
+/* Manifests kept in memory for the hash checks; past this, bundles are checked without. */
+#define MANIFEST_MEMORY (64u << 20)
+
+/* A manifest sealed to this node. */
+struct manifest {
+	char name[STICK_SHOW_MAX + 1];
+	uint8_t *body;
+	size_t len;
+	bool own;    /* written by this node on an earlier export */
+	int custody; /* index in import.custody of its exporter, or -1 (no peer to answer) */
+};
+
+/* The custody receipt this import writes to one peer: the bundles it took from it. */
+struct custody {
+	struct store_peer peer;
+	uint8_t *ids; /* 32 bytes each */
+	size_t n, cap;
+	size_t committed; /* the first ones, durable here: only those may be receipted */
+};
+
+struct delivered {
+	uint8_t sender[32];
+	uint8_t msg_id[ENVELOPE_MSG_ID_LEN];
+};
+
+struct import {
+	struct node *n;
+	struct stick *stick;
+	const char *dir;
+	bool json, writable;
+	int files; /* JSON entries printed */
+
+	struct manifest *man;
+	size_t n_man;
+	size_t man_bytes;
+	uint8_t *acked; /* ids this node already receipted on this stick (its own receipts), sorted */
+	size_t n_acked, cap_acked;
+	struct custody *custody;
+	size_t n_custody;
+
+	struct delivered *staged; /* delivered in the open batch: receipted once it commits */
+	size_t n_staged, cap_staged;
+	struct receipt_batch to_senders;
+	unsigned in_batch;
+	uint64_t batch_bytes;
+
+	unsigned delivered, queued, duplicate, rejected, receipts, released, custody_written;
+	unsigned other_files;
+};
+
+static void *grow(void *p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return p;
+	size_t cap2 = *cap ? *cap * 2 : 64;
+	while (cap2 < need)
+		cap2 *= 2;
+	void *q = realloc(p, cap2 * size);
+	if (q)
+		*cap = cap2;
+	return q;
+}
+
+/* One line per file: to stdout (stderr for a rejection), or one object of the JSON "files" array. */
+static void report(struct import *x, const char *sub, const char *name, const char *verdict,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void report(struct import *x, const char *sub, const char *name, const char *verdict,
+		   const char *fmt, ...)
+{
+	char detail[400] = "";
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(detail, sizeof(detail), fmt, ap);
+		va_end(ap);
+	}
+	bool bad = strcmp(verdict, "rejected") == 0;
+	if (bad)
+		x->rejected++;
+	if (x->json) {
+		char path[STICK_SHOW_MAX + 32];
+		snprintf(path, sizeof(path), "tern/%s/%s", sub, name);
+		printf("%s\n  {\"file\": ", x->files++ ? "," : "");
+		json_string(stdout, path);
+		printf(", \"verdict\": \"%s\", \"detail\": ", verdict);
+		json_string(stdout, detail);
+		printf("}");
+		return;
+	}
+	FILE *f = bad ? stderr : stdout;
+	if (bad)
+		fflush(stdout);
+	fprintf(f, "%s%s/tern/%s/%s: %s%s%s\n", bad ? "tern: " : "", x->dir, sub, name, verdict,
+		detail[0] ? ": " : "", detail);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+static bool already_acked(const struct import *x, const uint8_t id[32])
+{
+	return x->n_acked && bsearch(id, x->acked, x->n_acked, 32, cmp_id);
+}
+
+static int custody_index(struct import *x, const struct store_peer *p)
+{
+	for (size_t i = 0; i < x->n_custody; i++)
+		if (x->custody[i].peer.node == p->node)
+			return (int)i;
+	struct custody *c = realloc(x->custody, (x->n_custody + 1) * sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	x->custody = c;
+	memset(&c[x->n_custody], 0, sizeof(*c));
+	c[x->n_custody].peer = *p;
+	return (int)x->n_custody++;
+}
+
+/* ---- receipts: custody coming home ------------------------------------------------ */
+
+struct release {
+	struct import *x;
+	unsigned released;
+};
+
+static int release_one(void *ctx, const uint8_t *id, size_t idlen)
+{
+	struct release *r = ctx;
+	uint64_t released = 0;
+	(void)idlen;
+	int ret = store_bundle_release(r->x->n->store, id, &released);
+	r->released += (unsigned)released;
+	return ret;
+}
+
+static int remember_acked(void *ctx, const uint8_t *id, size_t idlen)
+{
+	struct import *x = ctx;
+	(void)idlen;
+	uint8_t *a = grow(x->acked, &x->cap_acked, x->n_acked + 1, 32);
+	if (!a)
+		return -ENOMEM;
+	x->acked = a;
+	memcpy(a + 32 * x->n_acked++, id, 32);
+	return 0;
+}
+
+static int drop_from_stick(void *ctx, const uint8_t *id, size_t idlen)
+{
+	struct import *x = ctx;
+	(void)idlen;
+	int ret = stick_bundle_remove(x->stick, id);
+	return ret == -ENOENT ? 0 : ret;
+}
+
+/* A peer's custody receipt for bundles we exported: release them, here and on the stick. */
+static int take_custody_receipt(struct import *x, const char *name, const uint8_t *body,
+				size_t len, const struct store_peer *peer)
+{
+	struct release r = {.x = x};
+	struct stick_receipt rc;
+	int ret = store_batch_begin(x->n->store);
+	if (ret == 0)
+		ret = stick_receipt_parse(body, len, &rc, release_one, &r, NULL);
+	if (ret == 0)
+		ret = store_batch_commit(x->n->store);
+	else
+		store_batch_abort(x->n->store);
+	if (ret < 0) {
+		cli_fail("import", "custody receipt %s not taken: %s", name,
+			 store_errmsg(x->n->store));
+		return ret;
+	}
+	x->released += r.released;
+	report(x, "receipts", name, "custody receipt", "%s holds %u bundle%s; %u released here",
+	       peer->name, rc.count, rc.count == 1 ? "" : "s", r.released);
+	/* Durable here, so the stick's copies and the receipt itself are no longer needed. */
+	if (x->writable) {
+		stick_receipt_parse(body, len, &rc, drop_from_stick, x, NULL);
+		stick_remove(x->stick, STICK_RECEIPTS, name);
+	}
+	return 0;
+}
+
+static int on_receipt_file(void *ctx, const char *name, const uint8_t *buf, size_t len,
+			   const char *problem)
+{
+	struct import *x = ctx;
+	struct envelope_meta meta;
+	struct stick_receipt rc;
+	struct store_peer peer;
+	uint8_t *body;
+	size_t bodylen;
+	const char *why;
+	if (problem) {
+		report(x, "receipts", name, "rejected", "%s", problem);
+		return 0;
+	}
+	int ret = node_open_record(x->n, buf, len, &body, &bodylen, &meta);
+	if (ret == -ENOKEY) {
+		x->other_files++; /* for another office */
+		return 0;
+	}
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret < 0) {
+		report(x, "receipts", name, "rejected", "%s",
+		       ret == -EKEYREJECTED ? "forged: its signature does not verify"
+					    : "damaged or not a receipt");
+		return 0;
+	}
+	bool own = memcmp(meta.sender_sign_pk, x->n->pub.sign_pk, 32) == 0;
+	ret = stick_receipt_parse(body, bodylen, &rc, NULL, NULL, &why);
+	if (ret < 0) {
+		report(x, "receipts", name, "rejected", "malformed receipt: %s", why);
+	} else if (rc.node != identity_node_number(meta.sender_sign_pk)) {
+		report(x, "receipts", name, "rejected", "signed by one node for another (ipn:%" PRIu64 ")",
+		       rc.node);
+	} else if (rc.kind != STICK_RECEIPT_CUSTODY) {
+		report(x, "receipts", name, "ignored", "a delivery receipt file (this tern sends them "
+						      "as bundles)");
+	} else if (own) {
+		/* Written by an earlier import here, not yet carried home: do not write it again. */
+		ret = stick_receipt_parse(body, bodylen, &rc, remember_acked, x, NULL);
+	} else if (store_peer_by_key(x->n->store, meta.sender_sign_pk, &peer) < 0) {
+		report(x, "receipts", name, "ignored", "from ipn:%" PRIu64 ", which is not a peer",
+		       rc.node);
+	} else {
+		ret = take_custody_receipt(x, name, body, bodylen, &peer);
+	}
+	free(body);
+	return ret == -ENOMEM || ret == -EIO || ret == -ENOSPC ? ret : 0;
+}
+
+/* ---- manifests: what the exporters say they wrote ---------------------------------- */
+
+static int on_manifest_file(void *ctx, const char *name, const uint8_t *buf, size_t len,
+			    const char *problem)
+{
+	struct import *x = ctx;
+	struct envelope_meta meta;
+	struct stick_manifest m;
+	struct store_peer peer;
+	uint8_t *body;
+	size_t bodylen;
+	const char *why;
+	if (problem) {
+		report(x, "manifests", name, "rejected", "%s", problem);
+		return 0;
+	}
+	int ret = node_open_record(x->n, buf, len, &body, &bodylen, &meta);
+	if (ret == -ENOKEY) {
+		x->other_files++;
+		return 0;
+	}
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret < 0) {
+		report(x, "manifests", name, "rejected", "%s",
+		       ret == -EKEYREJECTED ? "forged: its signature does not verify"
+					    : "damaged or not a manifest");
+		return 0;
+	}
+	if (stick_manifest_parse(body, bodylen, &m, NULL, NULL, &why) < 0) {
+		report(x, "manifests", name, "rejected", "malformed manifest: %s", why);
+	} else if (m.node != identity_node_number(meta.sender_sign_pk)) {
+		report(x, "manifests", name, "rejected",
+		       "signed by one node for another (ipn:%" PRIu64 ")", m.node);
+	} else if (bodylen > MANIFEST_MEMORY - x->man_bytes) {
+		report(x, "manifests", name, "ignored", "too many manifests to hold: its bundles are "
+							"checked without it");
+	} else {
+		struct manifest *mm = realloc(x->man, (x->n_man + 1) * sizeof(*mm));
+		if (!mm) {
+			free(body);
+			return -ENOMEM;
+		}
+		x->man = mm;
+		mm = &x->man[x->n_man++];
+		snprintf(mm->name, sizeof(mm->name), "%s", name);
+		mm->body = body;
+		mm->len = bodylen;
+		mm->own = memcmp(meta.sender_sign_pk, x->n->pub.sign_pk, 32) == 0;
+		mm->custody = -1;
+		if (!mm->own && store_peer_by_key(x->n->store, meta.sender_sign_pk, &peer) == 0)
+			mm->custody = custody_index(x, &peer);
+		x->man_bytes += bodylen;
+		return mm->custody == -ENOMEM ? -ENOMEM : 0;
+	}
+	free(body);
+	return 0;
+}
+
+static int any_on_stick(void *ctx, const struct stick_manifest_entry *e)
+{
+	return stick_has_bundle(ctx, e->id) ? 1 : 0;
+}
+
+/* Our own manifests whose bundles have all left the stick describe nothing any more. */
+static void remove_stale_own_manifests(struct import *x)
+{
+	for (size_t i = 0; x->writable && i < x->n_man; i++) {
+		struct stick_manifest m;
+		struct manifest *mm = &x->man[i];
+		if (mm->own && stick_manifest_parse(mm->body, mm->len, &m, any_on_stick, x->stick,
+						    NULL) == 0)
+			stick_remove(x->stick, STICK_MANIFESTS, mm->name);
+	}
+}
+
+/* ---- bundles ------------------------------------------------------------------------ */
+
+static int commit_batch(struct import *x)
+{
+	int ret = store_batch_commit(x->n->store);
+	if (ret < 0) {
+		cli_fail("import", "the store did not take the last %u bundles: %s", x->in_batch,
+			 store_errmsg(x->n->store));
+		return ret;
+	}
+	for (size_t i = 0; i < x->n_custody; i++)
+		x->custody[i].committed = x->custody[i].n;
+	for (size_t i = 0; i < x->n_staged; i++)
+		receipt_batch_add(&x->to_senders, x->staged[i].sender, x->staged[i].msg_id);
+	x->n_staged = 0;
+	x->in_batch = 0;
+	x->batch_bytes = 0;
+	return 0;
+}
+
+static int feed_ingest(void *ctx, const uint8_t *buf, size_t len)
+{
+	return ingest_feed(ctx, buf, len) ? -ECANCELED : 0;
+}
+
+/* What the manifests say of this copy: -ENOENT none lists it, 0 one matches, -EBADMSG none does. */
+static int manifest_verdict(const struct import *x, const struct stick_entry *e,
+			    const uint8_t hash[32], const char **which)
+{
+	int verdict = -ENOENT;
+	for (size_t i = 0; i < x->n_man; i++) {
+		struct stick_manifest_entry me;
+		if (stick_manifest_lookup(x->man[i].body, x->man[i].len, e->id, &me) < 0)
+			continue;
+		if (me.size == e->size && memcmp(me.hash, hash, 32) == 0)
+			return 0;
+		verdict = -EBADMSG;
+		*which = x->man[i].name;
+	}
+	return verdict;
+}
+
+/* The exporters whose manifest lists this very copy get a custody receipt for it. */
+static int owe_custody(struct import *x, const struct stick_entry *e, const uint8_t hash[32])
+{
+	if (already_acked(x, e->id))
+		return 0;
+	for (size_t i = 0; i < x->n_man; i++) {
+		struct stick_manifest_entry me;
+		struct manifest *mm = &x->man[i];
+		if (mm->custody < 0 ||
+		    stick_manifest_lookup(mm->body, mm->len, e->id, &me) < 0 ||
+		    me.size != e->size || memcmp(me.hash, hash, 32) != 0)
+			continue;
+		struct custody *c = &x->custody[mm->custody];
+		bool dup = false;
+		for (size_t k = c->n; k-- > 0 && !dup;)
+			dup = memcmp(c->ids + 32 * k, e->id, 32) == 0;
+		if (dup)
+			continue;
+		uint8_t *ids = grow(c->ids, &c->cap, c->n + 1, 32);
+		if (!ids)
+			return -ENOMEM;
+		c->ids = ids;
+		memcpy(ids + 32 * c->n++, e->id, 32);
+	}
+	return 0;
+}
+
+static int stage_delivery(struct import *x, const struct store_inbox *in)
+{
+	struct delivered *d = grow(x->staged, &x->cap_staged, x->n_staged + 1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	x->staged = d;
+	memcpy(d[x->n_staged].sender, in->sender_pk, 32);
+	memcpy(d[x->n_staged++].msg_id, in->msg_id, ENVELOPE_MSG_ID_LEN);
+	return 0;
+}
+
+/* Reads one copy into the store; 0 also for a rejected copy, an error only when the store fails. */
+static int on_bundle(void *ctx, const struct stick_entry *e)
+{
+	struct import *x = ctx;
+	struct ingest *in;
+	struct ingest_result res;
+	uint8_t hash[32];
+	const char *which = NULL;
+	if (e->problem) {
+		if (e->code == STICK_UNREADABLE)
+			report(x, "bundles", e->name, "rejected", "%s: %s", e->problem,
+			       strerror(-e->error));
+		else
+			report(x, "bundles", e->name, "rejected", "%s", e->problem);
+		return 0;
+	}
+	int ret = ingest_new(x->n, &in);
+	if (ret < 0)
+		return ret;
+	ingest_expect_id(in, e->id);
+	ret = stick_bundle_read(x->stick, e, feed_ingest, in, hash);
+	if (ret < 0 && ret != -ECANCELED) {
+		ingest_free(in);
+		report(x, "bundles", e->name, "rejected", "%s",
+		       ret == -ESTALE ? "changed while it was read" : stick_error(x->stick));
+		return 0;
+	}
+	if (ret == 0 && manifest_verdict(x, e, hash, &which) == -EBADMSG) {
+		ingest_free(in);
+		report(x, "bundles", e->name, "rejected",
+		       "not the bytes its manifest %s lists: altered or damaged on the stick", which);
+		return 0;
+	}
+	ret = ingest_finish(in, &res);
+	if (ret < 0) {
+		cli_fail("import", "%s: not stored: %s", e->name, store_errmsg(x->n->store));
+		return ret;
+	}
+	char msg[33];
+	switch (res.verdict) {
+	case INGEST_DELIVERED:
+		hex_encode(res.inbox.msg_id, 16, msg);
+		report(x, "bundles", e->name, "delivered", "message %.12s (%s)", msg,
+		       res.inbox.kind == ENVELOPE_FILE ? "file" : "text");
+		x->delivered++;
+		ret = stage_delivery(x, &res.inbox);
+		break;
+	case INGEST_RECEIPT:
+		report(x, "bundles", e->name, "delivery receipt", "%u message%s delivered",
+		       res.receipts, res.receipts == 1 ? "" : "s");
+		x->receipts++;
+		break;
+	case INGEST_QUEUED:
+		report(x, "bundles", e->name, "queued", "for ipn:%" PRIu64, res.dest_node);
+		x->queued++;
+		break;
+	case INGEST_DUPLICATE:
+		report(x, "bundles", e->name, "duplicate", NULL);
+		x->duplicate++;
+		break;
+	case INGEST_REJECTED:
+		report(x, "bundles", e->name, "rejected", "%s", res.reason);
+		return 0;
+	}
+	if (ret == 0)
+		ret = owe_custody(x, e, hash);
+	if (ret < 0)
+		return ret;
+	x->in_batch++;
+	x->batch_bytes += e->size;
+	if (x->in_batch < BATCH_BUNDLES && x->batch_bytes < BATCH_BYTES)
+		return 0;
+	ret = commit_batch(x);
+	return ret < 0 ? ret : store_batch_begin(x->n->store);
+}
+
+static int import_bundles(struct import *x)
+{
+	int ret = store_batch_begin(x->n->store);
+	if (ret == 0)
+		ret = stick_bundle_foreach(x->stick, on_bundle, x);
+	if (ret == 0)
+		return commit_batch(x);
+	store_batch_abort(x->n->store);
+	if (ret != -EIO && ret != -ENOSPC && ret != -EBUSY) /* on_bundle named the file */
+		cli_fail(x->dir, "%s", ret == -ENOMEM ? "out of memory" : stick_error(x->stick));
+	return ret;
+}
+
+/* ---- custody receipts out ------------------------------------------------------------ */
+
+static int write_custody(struct import *x, struct custody *c)
+{
+	struct stick_receipt r = {
+		.kind = STICK_RECEIPT_CUSTODY,
+		.node = x->n->node_num,
+		.created_ms = x->n->clock_trusted ? x->n->now.unix_ms : 0,
+	};
+	struct envelope_recipient to;
+	memcpy(to.sign_pk, c->peer.sign_pk, 32);
+	memcpy(to.box_pk, c->peer.box_pk, 32);
+	for (size_t start = 0; start < c->committed;) {
+		size_t count = c->committed - start;
+		if (count > STICK_LIST_MAX)
+			count = STICK_LIST_MAX;
+		uint8_t *body = NULL, *sealed = NULL;
+		size_t bodylen, sealedlen;
+		char name[STICK_NAME_MAX + 1];
+		int ret = stick_receipt_encode(&r, c->ids + 32 * start, count, &body, &bodylen);
+		if (ret == 0)
+			ret = node_seal_record(x->n, &to, 1, body, bodylen, &sealed, &sealedlen);
+		if (ret == 0)
+			ret = stick_put(x->stick, STICK_RECEIPTS, sealed, sealedlen, name);
+		free(body);
+		free(sealed);
+		if (ret < 0)
+			return cli_fail(x->dir, "no custody receipt for %s's %zu bundles: %s (the next "
+						"import writes it)",
+					c->peer.name, c->committed - start,
+					ret == -ENOMEM ? "out of memory" : stick_error(x->stick));
+		x->custody_written += (unsigned)count;
+		start += count;
+	}
+	return EXIT_OK;
+}
+
+static void print_summary(struct import *x, unsigned acks)
+{
+	if (x->json) {
+		printf("%s],\n \"delivered\": %u, \"queued\": %u, \"duplicate\": %u, \"rejected\": %u"
+		       ", \"delivery_receipts\": %u, \"released\": %u, \"custody_receipted\": %u"
+		       ", \"receipts_queued\": %u, \"writable\": %s}\n",
+		       x->files ? "\n" : "", x->delivered, x->queued, x->duplicate, x->rejected,
+		       x->receipts, x->released, x->custody_written, acks,
+		       x->writable ? "true" : "false");
+		return;
+	}
+	printf("imported from %s: %u delivered, %u queued for other nodes, %u duplicate, "
+	       "%u rejected",
+	       x->dir, x->delivered, x->queued, x->duplicate, x->rejected);
+	if (x->receipts)
+		printf("; %u delivery receipt%s", x->receipts, x->receipts == 1 ? "" : "s");
+	if (x->released)
+		printf("; %u bundle%s released by custody receipts", x->released,
+		       x->released == 1 ? "" : "s");
+	if (x->custody_written)
+		printf("; custody receipted for %u", x->custody_written);
+	if (acks)
+		printf("; %u delivery receipt%s queued for the senders", acks, acks == 1 ? "" : "s");
+	printf("\n");
+}
+
+static int run_import(struct import *x)
+{
+	if (x->json)
+		printf("{\"files\": [");
+	int ret = stick_foreach_file(x->stick, STICK_RECEIPTS, on_receipt_file, x);
+	if (ret == 0) {
+		qsort(x->acked, x->n_acked, 32, cmp_id);
+		ret = stick_foreach_file(x->stick, STICK_MANIFESTS, on_manifest_file, x);
+	}
+	if (ret < 0 && ret != -EIO && ret != -ENOSPC)
+		cli_fail(x->dir, "%s", ret == -ENOMEM ? "out of memory" : stick_error(x->stick));
+	if (ret == 0) {
+		remove_stale_own_manifests(x);
+		ret = import_bundles(x);
+	}
+	int status = ret < 0 ? EXIT_FAIL : EXIT_OK;
+	for (size_t i = 0; x->writable && i < x->n_custody; i++)
+		if (write_custody(x, &x->custody[i]) != EXIT_OK)
+			status = EXIT_FAIL;
+	unsigned acks = 0;
+	if (receipt_batch_flush(x->n, &x->to_senders, &acks) < 0)
+		status = cli_fail("import", "delivery receipts not queued: %s",
+				  store_errmsg(x->n->store));
+	print_summary(x, acks);
+	return x->rejected ? EXIT_FAIL : status;
+}
+
+static void free_import(struct import *x)
+{
+	for (size_t i = 0; i < x->n_man; i++)
+		free(x->man[i].body);
+	free(x->man);
+	for (size_t i = 0; i < x->n_custody; i++)
+		free(x->custody[i].ids);
+	free(x->custody);
+	free(x->acked);
+	free(x->staged);
+	receipt_batch_free(&x->to_senders);
+	stick_close(x->stick);
+}
+
+int cmd_import(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{0},
+	};
+	struct import x = {.writable = true};
+	int c;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'j')
+			return cli_usage("import", "unknown option %s", argv[optind - 1]);
+		x.json = true;
+	}
+	if (optind + 1 != argc)
+		return cli_usage("import", "takes one directory (the stick's mount point)");
+	x.dir = argv[optind];
+
+	struct node n;
+	if (home_open(&n) != EXIT_OK)
+		return EXIT_FAIL;
+	x.n = &n;
+	char why[300];
+	int ret = stick_open(x.dir, true, &x.stick, why, sizeof(why));
+	if (ret == -EROFS || ret == -EACCES || ret == -EPERM) {
+		/* Import anyway; custody stays with the exporters until a writable trip. */
+		fprintf(stderr, "tern: %s: %s: importing without writing custody receipts\n", x.dir,
+			why);
+		x.writable = false;
+		ret = stick_open(x.dir, false, &x.stick, why, sizeof(why));
+	}
+	int status = ret < 0 ? cli_fail(x.dir, "%s", why) : run_import(&x);
+	free_import(&x);
+	node_close(&n);
+	return status;
+}
