@@ -220,6 +220,8 @@ static int import_one(struct node *n, const char *path, uint8_t *buf, struct imp
 		printf("%s: duplicate, already here\n", path);
 		t->duplicate++;
 		break;
+	case INGEST_PASSED: /* only when asked for with ingest_no_relay */
+		break;
 	case INGEST_REJECTED:
 		t->rejected++;
 		fflush(stdout);

@@ -59,8 +59,8 @@ struct import {
 	unsigned in_batch;
 	uint64_t batch_bytes;
 
-	unsigned delivered, queued, duplicate, rejected, receipts, released, custody_written;
-	unsigned other_files;
+	unsigned delivered, queued, duplicate, rejected, receipts, released, custody_written, left;
+	unsigned other_receipts, other_manifests; /* sealed to other nodes */
 };
 
 static void *grow(void *p, size_t *cap, size_t need, size_t size)
@@ -215,7 +215,7 @@ static int on_receipt_file(void *ctx, const char *name, const uint8_t *buf, size
 	}
 	int ret = node_open_record(x->n, buf, len, &body, &bodylen, &meta);
 	if (ret == -ENOKEY) {
-		x->other_files++; /* for another office */
+		x->other_receipts++; /* for another office */
 		return 0;
 	}
 	if (ret == -ENOMEM)
@@ -267,7 +267,7 @@ static int on_manifest_file(void *ctx, const char *name, const uint8_t *buf, siz
 	}
 	int ret = node_open_record(x->n, buf, len, &body, &bodylen, &meta);
 	if (ret == -ENOKEY) {
-		x->other_files++;
+		x->other_manifests++;
 		return 0;
 	}
 	if (ret == -ENOMEM)
@@ -350,6 +350,15 @@ static int feed_ingest(void *ctx, const uint8_t *buf, size_t len)
 	return ingest_feed(ctx, buf, len) ? -ECANCELED : 0;
 }
 
+static bool listed(const struct import *x, const uint8_t id[32])
+{
+	struct stick_manifest_entry me;
+	for (size_t i = 0; i < x->n_man; i++)
+		if (stick_manifest_lookup(x->man[i].body, x->man[i].len, id, &me) == 0)
+			return true;
+	return false;
+}
+
 /* What the manifests say of this copy: -ENOENT none lists it, 0 one matches, -EBADMSG none does. */
 static int manifest_verdict(const struct import *x, const struct stick_entry *e,
 			    const uint8_t hash[32], const char **which)
@@ -425,6 +434,14 @@ static int on_bundle(void *ctx, const struct stick_entry *e)
 	if (ret < 0)
 		return ret;
 	ingest_expect_id(in, e->id);
+	/*
+	 * An exporter lists what it means for us in a manifest sealed to us. A bundle that
+	 * none of ours lists, on a stick with manifests for others, is their cargo: taking a
+	 * copy would only send it twice (and over costly links). With no other manifests at
+	 * all, a bundle for another node is taken to forward (a stick of raw bundles).
+	 */
+	if (x->other_manifests && !listed(x, e->id))
+		ingest_no_relay(in);
 	ret = stick_bundle_read(x->stick, e, feed_ingest, in, hash);
 	if (ret < 0 && ret != -ECANCELED) {
 		ingest_free(in);
@@ -465,6 +482,13 @@ static int on_bundle(void *ctx, const struct stick_entry *e)
 		report(x, "bundles", e->name, "duplicate", NULL);
 		x->duplicate++;
 		break;
+	case INGEST_PASSED:
+		report(x, "bundles", e->name, "left",
+		       "for ipn:%" PRIu64 ", another office's cargo (no manifest for this node "
+		       "lists it)",
+		       res.dest_node);
+		x->left++;
+		return 0;
 	case INGEST_REJECTED:
 		report(x, "bundles", e->name, "rejected", "%s", res.reason);
 		return 0;
@@ -536,15 +560,17 @@ static void print_summary(struct import *x, unsigned acks)
 	if (x->json) {
 		printf("%s],\n \"delivered\": %u, \"queued\": %u, \"duplicate\": %u, \"rejected\": %u"
 		       ", \"delivery_receipts\": %u, \"released\": %u, \"custody_receipted\": %u"
-		       ", \"receipts_queued\": %u, \"writable\": %s}\n",
+		       ", \"receipts_queued\": %u, \"left\": %u, \"writable\": %s}\n",
 		       x->files ? "\n" : "", x->delivered, x->queued, x->duplicate, x->rejected,
-		       x->receipts, x->released, x->custody_written, acks,
+		       x->receipts, x->released, x->custody_written, acks, x->left,
 		       x->writable ? "true" : "false");
 		return;
 	}
 	printf("imported from %s: %u delivered, %u queued for other nodes, %u duplicate, "
 	       "%u rejected",
 	       x->dir, x->delivered, x->queued, x->duplicate, x->rejected);
+	if (x->left)
+		printf("; %u left for other offices", x->left);
 	if (x->receipts)
 		printf("; %u delivery receipt%s", x->receipts, x->receipts == 1 ? "" : "s");
 	if (x->released)

@@ -25,6 +25,8 @@ struct ingest {
 	uint8_t *ctl;
 	size_t ctl_len;
 	bool expect; /* the bundle id the caller expects (a file name says it) */
+	bool no_relay; /* ingest_no_relay: bundles for other nodes are passed by */
+	bool passed;
 	uint8_t expect_id[32];
 	bool rejected;
 	int store_err;
@@ -81,6 +83,11 @@ static int on_header(void *ctx, const struct bundle_header *h)
 	struct node *n = in->n;
 	in->h = *h;
 	in->have_header = true;
+	in->for_us = h->dest.scheme == BUNDLE_SCHEME_IPN && h->dest.node == n->node_num;
+	if (!in->for_us && in->no_relay) {
+		in->passed = true;
+		return INGEST_STOP;
+	}
 
 	if (h->created_ms == 0 && !h->has_age)
 		return reject(in, "creation time 0 without a Bundle Age block (RFC 9171 4.2.7)");
@@ -97,7 +104,6 @@ static int on_header(void *ctx, const struct bundle_header *h)
 			      (unsigned long long)((dtn_now(n) - h->created_ms) / 1000),
 			      (unsigned long long)(h->lifetime_ms / 1000));
 
-	in->for_us = h->dest.scheme == BUNDLE_SCHEME_IPN && h->dest.node == n->node_num;
 	if (in->for_us) {
 		in->control = h->dest.service == NODE_SERVICE_RECEIPTS;
 		if (h->dest.service != NODE_SERVICE_MESSAGES && !in->control)
@@ -192,10 +198,10 @@ void ingest_free(struct ingest *in)
 
 int ingest_feed(struct ingest *in, const uint8_t *buf, size_t len)
 {
-	if (in->rejected || in->store_err)
+	if (in->rejected || in->store_err || in->passed)
 		return 1;
 	int ret = bundle_parser_feed(in->parser, buf, len);
-	if (ret < 0 && !in->store_err)
+	if (ret < 0 && !in->store_err && !in->passed)
 		reject(in, "%s", bundle_parser_error(in->parser));
 	return ret < 0 ? 1 : 0;
 }
@@ -208,6 +214,11 @@ static void hex_id(const uint8_t id[32], char out[65])
 		out[2 * i + 1] = digits[id[i] & 15];
 	}
 	out[64] = 0;
+}
+
+void ingest_no_relay(struct ingest *in)
+{
+	in->no_relay = true;
 }
 
 void ingest_expect_id(struct ingest *in, const uint8_t id[static 32])
@@ -262,6 +273,11 @@ static int decide(struct ingest *in, struct ingest_result *res)
 
 	if (in->store_err)
 		return in->store_err;
+	if (in->passed) {
+		res->verdict = INGEST_PASSED;
+		res->dest_node = in->h.dest.scheme == BUNDLE_SCHEME_IPN ? in->h.dest.node : 0;
+		return 0;
+	}
 	if (!in->rejected && bundle_parser_finish(in->parser) < 0)
 		reject(in, "%s", bundle_parser_error(in->parser));
 	if (in->rejected) {

@@ -81,6 +81,7 @@ enum ingest_verdict {
 	INGEST_DUPLICATE,     /* already stored or already delivered: nothing changed */
 	INGEST_REJECTED,      /* bad: nothing stored; reason says why */
 	INGEST_RECEIPT,       /* a delivery receipt for messages we sent: recorded */
+	INGEST_PASSED,        /* for another node, and ingest_no_relay: not looked at further */
 };
 
 struct ingest_result {
@@ -101,6 +102,12 @@ int ingest_new(struct node *n, struct ingest **out);
  * known to be rejected (further bytes are ignored; ingest_finish gives the reason).
  */
 int ingest_feed(struct ingest *in, const uint8_t *buf, size_t len);
+/*
+ * Takes only bundles for this node: one for another node is passed by unchecked
+ * and unstored (INGEST_PASSED), as soon as its primary block says so. For a stick
+ * that carries other offices' cargo. Call before the first feed.
+ */
+void ingest_no_relay(struct ingest *in);
 /*
  * Makes ingest_finish reject the bundle unless its id is id (a file named by its
  * id that holds another bundle was renamed or swapped). Call before the first feed.
