@@ -54,14 +54,20 @@ static int print_bundle(void *ctx, const struct store_bundle *b, const uint8_t *
 		json_string(stdout, to);
 		printf(", \"dest\": \"ipn:%" PRIu64 ".%d\", \"size\": %" PRIu64
 		       ", \"priority\": \"%s\", \"age_ms\": %" PRIu64 ", \"expires_in_ms\": %" PRIu64
-		       ", \"origin\": \"%s\"}",
+		       ", \"origin\": \"%s\", \"exported\": %" PRIu64 "}",
 		       b->dest_node, NODE_SERVICE_MESSAGES, b->payload_len,
-		       priority_name(b->priority), b->age_now_ms, left, b->local ? "local" : "relayed");
+		       priority_name(b->priority), b->age_now_ms, left, b->local ? "local" : "relayed",
+		       b->export_count);
 	} else {
 		format_size(b->payload_len, size, sizeof(size));
-		printf("%.16s  %-20s %10s  %-6s  expires in %" PRIu64 "h%02" PRIu64 "m  %s\n", id, to,
+		printf("%.16s  %-20s %10s  %-6s  expires in %" PRIu64 "h%02" PRIu64 "m  %s", id, to,
 		       size, priority_name(b->priority), left / 3600000, left / 60000 % 60,
 		       b->local ? "local" : "relayed");
+		/* Still here after an export: waiting for the next hop's custody receipt. */
+		if (b->export_count)
+			printf("  on %" PRIu64 " stick%s, no receipt yet", b->export_count,
+			       b->export_count == 1 ? "" : "s");
+		printf("\n");
 	}
 	l->count++;
 	l->bytes += b->payload_len;

@@ -59,8 +59,9 @@ x = export(field, stick1)
 check(x["exported"] == 2 and x["for"] == ["mule"], f"field exports both for the mule: {x}")
 check({f[:64] for f in files(stick1, "bundles")} == sent_ids, "the stick carries them by id")
 check(len(files(stick1, "manifests")) == 1, "one manifest per export")
-check(all(b["id"] in sent_ids for b in field.queue()) and len(field.queue()) == 2,
-      "exported bundles stay queued at field until custody comes home")
+check(all(b["id"] in sent_ids and b["exported"] == 1 for b in field.queue())
+      and len(field.queue()) == 2,
+      "exported bundles stay queued at field until custody comes home, counted as exported")
 x = export(field, stick1)
 check(x["exported"] == 0 and x["already_on_stick"] == 2, "a second export skips what is there")
 
