@@ -589,7 +589,8 @@ static int run_import(struct import *x)
 		printf("{\"files\": [");
 	int ret = stick_foreach_file(x->stick, STICK_RECEIPTS, on_receipt_file, x);
 	if (ret == 0) {
-		qsort(x->acked, x->n_acked, 32, cmp_id);
+		if (x->n_acked > 1)
+			qsort(x->acked, x->n_acked, 32, cmp_id);
 		ret = stick_foreach_file(x->stick, STICK_MANIFESTS, on_manifest_file, x);
 	}
 	if (ret < 0 && ret != -EIO && ret != -ENOSPC)

@@ -615,7 +615,8 @@ int stick_list_dir(struct stick *s, int which, struct stick_list *l)
 		stick_list_free(l);
 		return ret;
 	}
-	qsort_r(l->recs, l->n, sizeof(*l->recs), cmp_rec, &which);
+	if (l->n > 1) /* an empty directory has no array to sort (NULL) */
+		qsort_r(l->recs, l->n, sizeof(*l->recs), cmp_rec, &which);
 	return 0;
 }
 

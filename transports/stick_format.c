@@ -41,7 +41,8 @@ static int cmp_key(const void *a, const void *b, void *keylen)
 /* Sorts n records of stride bytes by their first keylen bytes; false if two share a key. */
 static bool sort_unique(uint8_t *recs, size_t n, size_t stride, size_t keylen)
 {
-	qsort_r(recs, n, stride, cmp_key, &keylen);
+	if (n > 1)
+		qsort_r(recs, n, stride, cmp_key, &keylen);
 	for (size_t i = 1; i < n; i++)
 		if (memcmp(recs + (i - 1) * stride, recs + i * stride, keylen) == 0)
 			return false;
