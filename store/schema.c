@@ -184,7 +184,7 @@ out:
 /* Is this file ours (or empty and about to become ours)? */
 static int check_owner(struct store *s, int version, const char **why)
 {
-	int app, tables, ret;
+	int app = 0, tables = 0, ret;
 
 	ret = read_int(s, "PRAGMA application_id", &app);
 	if (ret)
@@ -235,7 +235,7 @@ out:
 int store_migrate(struct store *s, const char **why)
 {
 	int target = schema_cap ? schema_cap : NMIGRATIONS;
-	int version, ret;
+	int version = 0, ret;
 
 	for (;;) {
 		ret = read_int(s, "PRAGMA user_version", &version);
