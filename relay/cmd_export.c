@@ -189,6 +189,8 @@ static int export_one(struct export *x, const struct planned *p, uint8_t *head)
 		x->on_stick++;
 		return 0;
 	case -ENOSPC:
+		/* Said once, in the stick's words: out of space, or a full FAT32 directory. */
+		cli_fail(x->dir, "%s", stick_error(x->stick));
 		x->full = true;
 		return 0;
 	case -ELOOP:
