@@ -9,6 +9,9 @@
 #include "relay/cli.h"
 #include "transports/stick.h"
 
+/* Small bundles are made durable in groups: one flush of the stick per group. */
+#define GROUP_BUNDLES 256
+#define GROUP_BYTES (64u << 20)
 /* Against free space, each file costs a directory entry and a partly used cluster. */
 #define FILE_OVERHEAD 4096
 /* Kept free for the manifest and for receipts the next office writes. */
@@ -35,9 +38,12 @@ struct export {
 	struct planned *plan;
 	size_t n_plan, cap_plan;
 	uint64_t plan_bytes;
-	struct stick_manifest_entry *done; /* written bundles: the manifest */
+	struct stick_manifest_entry *done; /* written and durable: the manifest */
 	size_t n_done;
 	uint64_t bytes;
+	struct stick_manifest_entry *pend; /* committed, waiting for stick_sync */
+	size_t n_pend, next_placed;
+	uint64_t pend_bytes;
 
 	unsigned on_stick, no_fit, low_prio, no_route, failed, dropped, temp_removed;
 	bool full;
@@ -165,6 +171,39 @@ static int write_bundle(struct export *x, const struct store_bundle *b, const ui
 	return stick_bundle_commit(t.w, e->hash, &e->size);
 }
 
+static void on_placed(void *ctx, const uint8_t id[32], int result)
+{
+	struct export *x = ctx;
+	const struct stick_manifest_entry *e = &x->pend[x->next_placed++];
+	char hex[65];
+	(void)id; /* commit order: e is its entry */
+	if (result == 0) {
+		x->done[x->n_done++] = *e;
+		x->bytes += e->size;
+		return;
+	}
+	hex_encode(e->id, 32, hex);
+	if (result == -EEXIST) {
+		x->on_stick++;
+	} else if (result == -ENOSPC) {
+		x->full = true;
+		x->no_fit++;
+	} else {
+		x->failed++;
+		cli_fail(hex, "not exported: %s", strerror(-result));
+	}
+}
+
+/* Makes the bundles committed since the last group durable; only those go in the manifest. */
+static int sync_group(struct export *x)
+{
+	int ret = stick_sync(x->stick, on_placed, x);
+	x->pend_bytes = 0;
+	if (ret < 0)
+		cli_fail(x->dir, "%s", stick_error(x->stick));
+	return ret == -ENOSPC ? 0 : ret;
+}
+
 /* One planned bundle: 0 to go on (what happened is counted), or an error that stops the export. */
 static int export_one(struct export *x, const struct planned *p, uint8_t *head)
 {
@@ -180,11 +219,13 @@ static int export_one(struct export *x, const struct planned *p, uint8_t *head)
 		cli_fail(hex, "not exported: %s", store_errmsg(x->n->store));
 		return ret == -EBADMSG ? 0 : ret;
 	}
-	ret = write_bundle(x, &b, head, headlen, p->est, &x->done[x->n_done]);
+	ret = write_bundle(x, &b, head, headlen, p->est, &x->pend[x->n_pend]);
 	switch (ret) {
 	case 0:
-		x->bytes += x->done[x->n_done++].size;
-		return 0;
+		x->pend_bytes += x->pend[x->n_pend++].size;
+		if (x->n_pend - x->next_placed < GROUP_BUNDLES && x->pend_bytes < GROUP_BYTES)
+			return 0;
+		return sync_group(x);
 	case -EEXIST:
 		x->on_stick++;
 		return 0;
@@ -192,6 +233,7 @@ static int export_one(struct export *x, const struct planned *p, uint8_t *head)
 		/* Said once, in the stick's words: out of space, or a full FAT32 directory. */
 		cli_fail(x->dir, "%s", stick_error(x->stick));
 		x->full = true;
+		x->no_fit++;
 		return 0;
 	case -ELOOP:
 		/* Its hop limit is spent: nobody will take it, so it leaves the queue. */
@@ -349,8 +391,9 @@ static int run_export(struct export *x)
 		return cli_fail("export", "cannot read the queue: %s",
 				ret == -ENOMEM ? "out of memory" : store_errmsg(x->n->store));
 	x->done = calloc(x->n_plan ? x->n_plan : 1, sizeof(*x->done));
+	x->pend = calloc(x->n_plan ? x->n_plan : 1, sizeof(*x->pend));
 	uint8_t *head = malloc(BUNDLE_HEAD_MAX);
-	if (!x->done || !head) {
+	if (!x->done || !x->pend || !head) {
 		free(head);
 		return cli_fail("export", "out of memory");
 	}
@@ -362,13 +405,11 @@ static int run_export(struct export *x)
 		ret = export_one(x, &x->plan[i], head);
 	progress_end(&x->prog);
 	free(head);
-	if (stick_sync(x->stick) < 0) {
-		cli_fail(x->dir, "%s", stick_error(x->stick));
-		x->n_done = 0; /* a manifest must not list bundles that may not be on the medium */
-		ret = -EIO;
-	}
-	if (x->full) /* the one that met the full stick, and those after it */
-		x->no_fit += (unsigned)(x->n_plan - i + 1);
+	int synced = sync_group(x);
+	if (ret == 0)
+		ret = synced;
+	if (x->full) /* those not tried once the stick was full */
+		x->no_fit += (unsigned)(x->n_plan - i);
 	int status = write_manifests(x);
 	if (mark_exported(x) != EXIT_OK)
 		status = EXIT_FAIL;
@@ -425,6 +466,7 @@ int cmd_export(int argc, char **argv)
 	stick_close(x.stick);
 	free(x.plan);
 	free(x.done);
+	free(x.pend);
 	node_close(&n);
 	return status;
 }

@@ -467,6 +467,7 @@ void stick_close(struct stick *s)
 {
 	if (!s)
 		return;
+	stick_drop_pending(s);
 	for (int i = 0; i < 3; i++)
 		if (s->fd[i] >= 0)
 			close(s->fd[i]);

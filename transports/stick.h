@@ -124,16 +124,34 @@ int stick_bundle_write(struct stick_writer *w, const void *buf, size_t len);
  * earlier write error.
  */
 int stick_bundle_commit(struct stick_writer *w, uint8_t hash[static 32], uint64_t *size);
+/* Bundles up to this size are committed in groups in deferred mode. */
+#define STICK_DEFER_MAX (16u << 20)
+
 /*
- * For many small bundles in a row: from now on stick_bundle_commit leaves out its last
- * directory fsync (each file is still fsynced before its rename, and the rename of .000
- * still comes after the other pieces are durable), and stick_sync does it once for all.
- * Until stick_sync returned 0 a pull may take back any of those renames, so call it
- * before writing anything that lists them (a manifest). Halves the fsyncs per bundle.
+ * For many bundles in a row, on a medium where every flush is slow (a USB stick flushes
+ * its cache on each fsync): from now on stick_bundle_commit of a whole bundle up to
+ * STICK_DEFER_MAX writes and closes its temporary file but neither fsyncs nor renames
+ * it, and stick_sync makes the group durable with one syncfs, then renames each file
+ * into place and fsyncs the directory once. Bigger bundles are committed as before,
+ * but their directory fsync is left to stick_sync too. So a reader still sees a whole
+ * bundle under its final name or nothing; until stick_sync returned, a pull may take
+ * back any commit since the last one. Call stick_sync before writing anything that
+ * lists these bundles (a manifest), and every few hundred bundles.
  */
 void stick_defer_sync(struct stick *s);
-/* Fsyncs bundles/ if a commit since stick_defer_sync left it to this. 0, -EIO. */
-int stick_sync(struct stick *s);
+
+/* The outcome of one commit, reported by stick_sync: 0 placed and durable, or -errno. */
+typedef void (*stick_placed_fn)(void *ctx, const uint8_t id[32], int result);
+
+/*
+ * Makes every commit since the last stick_sync durable and reports each, in commit order,
+ * to fn (may be NULL): 0, -EEXIST (another copy took the name meanwhile: ours is
+ * removed), or the error that kept it from the stick (removed too). Returns 0, or the
+ * error of the syncfs or directory fsync that every unplaced commit got.
+ */
+int stick_sync(struct stick *s, stick_placed_fn fn, void *ctx);
+/* Removes the temporaries of commits not yet synced (an export that stops). */
+void stick_drop_pending(struct stick *s);
 
 /* Removes the temporary files and frees w; stick_bundle_abort(NULL) is a no-op. */
 void stick_bundle_abort(struct stick_writer *w);

@@ -564,15 +564,94 @@ void stick_defer_sync(struct stick *s)
 	s->defer_sync = true;
 }
 
-int stick_sync(struct stick *s)
+static int add_pending(struct stick *s, const uint8_t id[32], const char *temp)
 {
-	if (!s->bundles_dirty)
-		return 0;
-	int ret = stick_fsync_dir(s->fd[STICK_BUNDLES]);
-	if (ret < 0)
-		return stick_fail(s, ret, STICK_BUNDLES, NULL, "%s", stick_write_reason(s, ret));
-	s->bundles_dirty = false;
+	if (s->n_pending == s->cap_pending) {
+		size_t cap = s->cap_pending ? 2 * s->cap_pending : 64;
+		struct stick_pending *p = realloc(s->pending, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->pending = p;
+		s->cap_pending = cap;
+	}
+	struct stick_pending *p = &s->pending[s->n_pending++];
+	memcpy(p->id, id, 32);
+	snprintf(p->temp, sizeof(p->temp), "%s", temp);
+	p->result = 0;
 	return 0;
+}
+
+/*
+ * Deferred commit of a small whole bundle: written and closed but neither fsynced nor
+ * renamed; stick_sync makes a group of them durable with one syncfs, then renames them.
+ */
+static int defer_commit(struct stick_writer *w)
+{
+	const char *temp = w->temps[0];
+	int ret = flush(w);
+	if (close(w->fd) != 0 && ret == 0)
+		ret = writer_fail(w, -errno, temp);
+	w->fd = -1;
+	if (ret == 0 && add_pending(w->s, w->id, temp) < 0)
+		ret = w->err = stick_fail(w->s, -ENOMEM, STICK_BUNDLES, NULL, "out of memory");
+	if (ret == 0)
+		w->temps[0][0] = '\0'; /* the pending list owns it now */
+	return ret;
+}
+
+int stick_sync(struct stick *s, stick_placed_fn fn, void *ctx)
+{
+	int dfd = s->fd[STICK_BUNDLES];
+	int ret = 0;
+	bool waiting = false;
+	for (size_t i = 0; i < s->n_pending; i++)
+		waiting |= s->pending[i].temp[0] != '\0';
+	/* One flush of the medium for the whole group, before any of it gets its final name. */
+	if (waiting && syncfs(s->tern_fd) != 0) {
+		int err = -errno;
+		ret = stick_fail(s, err, STICK_BUNDLES, NULL, "%s", stick_write_reason(s, err));
+	}
+	for (size_t i = 0; i < s->n_pending; i++) {
+		struct stick_pending *p = &s->pending[i];
+		char name[STICK_NAME_MAX + 1];
+		if (!p->temp[0])
+			continue;
+		stick_bundle_name(p->id, -1, name);
+		p->result = ret < 0 ? ret : stick_rename_noreplace(dfd, p->temp, name);
+		if (p->result == 0)
+			s->bundles_dirty = true;
+		else
+			unlinkat(dfd, p->temp, 0);
+		if (p->result == -EEXIST)
+			stick_fail(s, -EEXIST, STICK_BUNDLES, name, "another copy appeared meanwhile");
+		else if (p->result < 0 && ret == 0)
+			stick_fail(s, p->result, STICK_BUNDLES, name, "%s",
+				   stick_write_reason(s, p->result));
+	}
+	if (ret == 0 && s->bundles_dirty) {
+		ret = stick_fsync_dir(dfd);
+		if (ret < 0)
+			stick_fail(s, ret, STICK_BUNDLES, NULL, "%s", stick_write_reason(s, ret));
+		else
+			s->bundles_dirty = false;
+	}
+	for (size_t i = 0; i < s->n_pending; i++) {
+		int r = s->pending[i].result;
+		if (fn)
+			fn(ctx, s->pending[i].id, r == 0 && ret < 0 ? ret : r);
+	}
+	s->n_pending = 0;
+	return ret;
+}
+
+void stick_drop_pending(struct stick *s)
+{
+	for (size_t i = 0; i < s->n_pending; i++)
+		if (s->pending[i].temp[0])
+			unlinkat(s->fd[STICK_BUNDLES], s->pending[i].temp, 0);
+	free(s->pending);
+	s->pending = NULL;
+	s->n_pending = s->cap_pending = 0;
 }
 
 int stick_bundle_commit(struct stick_writer *w, uint8_t hash[static 32], uint64_t *size)
@@ -585,10 +664,15 @@ int stick_bundle_commit(struct stick_writer *w, uint8_t hash[static 32], uint64_
 		stick_bundle_name(w->id, -1, name);
 		ret = w->err = stick_fail(w->s, -EINVAL, STICK_BUNDLES, name, "nothing written");
 	}
-	if (ret == 0)
+	bool defer = w->s->defer_sync && w->npieces == 1 && w->total <= STICK_DEFER_MAX;
+	if (ret == 0 && defer)
+		ret = defer_commit(w);
+	else if (ret == 0)
 		ret = finish_piece(w);
-	if (ret == 0)
+	if (ret == 0 && !defer)
 		ret = place(w, &placed);
+	if (ret == 0 && !defer && w->s->defer_sync && add_pending(w->s, w->id, "") < 0)
+		ret = w->err = stick_fail(w->s, -ENOMEM, STICK_BUNDLES, NULL, "out of memory");
 	if (ret < 0) {
 		/* Take back what was renamed, newest first; .000 last keeps a set incomplete. */
 		for (unsigned k = placed; k >= 1; k--) {

@@ -12,14 +12,23 @@
 /* A temporary name: 32 random hex digits and ".part". */
 #define STICK_TEMP_LEN 37
 
+/* A commit in deferred mode: placed already (temp[0] == 0) or waiting for stick_sync. */
+struct stick_pending {
+	uint8_t id[32];
+	char temp[STICK_NAME_MAX + 1];
+	int result;
+};
+
 struct stick {
 	char *dir; /* as given, for messages only: nothing is opened by path below it */
 	bool writable;
 	int root_fd, tern_fd;
 	int fd[3]; /* bundles/, manifests/, receipts/; -1 if absent on a read-only stick */
 	uint64_t piece_max;
-	bool defer_sync;    /* stick_defer_sync: bundles/ is fsynced by stick_sync */
+	bool defer_sync;    /* stick_defer_sync: commits are made durable by stick_sync */
 	bool bundles_dirty; /* a rename in bundles/ awaits that fsync */
+	struct stick_pending *pending; /* commits since stick_sync, in order */
+	size_t n_pending, cap_pending;
 	uint8_t *iobuf; /* STICK_IO_BUF bytes, allocated on first read */
 	char err[512];
 };

@@ -404,6 +404,72 @@ static void test_round_trip(void)
 	stick_close(s);
 }
 
+struct placed {
+	uint8_t id[8][32];
+	int result[8];
+	int n;
+};
+
+static void on_placed(void *ctx, const uint8_t id[32], int result)
+{
+	struct placed *p = ctx;
+	if (p->n < 8) {
+		memcpy(p->id[p->n], id, 32);
+		p->result[p->n++] = result;
+	}
+}
+
+/* Deferred mode: commits are invisible until stick_sync, which places and reports each. */
+static void test_deferred(void)
+{
+	char dir[256], bdir[1024], p[1024], name[80];
+	uint8_t id[4][32], hash[32];
+	struct placed pl = {0};
+
+	fresh_dir(dir, sizeof(dir));
+	snprintf(bdir, sizeof(bdir), "%s/tern/bundles", dir);
+	struct stick *s = open_ok(dir, true);
+	stick_defer_sync(s);
+	for (int i = 0; i < 3; i++) {
+		make_id(id[i], 40 + i);
+		CHECK_EQ(write_bundle(s, id[i], 1000 + i, 1000 + i, hash), 0);
+		CHECK(!stick_has_bundle(s, id[i])); /* not under its name before the sync */
+	}
+	CHECK_EQ(count_files(bdir, ".part"), 3);
+	/* A copy written meanwhile under one of the names (another process, a race) wins. */
+	id_name(id[1], ".bpv", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	make_file(p, 77);
+	CHECK_EQ(stick_sync(s, on_placed, &pl), 0);
+	CHECK_EQ(pl.n, 3);
+	for (int i = 0; i < 3 && pl.n == 3; i++)
+		CHECK_MEM(pl.id[i], id[i], 32);
+	CHECK(pl.result[0] == 0 && pl.result[1] == -EEXIST && pl.result[2] == 0);
+	CHECK(stick_has_bundle(s, id[0]) && stick_has_bundle(s, id[2]));
+	struct stat st;
+	CHECK(stat(p, &st) == 0 && st.st_size == 77); /* the other copy is left as it was */
+	CHECK_EQ(count_files(bdir, ".part"), 0);
+
+	/* Nothing pending: a sync reports nothing. A bundle over STICK_DEFER_MAX is placed at
+	 * its commit and reported by the next sync. Unsynced commits vanish at close. */
+	pl.n = 0;
+	CHECK_EQ(stick_sync(s, on_placed, &pl), 0);
+	CHECK_EQ(pl.n, 0);
+	make_id(id[3], 44);
+	CHECK_EQ(write_bundle(s, id[3], STICK_DEFER_MAX + 1, STICK_DEFER_MAX + 1, hash), 0);
+	CHECK(stick_has_bundle(s, id[3]));
+	CHECK_EQ(stick_sync(s, on_placed, &pl), 0);
+	CHECK(pl.n == 1 && pl.result[0] == 0);
+	uint8_t lost[32];
+	make_id(lost, 45);
+	CHECK_EQ(write_bundle(s, lost, 10, 10, hash), 0);
+	stick_close(s);
+	CHECK_EQ(count_files(bdir, ".part"), 0);
+	s = open_ok(dir, false);
+	CHECK(!stick_has_bundle(s, lost));
+	stick_close(s);
+}
+
 static void test_pieces(void)
 {
 	char dir[256], p[1024], name[80];
@@ -1426,6 +1492,7 @@ int main(void)
 	chmod(base, 0755); /* user nobody must reach the directories of test_permissions */
 	test_open();
 	test_round_trip();
+	test_deferred();
 	test_pieces();
 	test_pulled();
 	test_hostile();
