@@ -1,0 +1,205 @@
+"""The sneakernet main path on a real FAT32 file system, mounted without kernel support by
+Debian's fusefat (which reports no free space and may lack RENAME_NOREPLACE): a text and a file in
+pieces go out, are delivered intact, custody comes home on the stick, and so do the delivery
+receipts."""
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+from ternlib import Node, Scratch, check, done, introduce
+
+
+def skip(why):
+    print(f"skipped: {why}")
+    sys.exit(0)
+
+
+if os.geteuid() != 0:
+    skip("not root (mounting a FAT32 image needs it)")
+if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+    skip("no /dev/fuse")
+missing = [t for t in ("mkfs.vfat", "fusefat", "fusermount") if not shutil.which(t)]
+if missing:
+    skip(f"not installed: {', '.join(missing)} (Debian: dosfstools, fusefat, fuse)")
+
+PIECE = 1 << 20
+ENV = {"TERN_STICK_PIECE_MAX": str(PIECE)}
+s = Scratch("stick-fat")
+img = os.path.join(s.path, "fat32.img")
+mnt = s.sub("mnt")
+FSCK = shutil.which("fsck.vfat") or shutil.which("fsck.fat")
+
+
+fuse = None  # the fusefat process, in the foreground (-f) so that we see it finish its writes
+
+
+def mount():
+    global fuse
+    log = open(os.path.join(s.path, "fusefat.log"), "ab")  # it is chatty: a pipe would fill
+    fuse = subprocess.Popen(["fusefat", "-f", "-o", "rw+", img, mnt], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log)
+    log.close()
+    for _ in range(200):
+        if os.path.ismount(mnt):
+            return True
+        if fuse.poll() is not None:
+            break
+        time.sleep(0.05)
+    with open(os.path.join(s.path, "fusefat.log"), "rb") as f:
+        print(f"fusefat could not mount the image: {f.read()[-500:]!r}")
+    unmount()
+    return False
+
+
+def unmount():
+    """Unmounts and waits for fusefat to exit: only then is the image written and closed."""
+    global fuse
+    if os.path.ismount(mnt) and subprocess.run(["fusermount", "-u", mnt],
+                                               capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", mnt], capture_output=True)
+    if fuse:
+        try:
+            fuse.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            fuse.kill()
+            fuse.wait()
+        fuse = None
+
+
+def fsck():
+    """The image, unmounted, is a consistent FAT32 file system (fsck.fat -n changes nothing)."""
+    if not FSCK:
+        return
+    p = subprocess.run([FSCK, "-n", img], capture_output=True, text=True)
+    check(p.returncode == 0, f"fsck.fat finds the image consistent: {p.stdout[-600:]} {p.stderr}")
+
+
+class Unmounted(Exception):
+    pass
+
+
+def remount():
+    """What reached the image survives an unmount: a consistent FAT, read back from the medium."""
+    unmount()
+    fsck()
+    if not mount():
+        check(False, "fusefat mounts the image again")
+        raise Unmounted()
+
+
+def listing(sub):
+    d = os.path.join(mnt, "tern", sub)
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def stick_json(node, cmd):
+    p = node.run([cmd, mnt, "--json"], env=ENV)
+    try:
+        out = json.loads(p.stdout)
+    except ValueError:
+        out = {}
+    return p, out
+
+
+def states(node):
+    return sorted(e["state"] for e in node.sent())
+
+
+p = subprocess.run(["truncate", "-s", "64M", img], capture_output=True)
+p = subprocess.run(["mkfs.vfat", "-F", "32", "-n", "TERNSTICK", img], capture_output=True,
+                   text=True)
+if p.returncode != 0:
+    s.close()
+    skip(f"mkfs.vfat failed: {p.stderr.strip()}")
+if not mount():
+    s.close()
+    skip("fusefat cannot mount a FAT32 image here")
+started = time.monotonic()
+try:
+    a = Node(s, "a")
+    b = Node(s, "b")
+    introduce(a, b)
+    a.run(["peer", "add", "b", b.idstring, "--sneakernet"], check_rc=0)
+    b.run(["peer", "add", "a", a.idstring, "--sneakernet"], check_rc=0)
+
+    text = "over FAT32, by hand"
+    text_id = a.run(["send", "b", "-m", text], check_rc=0).stdout.strip()
+    src = os.path.join(s.sub("src"), "photos.tar")
+    data = os.urandom(3 * 1000 * 1000)
+    with open(src, "wb") as f:
+        f.write(data)
+    file_id = a.run(["send", "b", "--file", src], check_rc=0).stdout.strip()
+
+    p, out = stick_json(a, "export")
+    check(p.returncode == 0 and out.get("exported") == 2 and out.get("failed") == 0,
+          f"export to FAT32: {p.returncode} {p.stdout} {p.stderr}")
+    bundles = listing("bundles")
+    pieces = [f for f in bundles if f.startswith(file_id)]
+    check(bundles == sorted([f"{text_id}.bpv"] + pieces), f"exactly the two bundles: {bundles}")
+    check([f[len(file_id):] for f in pieces] == [".bpv.000", ".bpv.001", ".bpv.002"],
+          f"the file in three pieces of 1 MiB, names kept lowercase: {pieces}")
+    sizes = [os.path.getsize(os.path.join(mnt, "tern", "bundles", f)) for f in pieces]
+    check(sizes[:-1] == [PIECE] * (len(sizes) - 1) and 0 < sizes[-1] <= PIECE and
+          sum(sizes) + os.path.getsize(os.path.join(mnt, "tern", "bundles", f"{text_id}.bpv"))
+          == out.get("bytes"), f"pieces of the limit but the last, as many bytes as said: {sizes}")
+    check(len(listing("manifests")) == 1 and
+          re.fullmatch(r"[0-9a-f]{32}\.man", listing("manifests")[0]), "one sealed manifest")
+    check(not [f for sub in ("bundles", "manifests") for f in listing(sub) if f.endswith(".part")],
+          "no temporary file left")
+
+    remount()
+
+    p, out = stick_json(b, "import")
+    check(p.returncode == 0 and out.get("delivered") == 2 and out.get("rejected") == 0,
+          f"import from FAT32 delivers both: {p.returncode} {p.stdout} {p.stderr}")
+    inbox = {m["kind"]: m for m in b.inbox()}
+    check(set(inbox) == {"text", "file"}, f"a text and a file in the inbox: {list(inbox)}")
+    if "text" in inbox:
+        check(b.run(["read", inbox["text"]["id"]], check_rc=0).stdout == text, "text intact")
+    if "file" in inbox:
+        out_dir = s.sub("saved")
+        b.run(["save", inbox["file"]["id"], out_dir], check_rc=0)
+        saved = os.path.join(out_dir, "photos.tar")
+        check(os.path.exists(saved) and
+              hashlib.sha256(open(saved, "rb").read()).digest() == hashlib.sha256(data).digest(),
+              "file saved intact, joined from its pieces")
+    receipts = listing("receipts")
+    check(len(receipts) == 1 and re.fullmatch(r"[0-9a-f]{32}\.rcp", receipts[0]),
+          f"one custody receipt written on the FAT stick: {receipts}")
+
+    remount()
+
+    p, out = stick_json(a, "import")
+    check(p.returncode == 0 and out.get("released") == 2,
+          f"the custody receipt comes home and releases both: {p.returncode} {p.stdout} {p.stderr}")
+    check(a.queue() == [], "the sender's queue is empty")
+    check(states(a) == ["handed over", "handed over"], f"sent, handed over: {a.sent()}")
+    check(listing("receipts") == [] and listing("bundles") == [],
+          f"the receipt and the delivered bundles left the stick: {listing('receipts')} "
+          f"{listing('bundles')}")
+
+    # b's delivery receipts travel back the same way.
+    p, out = stick_json(b, "export")
+    check(p.returncode == 0 and out.get("exported") == 1,
+          f"b exports its receipts: {p.stdout} {p.stderr}")
+    p, out = stick_json(a, "import")
+    check(p.returncode == 0 and out.get("delivery_receipts") == 1,
+          f"a takes the delivery receipt: {p.stdout} {p.stderr}")
+    check(states(a) == ["delivered", "delivered"], f"both sent messages delivered: {a.sent()}")
+    check(a.queue() == [], "and nothing left queued")
+    print(f"FAT32 main path in {time.monotonic() - started:.1f} s")
+except Unmounted:
+    pass
+finally:
+    unmount()
+if os.path.ismount(mnt):
+    check(False, f"{mnt} could not be unmounted (left for inspection)")
+else:
+    fsck()
+    s.close()
+done()
