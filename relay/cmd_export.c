@@ -460,7 +460,7 @@ int cmd_export(int argc, char **argv)
 	char why[300];
 	int status = choose_targets(&x, names);
 	if (status == EXIT_OK && stick_open(x.dir, true, &x.stick, why, sizeof(why)) < 0)
-		status = cli_fail(x.dir, "%s", why);
+		status = cli_fail("export", "%s", why);
 	if (status == EXIT_OK)
 		status = run_export(&x);
 	stick_close(x.stick);

@@ -345,9 +345,15 @@ static int commit_batch(struct import *x)
 	return 0;
 }
 
+struct feed {
+	struct ingest *in;
+	bool listed; /* a manifest lists this copy: read on to the end to check its hash */
+};
+
 static int feed_ingest(void *ctx, const uint8_t *buf, size_t len)
 {
-	return ingest_feed(ctx, buf, len) ? -ECANCELED : 0;
+	struct feed *f = ctx;
+	return ingest_feed(f->in, buf, len) && !f->listed ? -ECANCELED : 0;
 }
 
 static bool listed(const struct import *x, const uint8_t id[32])
@@ -440,9 +446,14 @@ static int on_bundle(void *ctx, const struct stick_entry *e)
 	 * copy would only send it twice (and over costly links). With no other manifests at
 	 * all, a bundle for another node is taken to forward (a stick of raw bundles).
 	 */
-	if (x->other_manifests && !listed(x, e->id))
+	struct feed feed = {.in = in, .listed = listed(x, e->id)};
+	if (x->other_manifests && !feed.listed)
 		ingest_no_relay(in);
-	ret = stick_bundle_read(x->stick, e, feed_ingest, in, hash);
+	/*
+	 * A copy its manifest lists is hashed to the end even when ingest gave up early: a
+	 * damaged stick is then named as the cause, not the sender's envelope.
+	 */
+	ret = stick_bundle_read(x->stick, e, feed_ingest, &feed, hash);
 	if (ret < 0 && ret != -ECANCELED) {
 		ingest_free(in);
 		report(x, "bundles", e->name, "rejected", "%s",
@@ -656,7 +667,7 @@ int cmd_import(int argc, char **argv)
 		x.writable = false;
 		ret = stick_open(x.dir, false, &x.stick, why, sizeof(why));
 	}
-	int status = ret < 0 ? cli_fail(x.dir, "%s", why) : run_import(&x);
+	int status = ret < 0 ? cli_fail("import", "%s", why) : run_import(&x);
 	free_import(&x);
 	node_close(&n);
 	return status;
