@@ -401,6 +401,15 @@ int envelope_open_new(const struct identity *me, struct envelope_opener **out)
 	return 0;
 }
 
+void envelope_open_reset(struct envelope_opener *o)
+{
+	const struct identity *me = o->me;
+	/* Everything: keys, states and the plaintext of the last chunk. */
+	sodium_memzero(o, sizeof(*o));
+	o->me = me;
+	o->state = OPEN_FORM;
+}
+
 void envelope_opener_free(struct envelope_opener *o)
 {
 	if (o)

@@ -116,8 +116,12 @@ static int on_header(void *ctx, const struct bundle_header *h)
 			return reject(in, "a fragment for this node (reassembly is not supported)");
 		if (h->flags & BUNDLE_F_ADMIN)
 			return reject(in, "an administrative record (not handled yet)");
-		if (envelope_open_new(n->id, &in->opener) < 0)
+		if (n->spare) {
+			in->opener = n->spare;
+			n->spare = NULL;
+		} else if (envelope_open_new(n->id, &in->opener) < 0) {
 			return -ENOMEM;
+		}
 		if (in->control)
 			return (in->ctl = malloc(RECEIPT_CTL_MAX)) ? 0 : -ENOMEM;
 	}
@@ -190,7 +194,12 @@ void ingest_free(struct ingest *in)
 	if (!in)
 		return;
 	store_writer_abort(in->w);
-	envelope_opener_free(in->opener);
+	if (in->opener && !in->n->spare) {
+		envelope_open_reset(in->opener);
+		in->n->spare = in->opener;
+	} else {
+		envelope_opener_free(in->opener);
+	}
 	free(in->ctl);
 	bundle_parser_free(in->parser);
 	free(in);

@@ -4,7 +4,9 @@
 void node_close(struct node *n)
 {
 	store_close(n->store);
+	envelope_opener_free(n->spare); /* before the identity it points to */
 	identity_free(n->id);
+	n->spare = NULL;
 	n->store = NULL;
 	n->id = NULL;
 }

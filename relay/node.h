@@ -34,6 +34,7 @@ struct node {
 	struct store *store; /* owned */
 	struct store_clock now;
 	bool clock_trusted; /* stamp creation times; else creation time 0 + Bundle Age */
+	struct envelope_opener *spare; /* owned: an opener kept for the next bundle */
 };
 
 /* Closes the store and wipes the keys; the struct itself is the caller's. */

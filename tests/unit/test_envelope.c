@@ -685,6 +685,44 @@ static void test_garbage(void)
 	CHECK_EQ(open_env(people[1], hdr, sizeof(hdr), 1 << 30, &got, NULL), -ENOKEY);
 }
 
+/* A reset opener opens the next envelope as a fresh one would, whatever the last one left. */
+static void test_reset(void)
+{
+	struct envelope_meta m1 = {.kind = ENVELOPE_FILE, .name = "a.bin"}, m2 = {.kind = ENVELOPE_TEXT};
+	struct envelope_meta got;
+	struct membuf full = {0}, plain = {0};
+	uint8_t compact[ENVELOPE_COMPACT_OVERHEAD + 100], text[100];
+	size_t clen;
+	struct envelope_opener *o;
+	struct book book = {1, {pubs[0].sign_pk}};
+
+	memset(text, 'x', sizeof(text));
+	CHECK_EQ(seal(1, 2, 200000, 4096, &m1, &full), 0);
+	CHECK_EQ(envelope_seal_compact(people[0], rcpts + 1, text, sizeof(text), &m2, compact,
+				       sizeof(compact), &clen),
+		 0);
+	CHECK_EQ(envelope_open_new(people[1], &o), 0);
+	/* Left half-way through a full envelope (keys and stream state inside), then reset. */
+	CHECK_EQ(envelope_open_update(o, full.p, full.len / 2, NULL, NULL), 0);
+	envelope_open_reset(o);
+	CHECK_EQ(envelope_open_update(o, compact, clen, mem_sink, &plain), 0);
+	CHECK_EQ(envelope_open_final(o, book_candidates, &book, &got), 0);
+	CHECK(got.compact && plain.len == sizeof(text) && memcmp(plain.p, text, sizeof(text)) == 0);
+	CHECK_MEM(got.msg_id, m2.msg_id, ENVELOPE_MSG_ID_LEN);
+	/* After a failure too: the error does not stick across a reset. */
+	envelope_open_reset(o);
+	CHECK_EQ(envelope_open_update(o, (const uint8_t *)"garbage!", 8, NULL, NULL), -EBADMSG);
+	envelope_open_reset(o);
+	membuf_reset(&plain);
+	CHECK_EQ(envelope_open_update(o, full.p, full.len, mem_sink, &plain), 0);
+	CHECK_EQ(envelope_open_final(o, NULL, NULL, &got), 0);
+	CHECK(is_pattern(&plain, 200000));
+	CHECK(strcmp(got.name, "a.bin") == 0 && !got.compact);
+	envelope_opener_free(o);
+	membuf_reset(&full);
+	membuf_reset(&plain);
+}
+
 int main(void)
 {
 	CHECK_EQ(tern_crypto_init(), 0);
@@ -700,6 +738,7 @@ int main(void)
 	test_rotation();
 	test_compact();
 	test_garbage();
+	test_reset();
 	for (int i = 0; i < 20; i++)
 		identity_free(people[i]);
 	TEST_MAIN_END();
