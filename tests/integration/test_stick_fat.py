@@ -1,5 +1,6 @@
 """The sneakernet main path on a real FAT32 file system, mounted without kernel support by
-Debian's fusefat (which reports no free space and may lack RENAME_NOREPLACE): a text and a file in
+Debian's fusefat (which may report no free space and lack RENAME_NOREPLACE), or with the argument
+"exfat" on exFAT (exfatprogs' mkfs.exfat, exfat-fuse on a loop device): a text and a file in
 pieces go out, are delivered intact, custody comes home on the stick, and so do the delivery
 receipts."""
 import hashlib
@@ -19,27 +20,56 @@ def skip(why):
     sys.exit(0)
 
 
+EXFAT = sys.argv[1:] == ["exfat"]
+FS = "exFAT" if EXFAT else "FAT32"
 if os.geteuid() != 0:
-    skip("not root (mounting a FAT32 image needs it)")
+    skip(f"not root (mounting a {FS} image needs it)")
 if not os.access("/dev/fuse", os.R_OK | os.W_OK):
     skip("no /dev/fuse")
-missing = [t for t in ("mkfs.vfat", "fusefat", "fusermount") if not shutil.which(t)]
+TOOLS = (("mkfs.exfat", "mount.exfat-fuse", "losetup", "exfatprogs, exfat-fuse, mount") if EXFAT
+         else ("mkfs.vfat", "fusefat", "fusermount", "dosfstools, fusefat, fuse"))
+missing = [t for t in TOOLS[:-1] if not shutil.which(t)]
 if missing:
-    skip(f"not installed: {', '.join(missing)} (Debian: dosfstools, fusefat, fuse)")
+    skip(f"not installed: {', '.join(missing)} (Debian: {TOOLS[-1]})")
 
 PIECE = 1 << 20
 ENV = {"TERN_STICK_PIECE_MAX": str(PIECE)}
 s = Scratch("stick-fat")
-img = os.path.join(s.path, "fat32.img")
+img = os.path.join(s.path, "exfat.img" if EXFAT else "fat32.img")
 mnt = s.sub("mnt")
-FSCK = shutil.which("fsck.vfat") or shutil.which("fsck.fat")
+FSCK = shutil.which("fsck.exfat") if EXFAT else shutil.which("fsck.vfat") or shutil.which("fsck.fat")
+fuse = None  # the FUSE process, in the foreground so that we see it finish its writes
+loop = None  # exFAT: exfat-fuse wants a block device, so the image goes on a loop device
 
 
-fuse = None  # the fusefat process, in the foreground (-f) so that we see it finish its writes
+def mount_exfat():
+    """exfat-fuse as root refuses a plain file ("Block device required"): a loop device it is."""
+    global loop, fuse
+    if loop is None:
+        p = subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"no loop device: {p.stderr.strip()}")
+            return False
+        loop = p.stdout.strip()
+    log = open(os.path.join(s.path, "exfat.log"), "ab")
+    # -d keeps it in the foreground (and chatty), so that unmount() can wait for its exit.
+    fuse = subprocess.Popen(["mount.exfat-fuse", "-d", loop, mnt], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log)
+    log.close()
+    for _ in range(200):
+        if os.path.ismount(mnt):
+            return True
+        if fuse.poll() is not None:
+            break
+        time.sleep(0.05)
+    unmount()
+    return False
 
 
 def mount():
     global fuse
+    if EXFAT:
+        return mount_exfat()
     log = open(os.path.join(s.path, "fusefat.log"), "ab")  # it is chatty: a pipe would fill
     fuse = subprocess.Popen(["fusefat", "-f", "-o", "rw+", img, mnt], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=log)
@@ -72,11 +102,11 @@ def unmount():
 
 
 def fsck():
-    """The image, unmounted, is a consistent FAT32 file system (fsck.fat -n changes nothing)."""
+    """The image, unmounted, is a consistent file system (fsck -n changes nothing)."""
     if not FSCK:
         return
-    p = subprocess.run([FSCK, "-n", img], capture_output=True, text=True)
-    check(p.returncode == 0, f"fsck.fat finds the image consistent: {p.stdout[-600:]} {p.stderr}")
+    p = subprocess.run([FSCK, "-n", loop if EXFAT else img], capture_output=True, text=True)
+    check(p.returncode == 0, f"{FSCK} finds the image consistent: {p.stdout[-600:]} {p.stderr}")
 
 
 class Unmounted(Exception):
@@ -111,14 +141,16 @@ def states(node):
 
 
 p = subprocess.run(["truncate", "-s", "64M", img], capture_output=True)
-p = subprocess.run(["mkfs.vfat", "-F", "32", "-n", "TERNSTICK", img], capture_output=True,
-                   text=True)
+mkfs = ["mkfs.exfat", "-L", "TERNSTICK"] if EXFAT else ["mkfs.vfat", "-F", "32", "-n", "TERNSTICK"]
+p = subprocess.run(mkfs + [img], capture_output=True, text=True)
 if p.returncode != 0:
     s.close()
-    skip(f"mkfs.vfat failed: {p.stderr.strip()}")
+    skip(f"{mkfs[0]} failed: {p.stderr.strip()}")
 if not mount():
+    if loop:
+        subprocess.run(["losetup", "-d", loop], capture_output=True)
     s.close()
-    skip("fusefat cannot mount a FAT32 image here")
+    skip(f"cannot mount a {FS} image here")
 started = time.monotonic()
 try:
     a = Node(s, "a")
@@ -127,7 +159,7 @@ try:
     a.run(["peer", "add", "b", b.idstring, "--sneakernet"], check_rc=0)
     b.run(["peer", "add", "a", a.idstring, "--sneakernet"], check_rc=0)
 
-    text = "over FAT32, by hand"
+    text = f"over {FS}, by hand"
     text_id = a.run(["send", "b", "-m", text], check_rc=0).stdout.strip()
     src = os.path.join(s.sub("src"), "photos.tar")
     data = os.urandom(3 * 1000 * 1000)
@@ -192,7 +224,7 @@ try:
           f"a takes the delivery receipt: {p.stdout} {p.stderr}")
     check(states(a) == ["delivered", "delivered"], f"both sent messages delivered: {a.sent()}")
     check(a.queue() == [], "and nothing left queued")
-    print(f"FAT32 main path in {time.monotonic() - started:.1f} s")
+    print(f"{FS} main path in {time.monotonic() - started:.1f} s")
 except Unmounted:
     pass
 finally:
@@ -201,5 +233,7 @@ if os.path.ismount(mnt):
     check(False, f"{mnt} could not be unmounted (left for inspection)")
 else:
     fsck()
+    if loop:
+        subprocess.run(["losetup", "-d", loop], capture_output=True)
     s.close()
 done()
