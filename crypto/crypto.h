@@ -236,3 +236,139 @@ int envelope_open_final(struct envelope_opener *o, envelope_candidates cand, voi
  */
 void envelope_open_reset(struct envelope_opener *o);
 void envelope_opener_free(struct envelope_opener *o);
+
+/* ---- noise.c: the link handshake, Noise over 25519/ChaChaPoly/BLAKE2b (docs/noise.md) ---- */
+
+/*
+ * Sans-I/O Noise (revision 34): the caller moves the bytes. tern's links use NOISE_IK when
+ * the initiator knows the responder's current box key and NOISE_XX otherwise; the other
+ * patterns exist so every published test vector can be checked. The static key of a node
+ * is the X25519 key of its identity's current epoch (identity_public.box_pk).
+ */
+enum noise_pattern {
+	NOISE_N = 1,
+	NOISE_K,
+	NOISE_X,
+	NOISE_NK,
+	NOISE_KK,
+	NOISE_IK,
+	NOISE_XX,
+	NOISE_IKPSK2,
+	NOISE_XXPSK3,
+};
+
+#define NOISE_KEY_LEN  32
+#define NOISE_TAG_LEN  16
+#define NOISE_HASH_LEN 64
+/* Longest Noise message on the wire, handshake or transport. */
+#define NOISE_MSG_MAX 65535
+/* A handshake message of tern's patterns is at most this much longer than its payload. */
+#define NOISE_HANDSHAKE_OVERHEAD_MAX 96
+/* A transport message is exactly this much longer than its plaintext. */
+#define NOISE_TRANSPORT_OVERHEAD NOISE_TAG_LEN
+
+/* A handshake in progress; keys live in sodium_malloc'd memory. Opaque. */
+struct noise;
+/* One direction of an established session: a key and a nonce counter. Opaque. */
+struct noise_cipher;
+
+/* What the handshake expects next. */
+enum noise_next {
+	NOISE_NEXT_WRITE = 1, /* call noise_write_message */
+	NOISE_NEXT_READ,      /* call noise_read_message */
+	NOISE_NEXT_SPLIT,     /* the handshake is complete: call noise_split */
+	NOISE_NEXT_FAILED,    /* a message failed or the state was split: only noise_free is left */
+};
+
+/*
+ * Starts a handshake as initiator or responder. The prologue (may be NULL if len is 0)
+ * must be the same on both sides or the handshake fails. local gives the static key (its
+ * current box key) when the pattern has one for this side, and is otherwise ignored
+ * (may be NULL); it is copied, not kept. remote_static is the peer's box_pk when the
+ * pattern needs it in advance (IK/NK/N/X/K/KK initiator; K/KK responder), otherwise
+ * NULL. Returns 0, -EINVAL (unknown pattern, a key missing or superfluous), -ENOMEM.
+ * The ephemeral key is drawn from tern_random when the first "e" is written, so
+ * tern_crypto_test_set_rng (crypto/testing.h) fixes it for known-answer tests.
+ */
+int noise_new(enum noise_pattern pattern, bool initiator, const uint8_t *prologue,
+	      size_t prologue_len, const struct identity *local,
+	      const uint8_t remote_static[NOISE_KEY_LEN], struct noise **out);
+/*
+ * Sets the pre-shared key of a psk pattern (NOISE_IKPSK2, NOISE_XXPSK3) before the first
+ * message; tern's links use none today. 0, or -EINVAL (not a psk pattern, or too late).
+ */
+int noise_set_psk(struct noise *st, const uint8_t psk[static NOISE_KEY_LEN]);
+/* Wipes and frees; noise_free(NULL) is a no-op. */
+void noise_free(struct noise *st);
+
+enum noise_next noise_next(const struct noise *st);
+
+/*
+ * Writes the next handshake message, carrying payload (len bytes, may be NULL if 0), to
+ * out (cap bytes); *outlen gets its length (at most len + NOISE_HANDSHAKE_OVERHEAD_MAX).
+ * payload and out must not overlap. Payloads of the first messages are weaker than
+ * transport data (docs/noise.md): no secrets, nothing that must not be replayed. Returns 0; -EINVAL if it is not our turn
+ * or the message would exceed NOISE_MSG_MAX; -ENOSPC if cap is too small (nothing
+ * changes); -EBADMSG if a DH fails (low-order remote key): the state is then dead.
+ */
+int noise_write_message(struct noise *st, const uint8_t *payload, size_t len, uint8_t *out,
+			size_t cap, size_t *outlen);
+/*
+ * Reads the peer's next handshake message (in, len) and writes its payload to payload
+ * (cap bytes, may be NULL if 0; not overlapping in), its length to *plen. Returns 0; -EINVAL if it is not
+ * the peer's turn; -ENOSPC if cap is too small (nothing changes); -EBADMSG for anything
+ * wrong with the message (short, long, bad tag, low-order key): the state is wiped and
+ * dead, and the caller drops the connection without a reply.
+ */
+int noise_read_message(struct noise *st, const uint8_t *in, size_t len, uint8_t *payload,
+		       size_t cap, size_t *plen);
+
+/*
+ * Copies the peer's static key to pk once it is known (given to noise_new, or received in
+ * a handshake message). 0, or -ENOKEY if not (yet) known. The caller checks it against its
+ * configured peers right after the message that revealed it, before writing anything.
+ */
+int noise_remote_static(const struct noise *st, uint8_t pk[static NOISE_KEY_LEN]);
+/*
+ * True if the peer's static key is known and is peer->box_pk, and peer's certificate
+ * verifies (so box_pk belongs to peer->sign_pk). Constant time in the key comparison.
+ */
+bool noise_remote_is(const struct noise *st, const struct identity_public *peer);
+/*
+ * The handshake hash h, for channel binding (e.g. signing it with the identity key). 0, or
+ * -EINVAL before the handshake completed. Still available after noise_split.
+ */
+int noise_handshake_hash(const struct noise *st, uint8_t h[static NOISE_HASH_LEN]);
+/*
+ * Ends the handshake: derives the two transport ciphers and wipes every handshake secret
+ * from st (the remote static and the handshake hash stay readable). For one-way patterns
+ * (N, K, X) only the initiator's send and the responder's receive cipher exist; the other
+ * comes back NULL. Returns 0, -EINVAL (handshake not complete) or -ENOMEM. Free each
+ * cipher with noise_cipher_free.
+ */
+int noise_split(struct noise *st, struct noise_cipher **send, struct noise_cipher **recv);
+
+/*
+ * Encrypts one transport message: out gets len + NOISE_TRANSPORT_OVERHEAD bytes (out may
+ * equal in). 0; -EINVAL if the message would exceed NOISE_MSG_MAX; -ENOSPC if cap is too
+ * small; -EOVERFLOW when the nonce counter is exhausted (2^64 - 1 messages): handshake
+ * again; -EBADMSG if the cipher is dead.
+ */
+int noise_encrypt(struct noise_cipher *c, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+		  size_t *outlen);
+/*
+ * Decrypts the next transport message in order: out gets len - NOISE_TRANSPORT_OVERHEAD
+ * bytes (out may equal in), released only when the tag verified. 0; -ENOSPC if cap is too
+ * small (nothing changes); -EBADMSG on any failure (short, long, tampered, replayed,
+ * reordered, nonce exhausted): the cipher's key is wiped and every later call fails too,
+ * so a decryption failure ends the session.
+ */
+int noise_decrypt(struct noise_cipher *c, const uint8_t *in, size_t len, uint8_t *out,
+		  size_t cap, size_t *outlen);
+/*
+ * Noise's SetNonce: the next message uses nonce n. For links whose frames carry their
+ * own sequence number, and for tests of exhaustion; the caller must never reuse a nonce.
+ */
+void noise_cipher_set_nonce(struct noise_cipher *c, uint64_t n);
+/* Wipes and frees; noise_cipher_free(NULL) is a no-op. */
+void noise_cipher_free(struct noise_cipher *c);
