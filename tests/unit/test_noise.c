@@ -882,6 +882,13 @@ static void test_transport(void)
 	CHECK_EQ(noise_decrypt(rc[1], c0, NOISE_TRANSPORT_OVERHEAD - 1, pl, sizeof(pl), &n),
 		 -EBADMSG);
 	CHECK_EQ(noise_decrypt(rc[1], c0, l0, pl, sizeof(pl), &n), -EBADMSG);
+	/* A dead cipher encrypts nothing either; a short buffer on a live one changes nothing. */
+	CHECK_EQ(noise_encrypt(rc[1], (const uint8_t *)"x", 1, c, sizeof(c), &l), -EBADMSG);
+	CHECK_EQ(noise_encrypt(rc[0], (const uint8_t *)"x", 1, c, NOISE_TRANSPORT_OVERHEAD, &l),
+		 -ENOSPC);
+	CHECK_EQ(noise_encrypt(rc[0], (const uint8_t *)"x", 1, c, sizeof(c), &l), 0);
+	CHECK_EQ(noise_decrypt(ic[1], c, l, pl, sizeof(pl), &n), 0);
+	CHECK_EQ(n, 1);
 
 	/* Nonce exhaustion: the last usable nonce is 2^64 - 2; 2^64 - 1 is never used. */
 	CHECK_EQ(
@@ -1000,6 +1007,8 @@ static void test_misuse(void)
 	/* A payload longer than the reader's buffer: -ENOSPC, and the state can still read. */
 	CHECK_EQ(noise_new(NOISE_XX, false, prologue, sizeof(prologue), rid, NULL, &rsp), 0);
 	CHECK_EQ(noise_read_message(rsp, m2, l2, pl, 2, &n), -ENOSPC);
+	CHECK_EQ(noise_read_message(rsp, m2, l2, NULL, 0, &n), -ENOSPC);
+	CHECK_EQ(noise_read_message(rsp, m2, l2, NULL, 3, &n), -EINVAL);
 	CHECK_EQ(noise_next(rsp), NOISE_NEXT_READ);
 	CHECK_EQ(noise_read_message(rsp, m2, l2, pl, 3, &n), 0);
 	CHECK_EQ(n, 3);
