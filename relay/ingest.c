@@ -126,6 +126,8 @@ static int on_header(void *ctx, const struct bundle_header *h)
 			return (in->ctl = malloc(RECEIPT_CTL_MAX)) ? 0 : -ENOMEM;
 	}
 	int ret = store_writer_begin(n->store, &n->now, &in->w);
+	if (ret == 0)
+		ret = store_writer_expect(in->w, h->payload_len);
 	if (ret < 0)
 		in->store_err = ret;
 	return ret;

@@ -247,6 +247,8 @@ static int submit_full(struct node *n, const struct store_contact *rcpt, size_t 
 	}
 
 	ret = store_writer_begin(n->store, &n->now, &sink.w);
+	if (ret == 0)
+		ret = store_writer_expect(sink.w, sealed_len);
 	if (ret < 0) {
 		*why = "cannot write to the store";
 		goto out;
@@ -284,6 +286,8 @@ static int submit_full(struct node *n, const struct store_contact *rcpt, size_t 
 			       &headlen);
 	for (size_t i = 1; ret == 0 && i < n_rcpt; i++) {
 		ret = store_writer_begin(n->store, &n->now, &sink.w);
+		if (ret == 0)
+			ret = store_writer_expect(sink.w, sealed_len);
 		if (ret == 0)
 			ret = store_payload_read(n->store, first.rowid, copy_to_writer, sink.w);
 		if (ret == 0)

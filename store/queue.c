@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/crc32c.h"
 #include "store/store_impl.h"
@@ -35,14 +36,35 @@ struct store_writer {
 	struct sent_to *sent; /* recorded at commit, when the bundle id is known */
 	size_t nsent, capsent;
 	size_t fill;
-	int err;		       /* the first error: the unit can only be rolled back */
+	int err; /* the first error: the unit can only be rolled back */
+	/* store_writer_expect chose a payload file: its temporary name and chunk CRCs. */
+	bool file;
+	int ffd;
+	char ftmp[STORE_TMP_NAME];
+	uint8_t *crcs;
+	size_t ncrcs, capcrcs;
 	uint8_t buf[STORE_CHUNK_SIZE]; /* last: begin does not clear it */
 };
 
+/* Closes and removes an unplaced payload file (the store must still be open). */
+static void writer_drop_file(struct store_writer *w)
+{
+	if (w->ffd >= 0)
+		close(w->ffd);
+	w->ffd = -1;
+	if (w->s)
+		store_file_discard(w->s, w->ftmp, NULL);
+	w->ftmp[0] = '\0';
+}
+
 static void writer_free(struct store_writer *w)
 {
-	if (w)
+	if (w) {
+		if (w->ffd >= 0)
+			close(w->ffd);
+		free(w->crcs);
 		free(w->sent);
+	}
 	free(w);
 }
 
@@ -69,6 +91,7 @@ int store_writer_begin(struct store *s, const struct store_clock *now, struct st
 		goto out;
 	}
 	memset(w, 0, offsetof(struct store_writer, buf));
+	w->ffd = -1;
 	store_clock_observe(s, now);
 	ret = store_unit_begin(s);
 	if (ret)
@@ -96,10 +119,53 @@ out:
 	return ret;
 }
 
+static int file_put(struct store_writer *w, const uint8_t *data, size_t n)
+{
+	if (w->ncrcs + 4 > w->capcrcs) {
+		size_t cap = w->capcrcs ? 2 * w->capcrcs : 256;
+		uint8_t *grown = realloc(w->crcs, cap);
+		if (!grown)
+			return -ENOMEM;
+		w->crcs = grown;
+		w->capcrcs = cap;
+	}
+	uint32_t crc = store_crc32c(0, data, n);
+	for (int i = 0; i < 4; i++)
+		w->crcs[w->ncrcs++] = (uint8_t)(crc >> (24 - 8 * i));
+	while (n) {
+		ssize_t put = write(w->ffd, data, n);
+		if (put < 0 && errno == EINTR)
+			continue;
+		if (put < 0) {
+			int err = -errno;
+			store_seterr(w->s, "payload file: %s", strerror(errno));
+			return err;
+		}
+		data += put;
+		n -= (size_t)put;
+	}
+	w->seq++;
+	return 0;
+}
+
+int store_writer_expect(struct store_writer *w, uint64_t payload_len)
+{
+	if (!w || !w->s || w->total || w->fill || w->file)
+		return -EINVAL;
+	if (payload_len < STORE_FILE_MIN)
+		return 0;
+	int ret = store_file_create(w->s, &w->ffd, w->ftmp);
+	if (ret == 0)
+		w->file = true;
+	return ret;
+}
+
 static int chunk_put(struct store_writer *w, const uint8_t *data, size_t n)
 {
 	struct store *s = w->s;
 	sqlite3_stmt *st;
+	if (w->file)
+		return file_put(w, data, n);
 	int ret = store_stmt(s, ST_CHUNK_INSERT, &st);
 
 	if (ret)
@@ -194,6 +260,47 @@ out:
 	return ret;
 }
 
+/* The row names its file and keeps the chunk CRCs the file's bytes must match. */
+static int file_finish(struct store_writer *w, const uint8_t id[32])
+{
+	sqlite3_stmt *st;
+	int ret = store_stmt(w->s, ST_BUNDLE_SET_FILE, &st);
+	(void)id;
+	if (ret)
+		return ret;
+	sqlite3_bind_int64(st, 1, w->rowid);
+	if (w->ncrcs)
+		sqlite3_bind_blob(st, 2, w->crcs, (int)w->ncrcs, SQLITE_STATIC);
+	else
+		sqlite3_bind_zeroblob(st, 2, 0);
+	return store_step_done(w->s, ST_BUNDLE_SET_FILE, st);
+}
+
+/*
+ * Last step before the unit commits: the file's bytes are made durable and it takes
+ * its final name. Noted as new, so that a rollback of the transaction removes it.
+ */
+static int file_place(struct store_writer *w, const uint8_t id[32])
+{
+	int ret = store_file_place(w->s, w->ffd, w->ftmp, id, w->rowid);
+	w->ffd = -1; /* closed by store_file_place in every case */
+	if (ret)
+		return ret; /* the temporary name is removed by the rollback path */
+	w->ftmp[0] = '\0';
+	if (store_files_note_new(w->s, id) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* The unit did not commit: its placed file goes (unless a whole rollback took it already). */
+static void file_unplace(struct store *s, const uint8_t id[32])
+{
+	if (s->n_new_files && memcmp(s->new_files[s->n_new_files - 1], id, 32) == 0) {
+		s->n_new_files--;
+		store_file_discard(s, NULL, id);
+	}
+}
+
 static int bundle_finish(struct store_writer *w, const struct store_bundle *b, const uint8_t *head,
 			 size_t headlen)
 {
@@ -258,6 +365,8 @@ int store_writer_commit(struct store_writer *w, const struct store_bundle *b, co
 		goto rollback;
 	}
 	ret = bundle_finish(w, b, head, headlen);
+	if (ret == 0 && w->file)
+		ret = file_finish(w, b->id);
 	if (ret == 0 && inbox)
 		ret = store_inbox_insert(s, w->rowid, b->id, inbox);
 	for (size_t i = 0; ret == 0 && i < w->nsent; i++)
@@ -265,15 +374,21 @@ int store_writer_commit(struct store_writer *w, const struct store_bundle *b, co
 		    store_sent_insert(s, w->sent[i].msg_id, w->sent[i].to_node, b->id, w->unix_ms);
 	if (ret == 0)
 		ret = store_unit_checkpoint(s);
+	if (ret == 0 && w->file)
+		ret = file_place(w, b->id);
 	if (ret)
 		goto rollback;
 	/* The writer is done whatever the commit says: the unit is ended either way. */
 	s->writer = NULL;
 	ret = store_unit_commit(s);
+	if (ret && w->file)
+		file_unplace(s, b->id);
 	goto free;
 rollback:
 	s->writer = NULL;
 	store_unit_rollback(s);
+	if (w->file)
+		writer_drop_file(w);
 free:
 	writer_free(w);
 	return ret;
@@ -286,6 +401,7 @@ void store_writer_abort(struct store_writer *w)
 	if (w->s) {
 		w->s->writer = NULL;
 		store_unit_rollback(w->s);
+		writer_drop_file(w);
 	}
 	writer_free(w);
 }
@@ -293,6 +409,7 @@ void store_writer_abort(struct store_writer *w)
 /* Detaches a writer whose unit the store rolled back (store_close, store_batch_abort). */
 void store_writer_orphan(struct store_writer *w)
 {
+	writer_drop_file(w); /* now, while the store (and its directory) is still open */
 	w->s = NULL;
 }
 
@@ -540,6 +657,33 @@ static int bundle_meta(struct store *s, int64_t rowid, uint8_t id[32], uint64_t 
 	return ret;
 }
 
+/* Whether a bundle's payload is in a file, and a copy of its chunk CRCs if so. */
+static int file_meta(struct store *s, int64_t rowid, bool *file, uint8_t **crcs, size_t *n)
+{
+	sqlite3_stmt *st;
+	int rc, ret = store_stmt(s, ST_BUNDLE_FILE_META, &st);
+
+	if (ret)
+		return ret;
+	sqlite3_bind_int64(st, 1, rowid);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*file = sqlite3_column_int(st, 0) != 0;
+		*n = (size_t)sqlite3_column_bytes(st, 1);
+		if (*file && *n) {
+			*crcs = malloc(*n);
+			if (*crcs)
+				memcpy(*crcs, sqlite3_column_blob(st, 1), *n);
+			else
+				ret = -ENOMEM;
+		}
+	} else {
+		ret = rc == SQLITE_DONE ? -ENOENT : store_err(s, rc);
+	}
+	store_stmt_done(s, ST_BUNDLE_FILE_META, st);
+	return ret;
+}
+
 /* Copies chunk seq of a bundle into *buf (grown as needed); -ENOENT if there is none. */
 static int chunk_get(struct store *s, int64_t rowid, int64_t seq, uint8_t **buf, size_t *cap,
 		     size_t *len, uint32_t *crc)
@@ -591,9 +735,10 @@ out:
 int store_payload_read(struct store *s, int64_t rowid,
 		       int (*fn)(void *ctx, const uint8_t *buf, size_t len), void *ctx)
 {
-	uint8_t id[32] = {0}, *buf = NULL;
+	uint8_t id[32] = {0}, *buf = NULL, *crcs = NULL;
 	uint64_t payload_len = 0, total = 0;
-	size_t cap = 0, n = 0;
+	size_t cap = 0, n = 0, ncrcs = 0;
+	bool file = false;
 	int64_t seq = 0;
 	uint32_t crc = 0;
 	char bad[96] = "";
@@ -606,6 +751,16 @@ int store_payload_read(struct store *s, int64_t rowid,
 	ret = bundle_meta(s, rowid, id, &payload_len);
 	if (ret)
 		goto out;
+	ret = file_meta(s, rowid, &file, &crcs, &ncrcs);
+	if (ret)
+		goto out;
+	if (file) {
+		ret = store_file_read(s, id, payload_len, crcs, ncrcs, fn, ctx, bad, sizeof(bad));
+		/* Deleted meanwhile (by fn, or by another process) is not corruption. */
+		if (ret == 0 && bad[0])
+			ret = bundle_meta(s, rowid, NULL, NULL);
+		goto quarantine;
+	}
 	for (;; seq++) {
 		ret = chunk_get(s, rowid, seq, &buf, &cap, &n, &crc);
 		if (ret == -ENOENT && total == payload_len) {
@@ -638,10 +793,12 @@ int store_payload_read(struct store *s, int64_t rowid,
 				goto out;
 		}
 	}
-	if (bad[0])
+quarantine:
+	if (ret == 0 && bad[0])
 		ret = quarantine(s, rowid, id, bad);
 out:
 	free(buf);
+	free(crcs);
 	return ret;
 }
 

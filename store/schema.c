@@ -141,6 +141,23 @@ static const char *const migrations[] = {
 
 	"ALTER TABLE bundles ADD COLUMN export_count INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE bundles ADD COLUMN last_export_unix_ms INTEGER NOT NULL DEFAULT 0;",
+
+	/* 3: large payloads in files beside the database (payload_file.c). */
+	/*
+	 * payload_crcs: the CRC-32C of each STORE_CHUNK_SIZE piece of the file, 4 bytes
+	 * big-endian each, what the chunks table keeps per row for small payloads.
+	 */
+	"ALTER TABLE bundles ADD COLUMN payload_file INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE bundles ADD COLUMN payload_crcs BLOB;"
+	/*
+	 * A deleted bundle's file is removed only after the deletion committed: the
+	 * trigger notes it here in the same transaction, and the next sweep unlinks it.
+	 */
+	"CREATE TABLE payload_trash ("
+	"  id BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 32)"
+	");"
+	"CREATE TRIGGER bundles_payload_trash AFTER DELETE ON bundles WHEN old.payload_file != 0 "
+	"BEGIN INSERT OR IGNORE INTO payload_trash (id) VALUES (old.id); END;",
 };
 /* clang-format on */
 

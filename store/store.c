@@ -16,7 +16,6 @@
 #endif
 
 /* The daemon and the CLI share the file: wait this long for the other's write lock. */
-#define STORE_BUSY_TIMEOUT_MS 5000
 
 #define BUNDLE_COLS                                                                                \
 	"rowid, id, state, dest_node, priority, lifetime_ms, age_ms, payload_len, "                \
@@ -126,6 +125,12 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_SENT_HANDED_OVER] = "UPDATE sent SET state = ?2, changed_unix_ms = ?3 "
 				"WHERE bundle_id = ?1 AND state = ?4",
 	[ST_SENT_NEXT] = "SELECT " SENT_COLS " FROM sent WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
+	[ST_BUNDLE_FILE_META] = "SELECT payload_file, payload_crcs FROM bundles WHERE rowid = ?1",
+	[ST_BUNDLE_SET_FILE] = "UPDATE bundles SET payload_file = 1, payload_crcs = ?2 "
+			       "WHERE rowid = ?1",
+	[ST_FILE_OWNED] = "SELECT 1 FROM bundles WHERE id = ?1 AND payload_file != 0 AND rowid != ?2",
+	[ST_TRASH_NEXT] = "SELECT id FROM payload_trash LIMIT 1",
+	[ST_TRASH_DELETE] = "DELETE FROM payload_trash WHERE id = ?1",
 	[ST_BUNDLE_EXPORTED] = "UPDATE bundles SET export_count = export_count + 1, "
 			       "last_export_unix_ms = ?2 WHERE id = ?1 AND state != 0",
 	[ST_BUNDLE_RELEASE] = "DELETE FROM bundles WHERE id = ?1 AND state = ?2",
@@ -298,6 +303,7 @@ static void tx_rollback(struct store *s)
 	char keep[sizeof(s->errmsg)];
 
 	s->saved = false;
+	store_files_rolled_back(s);
 	if (sqlite3_get_autocommit(s->db))
 		return; /* SQLite already rolled back (some I/O and full-disk errors do) */
 	memcpy(keep, s->errmsg, sizeof(keep));
@@ -312,6 +318,8 @@ static int tx_commit(struct store *s)
 
 	if (ret)
 		tx_rollback(s);
+	else
+		store_files_committed(s);
 	return ret;
 }
 
@@ -427,6 +435,7 @@ int store_batch_commit(struct store *s)
 		store_seterr(s, "the batch was rolled back by an earlier error: %s",
 			     strerror(-s->batch_err));
 		ret = s->batch_err;
+		store_files_rolled_back(s);
 		goto out;
 	}
 	ret = store_clock_save(s);
@@ -777,6 +786,7 @@ static void store_free(struct store *s)
 {
 	if (!s)
 		return;
+	store_files_close(s);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
@@ -808,6 +818,7 @@ int store_open(const char *path, const struct store_clock *now, struct store **o
 		ret = -ENOMEM;
 		goto out;
 	}
+	s->files_fd = -1;
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE, NULL);
 	if (rc != SQLITE_OK) {
 		ret = s->db ? store_err(s, rc) : -ENOMEM;
@@ -827,6 +838,11 @@ int store_open(const char *path, const struct store_clock *now, struct store **o
 		*why = open_why(sqlite3_extended_errcode(s->db));
 		goto out;
 	}
+	ret = store_files_open(s, path, why);
+	if (ret)
+		goto out;
+	/* What a crash left among the payload files; best effort, a later open retries. */
+	store_files_sweep(s, true);
 	/* -wal and -shm exist now; in case an old one had a wider mode. */
 	ret = make_all_private(path, why);
 	if (ret)
@@ -850,6 +866,8 @@ void store_close(struct store *s)
 		store_writer_orphan(s->writer);
 		s->writer = NULL;
 	}
+	/* Files of bundles deleted by this process go now that their deletion committed. */
+	store_files_sweep(s, false);
 	/* A CLI that only read need not take the write lock (nor fsync) to close. */
 	if ((!s->saved || s->saved_ms != s->boot_ms) && tx_run(s, ST_BEGIN) == 0) {
 		if (store_clock_save(s) == 0)

@@ -134,6 +134,16 @@ struct store_writer;
  */
 int store_writer_begin(struct store *s, const struct store_clock *now, struct store_writer **out);
 /*
+ * Says how many payload bytes will follow, before the first append. A payload of
+ * a megabyte or more is then kept in a file beside the database (written once,
+ * instead of into the WAL and again by its checkpoint), with the same guarantees:
+ * durable and named only at commit, gone with a rollback, removed only after the
+ * deletion of its bundle committed, checked against per-chunk CRCs when read. Without
+ * the call the payload goes into the database whatever its size. 0, -EINVAL (bytes
+ * already appended), or the error of creating the file.
+ */
+int store_writer_expect(struct store_writer *w, uint64_t payload_len);
+/*
  * Appends payload bytes; memory stays bounded by one chunk. After an error the
  * writer can only be aborted (or committed, which then rolls back and returns it).
  */

@@ -19,6 +19,9 @@
  */
 #define STORE_CHUNK_SIZE (64 * 1024)
 
+/* How long a writer waits for another process's write lock before -EBUSY. */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
 /* State of a bundle row while its writer is open; never committed (see queue.c). */
 #define STORE_WRITING 0
 
@@ -81,6 +84,11 @@ enum store_stmt {
 	ST_SENT_NEXT,
 	ST_BUNDLE_EXPORTED,
 	ST_BUNDLE_RELEASE,
+	ST_BUNDLE_FILE_META,
+	ST_BUNDLE_SET_FILE,
+	ST_FILE_OWNED,
+	ST_TRASH_NEXT,
+	ST_TRASH_DELETE,
 	ST__COUNT
 };
 
@@ -97,6 +105,9 @@ struct store {
 	uint64_t boot_ms;
 	uint64_t saved_ms; /* boot_ms as last written or read back; close skips an equal one */
 	bool saved;
+	int files_fd; /* the payload files directory, <path>-payloads (payload_file.c) */
+	uint8_t (*new_files)[32]; /* placed in the open batch: removed if it rolls back */
+	size_t n_new_files, cap_new_files;
 	char errmsg[256];
 };
 
@@ -147,6 +158,24 @@ void store_writer_orphan(struct store_writer *w);
 /* sent.c */
 int store_sent_insert(struct store *s, const uint8_t msg_id[16], uint64_t to_node,
 		      const uint8_t bundle_id[32], uint64_t unix_ms);
+
+/* payload_file.c: payloads of STORE_FILE_MIN bytes or more, in files beside the database */
+#define STORE_FILE_MIN (1024 * 1024)
+#define STORE_TMP_NAME 32
+int store_files_open(struct store *s, const char *db_path, const char **why);
+void store_files_close(struct store *s);
+int store_file_create(struct store *s, int *fd, char tmp[static STORE_TMP_NAME]);
+int store_file_place(struct store *s, int fd, const char *tmp, const uint8_t id[32],
+		     int64_t rowid);
+void store_file_discard(struct store *s, const char *tmp, const uint8_t *id);
+int store_files_note_new(struct store *s, const uint8_t id[32]);
+void store_files_committed(struct store *s);
+void store_files_rolled_back(struct store *s);
+int store_file_read(struct store *s, const uint8_t id[32], uint64_t payload_len,
+		    const uint8_t *crcs, size_t crcs_len,
+		    int (*fn)(void *ctx, const uint8_t *buf, size_t len), void *ctx, char *bad,
+		    size_t badlen);
+int store_files_sweep(struct store *s, bool orphans);
 
 /* inbox.c */
 int store_inbox_insert(struct store *s, int64_t bundle_rowid, const uint8_t bundle_id[32],

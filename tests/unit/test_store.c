@@ -1,5 +1,6 @@
 /* Unit tests of store/: durability, chunking, dedupe, expiry across reboots, quarantine. */
 #include <dlfcn.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -89,6 +90,7 @@ struct bspec {
 	enum store_priority prio;
 	enum store_state state;
 	uint64_t lifetime, age;
+	bool file; /* announce the size (store_writer_expect): a payload file if big enough */
 };
 
 static int put(struct store *s, const struct store_clock *now, const struct bspec *sp,
@@ -106,6 +108,10 @@ static int put(struct store *s, const struct store_clock *now, const struct bspe
 	ret = store_writer_begin(s, now, &w);
 	if (ret)
 		goto out;
+	if (sp->file && (ret = store_writer_expect(w, sp->size)) != 0) {
+		store_writer_abort(w);
+		goto out;
+	}
 	for (uint64_t off = 0; off < sp->size; off += piece) {
 		size_t n = sp->size - off < piece ? (size_t)(sp->size - off) : piece;
 
@@ -323,8 +329,8 @@ static void test_open_pragmas(void)
 	CHECK_EQ(pragma_of(s, "PRAGMA cache_size"), -2048);
 	CHECK(pragma_of(s, "PRAGMA busy_timeout") >= 1000);
 	CHECK_EQ(pragma_of(s, "PRAGMA application_id"), 0x7465726e);
-	CHECK_EQ(store_schema_version(s), 2);
-	CHECK_EQ(pragma_of(s, "PRAGMA user_version"), 2);
+	CHECK_EQ(store_schema_version(s), 3);
+	CHECK_EQ(pragma_of(s, "PRAGMA user_version"), 3);
 	CHECK_EQ(store_setting_set(s, "k", "v"), 0);
 	/* Private even with umask 0, and so are the files SQLite creates beside it. */
 	CHECK_EQ(file_mode(path), 0600);
@@ -893,6 +899,165 @@ static void test_quarantine(void)
 	store_close(s);
 }
 
+/* Entries of the payload directory of the store at path: files, and how many are temporary. */
+static int payload_files(const char *path, int *tmp)
+{
+	char dir[600];
+	int n = 0;
+	snprintf(dir, sizeof(dir), "%s-payloads", path);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (tmp)
+		*tmp = 0;
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		n++;
+		if (tmp && strncmp(e->d_name, "tmp-", 4) == 0)
+			(*tmp)++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void payload_file_of(const char *path, uint8_t seed, char *out, size_t len)
+{
+	char hex[65];
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", seed);
+	snprintf(out, len, "%s-payloads/%s", path, hex);
+}
+
+static void flip_byte(const char *file, long at)
+{
+	FILE *f = fopen(file, "r+b");
+	int c;
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	fseek(f, at, SEEK_SET);
+	c = fgetc(f);
+	fseek(f, at, SEEK_SET);
+	fputc(c ^ 0x10, f);
+	fclose(f);
+}
+
+/* Payloads of a megabyte or more live in files: written once, removed only after their row. */
+static void test_payload_files(void)
+{
+	const char *path = tpath("files.db");
+	struct store_clock c = clk(1, 1000);
+	struct store *s = open_ok(path, &c);
+	const uint64_t big = 2 * 1024 * 1024 + 12345;
+	struct bspec a = {.seed = 1, .size = big, .piece = 50000, .file = true};
+	struct bspec small = {.seed = 2, .size = 70000, .file = true};
+	struct bspec b = {.seed = 3, .size = big, .file = true};
+	char file[700];
+	int tmp;
+	uint8_t id[32];
+	struct store_bundle got;
+
+	if (!s)
+		return;
+	/* A big payload goes to a file and reads back whole; a small one stays in the database. */
+	CHECK_EQ(put(s, &c, &a, NULL), 0);
+	CHECK_EQ(put(s, &c, &small, NULL), 0);
+	CHECK_EQ(payload_files(path, &tmp), 1);
+	CHECK_EQ(tmp, 0);
+	payload_file_of(path, 1, file, sizeof(file));
+	struct stat st;
+	CHECK(stat(file, &st) == 0 && (uint64_t)st.st_size == big && (st.st_mode & 0777) == 0600);
+	CHECK(payload_matches(s, 1, big));
+	CHECK(payload_matches(s, 2, small.size));
+	CHECK_EQ(raw_int(path, "SELECT count(*) FROM chunks"), 2); /* only the small one's */
+
+	/* The same id again: refused, the first copy untouched, nothing left behind. */
+	CHECK_EQ(put(s, &c, &a, NULL), -EEXIST);
+	CHECK_EQ(payload_files(path, &tmp), 1);
+	CHECK(payload_matches(s, 1, big));
+
+	/* An aborted writer leaves no file; nor does a short payload that cannot commit. */
+	struct store_writer *w;
+	uint8_t buf[1000] = {0};
+	CHECK_EQ(store_writer_begin(s, &c, &w), 0);
+	CHECK_EQ(store_writer_expect(w, big), 0);
+	CHECK_EQ(store_writer_append(w, buf, sizeof(buf)), 0);
+	CHECK_EQ(store_writer_expect(w, big), -EINVAL); /* bytes already appended */
+	CHECK_EQ(payload_files(path, &tmp), 2);
+	CHECK_EQ(tmp, 1);
+	store_writer_abort(w);
+	CHECK_EQ(payload_files(path, NULL), 1);
+	struct bspec shortp = {.seed = 9, .size = big, .file = true};
+	CHECK_EQ(store_writer_begin(s, &c, &w), 0);
+	CHECK_EQ(store_writer_expect(w, big), 0);
+	CHECK_EQ(store_writer_append(w, buf, sizeof(buf)), 0);
+	struct store_bundle bb = {.state = STORE_QUEUED, .payload_len = shortp.size};
+	id_of(bb.id, 9);
+	CHECK_EQ(store_writer_commit(w, &bb, buf, 16, NULL), -EINVAL);
+	CHECK_EQ(payload_files(path, NULL), 1);
+
+	/* A batch that rolls back takes its files with it; one that commits keeps them. */
+	CHECK_EQ(store_batch_begin(s), 0);
+	CHECK_EQ(put(s, &c, &b, NULL), 0);
+	CHECK_EQ(payload_files(path, NULL), 2);
+	store_batch_abort(s);
+	CHECK_EQ(payload_files(path, NULL), 1);
+	CHECK_EQ(rowid_of(s, 3), -1);
+	CHECK_EQ(store_batch_begin(s), 0);
+	CHECK_EQ(put(s, &c, &b, NULL), 0);
+	CHECK_EQ(store_batch_commit(s), 0);
+	CHECK_EQ(payload_files(path, NULL), 2);
+	CHECK(payload_matches(s, 3, big));
+
+	/* Bit rot in the file: caught by its chunk CRC, quarantined, named. */
+	flip_byte(file, 65536 + 777);
+	struct reader r = {.seed = 1, .ok = true};
+	CHECK_EQ(store_payload_read(s, rowid_of(s, 1), check_chunk, &r), -EBADMSG);
+	CHECK_EQ(r.calls, 1);
+	CHECK(strstr(store_errmsg(s), "chunk 1 checksum mismatch") != NULL);
+	id_of(id, 1);
+	CHECK(store_bundle_get(s, id, &c, &got, NULL, 0, NULL) == 0 &&
+	      got.state == STORE_QUARANTINED);
+	/* A file gone: quarantined too, not a crash, not a silent short read. */
+	payload_file_of(path, 3, file, sizeof(file));
+	CHECK_EQ(unlink(file), 0);
+	r = (struct reader){.seed = 3, .ok = true};
+	CHECK_EQ(store_payload_read(s, rowid_of(s, 3), check_chunk, &r), -EBADMSG);
+	CHECK(strstr(store_errmsg(s), "payload file missing") != NULL);
+
+	/* Deleted: the file stays until the deletion committed and a sweep ran (close). */
+	CHECK_EQ(store_bundle_delete(s, id), 0);
+	payload_file_of(path, 1, file, sizeof(file));
+	CHECK(stat(file, &st) == 0);
+	/* Received again before the sweep: the stale file makes way for the new one. */
+	CHECK_EQ(put(s, &c, &a, NULL), 0);
+	CHECK(payload_matches(s, 1, big));
+	store_close(s);
+	CHECK(stat(file, &st) == 0); /* owned again: the sweep leaves it */
+	s = open_ok(path, &c);
+	CHECK(s && payload_matches(s, 1, big));
+	CHECK_EQ(store_bundle_delete(s, id), 0);
+	store_close(s);
+	CHECK(stat(file, &st) != 0 && errno == ENOENT);
+	CHECK_EQ(raw_int(path, "SELECT count(*) FROM payload_trash"), 0);
+
+	/* What a crash leaves (a temporary file, a file whose row never committed) goes at open. */
+	char orphan[700], tmpf[700];
+	payload_file_of(path, 0x55, orphan, sizeof(orphan));
+	snprintf(tmpf, sizeof(tmpf), "%s-payloads/tmp-0123456789abcdef", path);
+	FILE *f1 = fopen(orphan, "w"), *f2 = fopen(tmpf, "w");
+	CHECK(f1 && f2);
+	if (f1)
+		fclose(f1);
+	if (f2)
+		fclose(f2);
+	CHECK_EQ(payload_files(path, NULL), 2);
+	s = open_ok(path, &c);
+	CHECK_EQ(payload_files(path, NULL), 0);
+	store_close(s);
+}
+
 static void test_migrations(void)
 {
 	const char *empty = tpath("empty.db"), *junk = tpath("junk.db");
@@ -908,7 +1073,7 @@ static void test_migrations(void)
 	if (f)
 		fclose(f);
 	s = open_ok(empty, &c);
-	CHECK_EQ(store_schema_version(s), 2);
+	CHECK_EQ(store_schema_version(s), 3);
 	store_close(s);
 
 	f = fopen(junk, "w");
@@ -1311,6 +1476,7 @@ int main(void)
 	test_expiry_reboot_after_close();
 	test_expiry_reboot_after_crash();
 	test_quarantine();
+	test_payload_files();
 	test_migrations();
 	test_permissions();
 	test_contacts();
