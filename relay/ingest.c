@@ -33,6 +33,7 @@ struct ingest {
 	char reason[200];
 };
 
+static int reject(struct ingest *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int reject(struct ingest *in, const char *fmt, ...)
 {
 	if (!in->rejected) {

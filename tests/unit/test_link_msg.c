@@ -178,7 +178,7 @@ static void test_small(void)
 
 	/* What a hostile peer could put on an operator's terminal or in a log line. */
 	static const char *const dirty[] = {"\x1b[2J", "line\nforged", "tab\there", "\xc0\xaf",
-					    "\xed\xa0\x80", "\xc2\x9b" "31m", "\xf4\x90\x80\x80",
+					    "\xed\xa0\x80", ("\xc2\x9b" "31m"), "\xf4\x90\x80\x80",
 					    "cut \xe2\x82"};
 	for (size_t i = 0; i < sizeof(dirty) / sizeof(dirty[0]); i++) {
 		CHECK_EQ(link_encode_bye(rec, sizeof(rec), 0, dirty[i]), -EINVAL);
