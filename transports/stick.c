@@ -23,6 +23,15 @@ const char *stick_dir_name(int which)
 int stick_fail(struct stick *s, int err, int which, const char *name, const char *fmt, ...)
 {
 	va_list ap;
+
+	va_start(ap, fmt);
+	stick_vfail(s, err, which, name, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int stick_vfail(struct stick *s, int err, int which, const char *name, const char *fmt, va_list ap)
+{
 	int n;
 
 	if (which < 0)
@@ -33,9 +42,7 @@ int stick_fail(struct stick *s, int err, int which, const char *name, const char
 			     name ? "/" : "", name ? name : "");
 	if (n < 0 || (size_t)n >= sizeof(s->err))
 		n = 0;
-	va_start(ap, fmt);
 	vsnprintf(s->err + n, sizeof(s->err) - (size_t)n, fmt, ap);
-	va_end(ap);
 	return err;
 }
 
@@ -66,14 +73,16 @@ bool stick_name_ok(const char *name)
 	return true;
 }
 
-void stick_show_name(const char *name, char out[static STICK_SHOW_MAX + 1])
+void stick_show_name(const char *name, size_t max, char out[static STICK_SHOW_MAX + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
 
+	if (max > STICK_SHOW_MAX)
+		max = STICK_SHOW_MAX;
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
 		/* Room for one escape and the "..." that marks a cut. */
-		if (o + 4 + 3 > STICK_SHOW_MAX) {
+		if (o + 4 + 3 > max) {
 			memcpy(out + o, "...", 3);
 			o += 3;
 			break;
@@ -88,6 +97,24 @@ void stick_show_name(const char *name, char out[static STICK_SHOW_MAX + 1])
 		}
 	}
 	out[o] = '\0';
+}
+
+int stick_fanout_index(const char *name)
+{
+	char c = name[0];
+
+	if (name[0] == '\0' || name[1] != '\0')
+		return -1;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+char stick_fanout_name(unsigned h)
+{
+	return "0123456789abcdef"[h & 15];
 }
 
 static void hex_lower(const uint8_t *buf, size_t len, char *out)
@@ -281,11 +308,11 @@ const char *stick_write_reason(struct stick *s, int err)
 		 */
 		if (fstatvfs(s->tern_fd, &vfs) != 0 || vfs.f_blocks == 0)
 			return "no space left on the stick (or, on FAT32, in its directory: "
-			       "65,536 slots, about 9,000 bundle names)";
+			       "65,536 slots, about 9,360 bundle names)";
 		if ((uint64_t)vfs.f_bavail * vfs.f_frsize > (uint64_t)vfs.f_bsize * 4 &&
 		    (uint64_t)vfs.f_bavail * vfs.f_frsize > (1u << 20))
 			return "no space: the directory is full (FAT32 holds 65,536 slots per "
-			       "directory, about 9,000 bundle names)";
+			       "directory, about 9,360 bundle names)";
 		return "no space left on the stick";
 	case -EFBIG:
 		return "the file system refuses a file this big (FAT32 holds 4 GiB - 1; "
@@ -339,11 +366,11 @@ static int open_reason(struct stick *s, int err, int which, const char *name, ch
  * created is made durable in its parent at once: files fsynced into it later would be
  * lost with it otherwise.
  */
-static int open_subdir(struct stick *s, int dfd, const char *name, int *out)
+static int open_subdir(int dfd, const char *name, bool create, int *out)
 {
 	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (fd < 0 && errno == ENOENT && s->writable) {
+	if (fd < 0 && errno == ENOENT && create) {
 		if (mkdirat(dfd, name, 0755) != 0 && errno != EEXIST)
 			return -errno;
 		int ret = stick_fsync_dir(dfd);
@@ -394,6 +421,8 @@ int stick_open(const char *dir, bool writable, struct stick **out, char *why, si
 	}
 	s->writable = writable;
 	s->root_fd = s->tern_fd = s->fd[0] = s->fd[1] = s->fd[2] = -1;
+	for (unsigned h = 0; h < STICK_FANOUT; h++)
+		s->sub[h] = -1;
 	/* A trailing slash would make open() follow a final symbolic link despite O_NOFOLLOW. */
 	for (size_t len = strlen(s->dir); len > 1 && s->dir[len - 1] == '/'; len--)
 		s->dir[len - 1] = '\0';
@@ -415,7 +444,7 @@ int stick_open(const char *dir, bool writable, struct stick **out, char *why, si
 		open_reason(s, ret, -2, NULL, why, whylen);
 		goto fail;
 	}
-	ret = open_subdir(s, s->root_fd, "tern", &s->tern_fd);
+	ret = open_subdir(s->root_fd, "tern", writable, &s->tern_fd);
 	if (ret == -ENOENT && !writable) {
 		stick_fail(s, ret, -1, NULL, "no tern/ directory here (nothing exported to it)");
 		if (why && whylen)
@@ -433,7 +462,7 @@ int stick_open(const char *dir, bool writable, struct stick **out, char *why, si
 		goto fail;
 	}
 	for (int i = 0; i < 3; i++) {
-		ret = open_subdir(s, s->tern_fd, dir_names[i], &s->fd[i]);
+		ret = open_subdir(s->tern_fd, dir_names[i], writable, &s->fd[i]);
 		if (ret == -ENOENT && !writable)
 			continue;
 		if (ret < 0) {
@@ -468,6 +497,9 @@ void stick_close(struct stick *s)
 	if (!s)
 		return;
 	stick_drop_pending(s);
+	for (unsigned h = 0; h < STICK_FANOUT; h++)
+		if (s->sub[h] >= 0)
+			close(s->sub[h]);
 	for (int i = 0; i < 3; i++)
 		if (s->fd[i] >= 0)
 			close(s->fd[i]);
@@ -479,6 +511,42 @@ void stick_close(struct stick *s)
 	free(s->iobuf);
 	free(s->dir);
 	free(s);
+}
+
+int stick_bundle_dir(struct stick *s, unsigned h, bool create, int *out)
+{
+	char name[2] = {stick_fanout_name(h), '\0'};
+	int ret;
+
+	*out = -1;
+	if (h >= STICK_FANOUT)
+		return stick_fail(s, -EINVAL, STICK_BUNDLES, NULL, "no subdirectory %u", h);
+	if (s->sub[h] >= 0) {
+		*out = s->sub[h];
+		return 0;
+	}
+	if (s->fd[STICK_BUNDLES] < 0)
+		return stick_fail(s, -ENOENT, STICK_BUNDLES, NULL, "no such directory");
+	ret = open_subdir(s->fd[STICK_BUNDLES], name, create && s->writable, &s->sub[h]);
+	switch (ret) {
+	case 0:
+		*out = s->sub[h];
+		return 0;
+	case -ENOENT:
+		return stick_fail(s, ret, STICK_BUNDLES, name, "no such directory");
+	case -ELOOP:
+		return stick_fail(s, ret, STICK_BUNDLES, name,
+				  "a symbolic link where a directory of bundles belongs (not "
+				  "followed)");
+	case -ENOTDIR:
+		return stick_fail(s, ret, STICK_BUNDLES, name,
+				  "not a directory (a directory of bundles belongs here)");
+	case -EACCES:
+	case -EPERM:
+		return stick_fail(s, ret, STICK_BUNDLES, name, "permission denied");
+	}
+	return stick_fail(s, ret, STICK_BUNDLES, name, "cannot open or create: %s",
+			  stick_write_reason(s, ret));
 }
 
 int stick_free_bytes(struct stick *s, uint64_t *out)
@@ -528,9 +596,13 @@ void stick_list_free(struct stick_list *l)
 	l->n = l->cap = 0;
 }
 
-/* Classifies one directory entry; false to skip it (a regular temporary file, or gone). */
-static int list_one(struct stick *s, int which, int dfd, const char *name, struct stick_rec *r)
+/*
+ * Classifies one directory entry: 1 to keep it, 0 to skip it (a regular temporary file,
+ * or gone), -ENOMEM. sub as for stick_list_dir.
+ */
+static int list_one(int which, int sub, int dfd, const char *name, struct stick_rec *r)
 {
+	bool top = which == STICK_BUNDLES && sub < 0;
 	struct stat st;
 
 	memset(r, 0, sizeof(*r));
@@ -544,16 +616,24 @@ static int list_one(struct stick *s, int which, int dfd, const char *name, struc
 		r->type = stick_type_of(st.st_mode);
 		r->size = (uint64_t)st.st_size;
 	}
-	if (r->type == STICK_T_REG && stick_name_ok(name) && stick_is_temp(name))
+	/* No temporary is ever written to bundles/ itself: one there is reported. */
+	if (!top && r->type == STICK_T_REG && stick_name_ok(name) && stick_is_temp(name))
 		return 0;
 
 	int piece = -1;
-	bool ok = which == STICK_BUNDLES ? stick_parse_bundle_name(name, r->id, &piece)
-					 : parse_file_name(which, name, r->id);
-	r->piece = (int16_t)piece;
+	bool ok = false;
+	if (which == STICK_BUNDLES && !top)
+		ok = stick_parse_bundle_name(name, r->id, &piece) &&
+		     name[0] == stick_fanout_name((unsigned)sub);
+	else if (!top)
+		ok = parse_file_name(which, name, r->id);
+	r->piece = (int16_t)(ok ? piece : -1);
 	if (!ok) {
+		/* Inside bundles/<h>/ the entry is shown as "<h>/<name>": room for the prefix. */
 		char show[STICK_SHOW_MAX + 1];
-		stick_show_name(name, show);
+		stick_show_name(
+		    name, which == STICK_BUNDLES && !top ? STICK_SHOW_MAX - 2 : STICK_SHOW_MAX,
+		    show);
 		r->show = strdup(show);
 		if (!r->show)
 			return -ENOMEM;
@@ -561,20 +641,22 @@ static int list_one(struct stick *s, int which, int dfd, const char *name, struc
 	return 1;
 }
 
-int stick_list_dir(struct stick *s, int which, struct stick_list *l)
+int stick_list_dir(struct stick *s, int which, int sub, int dfd, struct stick_list *l)
 {
+	char subname[2] = {sub >= 0 ? stick_fanout_name((unsigned)sub) : '\0', '\0'};
+	const char *label = sub >= 0 ? subname : NULL;
 	int ret = 0;
 
 	memset(l, 0, sizeof(*l));
-	if (s->fd[which] < 0)
+	if (dfd < 0)
 		return 0;
 	/* A fresh open file description: its own read position, closed by closedir. */
-	int dfd = openat(s->fd[which], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	int lfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
 	if (!d) {
-		ret = stick_fail(s, -errno, which, NULL, "cannot list: %s", strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
+		ret = stick_fail(s, -errno, which, label, "cannot list: %s", strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
 		return ret;
 	}
 	for (;;) {
@@ -582,14 +664,14 @@ int stick_list_dir(struct stick *s, int which, struct stick_list *l)
 		struct dirent *e = readdir(d);
 		if (!e) {
 			if (errno)
-				ret = stick_fail(s, -errno, which, NULL, "cannot list: %s",
+				ret = stick_fail(s, -errno, which, label, "cannot list: %s",
 						 strerror(errno));
 			break;
 		}
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		if (l->n == STICK_DIR_MAX) {
-			ret = stick_fail(s, -EFBIG, which, NULL, "more than %u entries: refused",
+			ret = stick_fail(s, -EFBIG, which, label, "more than %u entries: refused",
 					 STICK_DIR_MAX);
 			break;
 		}
@@ -597,15 +679,15 @@ int stick_list_dir(struct stick *s, int which, struct stick_list *l)
 			size_t cap = l->cap ? l->cap * 2 : 64;
 			struct stick_rec *recs = realloc(l->recs, cap * sizeof(*recs));
 			if (!recs) {
-				ret = stick_fail(s, -ENOMEM, which, NULL, "out of memory");
+				ret = stick_fail(s, -ENOMEM, which, label, "out of memory");
 				break;
 			}
 			l->recs = recs;
 			l->cap = cap;
 		}
-		int r = list_one(s, which, dfd, e->d_name, &l->recs[l->n]);
+		int r = list_one(which, sub, lfd, e->d_name, &l->recs[l->n]);
 		if (r < 0) {
-			ret = stick_fail(s, r, which, NULL, "out of memory");
+			ret = stick_fail(s, r, which, label, "out of memory");
 			break;
 		}
 		if (r > 0)
@@ -623,6 +705,56 @@ int stick_list_dir(struct stick *s, int which, struct stick_list *l)
 
 /* ---- temporaries ------------------------------------------------------------------ */
 
+/* Removes the regular *.part files of one directory; label names it in messages. */
+static int clean_dir(struct stick *s, int which, const char *label, int dirfd, unsigned *count)
+{
+	int ret = 0, removed = 0;
+	int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+	if (!d) {
+		ret = stick_fail(s, -errno, which, label, "cannot list: %s", strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return ret;
+	}
+	for (;;) {
+		errno = 0;
+		struct dirent *e = readdir(d);
+		struct stat st;
+		if (!e) {
+			if (errno)
+				ret = stick_fail(s, -errno, which, label, "cannot list: %s",
+						 strerror(errno));
+			break;
+		}
+		if (!stick_is_temp(e->d_name) ||
+		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		/*
+		 * unlinkat never follows: if the name was swapped for a link since the
+		 * fstatat, the link itself goes, which is harmless.
+		 */
+		if (unlinkat(dfd, e->d_name, 0) == 0) {
+			removed++;
+		} else if (errno != ENOENT) {
+			int err = -errno;
+			char show[STICK_SHOW_MAX + 1], path[STICK_SHOW_MAX + 3];
+			stick_show_name(e->d_name, STICK_SHOW_MAX, show);
+			snprintf(path, sizeof(path), "%s%s%s", label ? label : "", label ? "/" : "",
+				 show);
+			ret = stick_fail(s, err, which, path, "cannot remove: %s",
+					 stick_write_reason(s, err));
+			break;
+		}
+	}
+	closedir(d);
+	*count += (unsigned)removed;
+	if (ret == 0 && removed)
+		ret = stick_fsync_dir(dirfd);
+	return ret;
+}
+
 int stick_clean_temp(struct stick *s, unsigned *removed)
 {
 	unsigned count = 0;
@@ -632,49 +764,19 @@ int stick_clean_temp(struct stick *s, unsigned *removed)
 		*removed = 0;
 	if (!s->writable)
 		return stick_fail(s, -EROFS, -1, NULL, "opened read-only");
-	for (int which = 0; which < 3 && ret == 0; which++) {
-		int dfd = openat(s->fd[which], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-		if (!d) {
-			ret =
-			    stick_fail(s, -errno, which, NULL, "cannot list: %s", strerror(errno));
-			if (dfd >= 0)
-				close(dfd);
-			break;
-		}
-		for (;;) {
-			errno = 0;
-			struct dirent *e = readdir(d);
-			struct stat st;
-			if (!e) {
-				if (errno)
-					ret = stick_fail(s, -errno, which, NULL, "cannot list: %s",
-							 strerror(errno));
-				break;
-			}
-			if (!stick_is_temp(e->d_name) ||
-			    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-			    !S_ISREG(st.st_mode))
-				continue;
-			/*
-			 * unlinkat never follows: if the name was swapped for a link since the
-			 * fstatat, the link itself goes, which is harmless.
-			 */
-			if (unlinkat(dfd, e->d_name, 0) == 0) {
-				count++;
-			} else if (errno != ENOENT) {
-				int err = -errno;
-				char show[STICK_SHOW_MAX + 1];
-				stick_show_name(e->d_name, show);
-				ret = stick_fail(s, err, which, show, "cannot remove: %s",
-						 stick_write_reason(s, err));
-				break;
-			}
-		}
-		closedir(d);
-		if (ret == 0 && count)
-			ret = stick_fsync_dir(s->fd[which]);
+	/* Only the 16 subdirectories of bundles/ get temporaries; one that is not a
+	 * directory is left for the listing to report. */
+	for (unsigned h = 0; h < STICK_FANOUT && ret == 0; h++) {
+		char label[2] = {stick_fanout_name(h), '\0'};
+		int dfd;
+		ret = stick_bundle_dir(s, h, false, &dfd);
+		if (ret == -ENOENT || ret == -ELOOP || ret == -ENOTDIR)
+			ret = 0;
+		else if (ret == 0)
+			ret = clean_dir(s, STICK_BUNDLES, label, dfd, &count);
 	}
+	for (int which = STICK_MANIFESTS; which <= STICK_RECEIPTS && ret == 0; which++)
+		ret = clean_dir(s, which, NULL, s->fd[which], &count);
 	if (removed)
 		*removed = count;
 	return ret;

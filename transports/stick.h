@@ -8,11 +8,13 @@
 #include "transports/stick_format.h"
 
 /*
- * Layout (docs/sneakernet.md): DIR/tern/bundles/<64 hex id>.bpv (or .bpv.000, .001, ...
- * when bigger than the piece limit), DIR/tern/manifests/<32 hex>.man,
- * DIR/tern/receipts/<32 hex>.rcp, and temporary <32 hex>.part files beside them. Every
- * name is lowercase [0-9a-z._-], at most STICK_NAME_MAX characters, so FAT32 and exFAT
- * keep it as written.
+ * Layout (docs/sneakernet.md), version 1: DIR/tern/bundles/<h>/<64 hex id>.bpv (or .bpv.000,
+ * .001, ... when bigger than the piece limit), where <h> is the first hex digit of the id
+ * (16 subdirectories, 0 to 9 and a to f, each made when a bundle first goes into it: a
+ * FAT32 directory holds only about 9,360 bundle names), DIR/tern/manifests/<32 hex>.man,
+ * DIR/tern/receipts/<32 hex>.rcp, and temporary <32 hex>.part files in the directory of the
+ * file they become. Every name is lowercase [0-9a-z._-], at most STICK_NAME_MAX
+ * characters, so FAT32 and exFAT keep it as written.
  *
  * Everything is opened relative to directory descriptors with O_NOFOLLOW: nothing on
  * the stick is followed, nothing that is not a regular file is opened, and nothing
@@ -28,7 +30,7 @@
 
 /* Longest name tern writes or accepts on a stick (a bundle piece name is 72). */
 #define STICK_NAME_MAX 80
-/* Entry names as shown: hostile names are escaped (\xNN) and cut to fit. */
+/* Entry names as shown ("<h>/<name>" in bundles/<h>/): hostile ones escaped (\xNN), cut to fit. */
 #define STICK_SHOW_MAX 127
 /* Default piece limit: the FAT32 file limit (4 GiB - 1) with a margin. */
 #define STICK_PIECE_MAX_DEFAULT ((4ull << 30) - (1ull << 20))
@@ -36,7 +38,10 @@
 #define STICK_PIECES_MAX 1000u
 /* Largest manifest or receipt file read or written. */
 #define STICK_FILE_MAX (16u << 20)
-/* Most directory entries one listing takes (memory bound); more is -EFBIG. */
+/*
+ * Most directory entries one listing takes (memory bound); more is -EFBIG. bundles/ and each
+ * of its subdirectories are listings of their own, one subdirectory at a time.
+ */
 #define STICK_DIR_MAX 200000u
 
 /* The environment variable that lowers the piece limit (tests); read by stick_open. */
@@ -69,9 +74,10 @@ const char *stick_error(const struct stick *s);
 uint64_t stick_piece_max(const struct stick *s);
 
 /*
- * Removes leftover *.part files (a pulled stick, a killed export) from the three
- * subdirectories: regular files only, links are removed never followed, anything else
- * is left for the listings to report. *removed (may be NULL) gets the count.
+ * Removes leftover *.part files (a pulled stick, a killed export) from bundles/0/ to
+ * bundles/f/, manifests/ and receipts/: regular files only, links are removed never
+ * followed, anything else (and a subdirectory of bundles/ that is not a directory) is left
+ * for the listings to report. *removed (may be NULL) gets the count.
  * 0, -EROFS (opened read-only), or the error of a listing or removal.
  */
 int stick_clean_temp(struct stick *s, unsigned *removed);
@@ -89,9 +95,10 @@ int stick_free_bytes(struct stick *s, uint64_t *out);
 /* ---- bundles --------------------------------------------------------------------- */
 
 /*
- * True if a complete copy of the bundle is on the stick: a regular <id>.bpv of 1 byte
- * to STICK_BUNDLE_MAX, or pieces .000 to .N without a gap, all of the size of .000 but
- * the last (1 byte to that size), nothing beyond, and not a single piece alone.
+ * True if a complete copy of the bundle is in its subdirectory bundles/<h>/: a regular
+ * <id>.bpv of 1 byte to STICK_BUNDLE_MAX, or pieces .000 to .N without a gap, all of the
+ * size of .000 but the last (1 byte to that size), nothing beyond, and not a single piece
+ * alone. False if bundles/<h> is missing or not a real directory.
  */
 bool stick_has_bundle(struct stick *s, const uint8_t id[static 32]);
 
@@ -103,7 +110,9 @@ struct stick_writer;
  * copy is already on the stick (stick_has_bundle) or a name it needs is taken by
  * something that is not a regular file; removes the remains of an incomplete copy (a
  * pulled stick); -EFBIG over STICK_BUNDLE_MAX or piece limit * STICK_PIECES_MAX;
- * -ENOSPC if size is more than the free space (when known); -EROFS if opened read-only.
+ * -ENOSPC if size is more than the free space (when known); -EROFS if opened read-only;
+ * -ENOTDIR if bundles/<h> is a symbolic link, a file, a FIFO... (never followed or
+ * opened). Creates bundles/<h>/ if it is missing (and fsyncs bundles/).
  */
 int stick_bundle_begin(struct stick *s, const uint8_t id[static 32], uint64_t size,
 		       struct stick_writer **out);
@@ -158,8 +167,9 @@ void stick_bundle_abort(struct stick_writer *w);
 
 /*
  * Removes every copy of a bundle (whole file and pieces; regular files only) and fsyncs
- * the directory: for a bundle whose receipt came home, or a copy that failed its
- * checks. 0, -ENOENT if there was none, -EROFS, or the error.
+ * its directory: for a bundle whose receipt came home, or a copy that failed its
+ * checks. 0, -ENOENT if there was none, -EROFS, -ELOOP or -ENOTDIR (bundles/<h> is not
+ * a real directory: left alone), or the error.
  */
 int stick_bundle_remove(struct stick *s, const uint8_t id[static 32]);
 
@@ -167,7 +177,8 @@ enum stick_problem {
 	STICK_OK = 0,
 	STICK_BAD_NAME,	     /* not a name tern writes (case, characters, pattern, length) */
 	STICK_SYMLINK,	     /* a symbolic link: not followed */
-	STICK_NOT_REGULAR,   /* a directory, FIFO, device or socket: not opened */
+	STICK_NOT_REGULAR,   /* a directory, FIFO, device or socket: not opened; or, for
+				bundles/<h>, anything but a directory */
 	STICK_EMPTY,	     /* 0 bytes: a pulled stick */
 	STICK_TOO_BIG,	     /* over STICK_BUNDLE_MAX (bundles) or STICK_FILE_MAX (files) */
 	STICK_PIECE_MISSING, /* a gap in .000, .001, ...; name is the first missing piece */
@@ -177,7 +188,8 @@ enum stick_problem {
 };
 
 struct stick_entry {
-	char name[STICK_SHOW_MAX + 1]; /* the file (first piece, or the piece at fault) */
+	char name[STICK_SHOW_MAX + 1]; /* below bundles/: "<h>/<file>" (first piece, or the
+					  piece at fault), or an entry of bundles/ itself */
 	uint8_t id[32];		       /* zero when the name is not a bundle name */
 	uint64_t size;		       /* bytes, all pieces together */
 	uint64_t piece_size;	       /* bytes of each piece but the last (= size if whole) */
@@ -191,10 +203,14 @@ struct stick_entry {
 typedef int (*stick_entry_fn)(void *ctx, const struct stick_entry *e);
 
 /*
- * Lists bundles/ in name order: one entry per whole bundle, one per set of pieces, one
- * per name that is neither (regular *.part files are skipped: they are temporaries).
- * fn may call stick_bundle_read on the entry. Returns 0, fn's error, or the error of
- * the directory itself (-EFBIG over STICK_DIR_MAX entries, -EIO, -ENOMEM).
+ * Lists bundles/ and its subdirectories in name order (of the names as shown): one entry
+ * per whole bundle, one per set of pieces, one per name that is neither, including a
+ * bundle in the wrong subdirectory (regular *.part files in the subdirectories are
+ * skipped: they are temporaries). In bundles/ itself every entry but the 16
+ * subdirectories is reported (a symbolic link, file or FIFO named like one too: never
+ * followed or opened); a missing subdirectory is empty. fn may call stick_bundle_read on
+ * the entry. Returns 0, fn's error, or the error of a directory itself (-EFBIG over
+ * STICK_DIR_MAX entries, -EIO, -ENOMEM).
  */
 int stick_bundle_foreach(struct stick *s, stick_entry_fn fn, void *ctx);
 

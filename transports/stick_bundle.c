@@ -1,6 +1,7 @@
 /* Bundles on a stick: written atomically in pieces, listed with a verdict, read back hashed. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,43 @@
 #include "crypto/crypto.h"
 #include "transports/stick_internal.h"
 
+/* ---- where a bundle lives ------------------------------------------------------------ */
+
+/* Its subdirectory of bundles/: the first hex digit of its id. */
+static unsigned fanout_of(const uint8_t id[32])
+{
+	return id[0] >> 4;
+}
+
+/* "<h>/<64 hex>.bpv[.NNN]": the name as shown, relative to bundles/. */
+static void entry_name(const uint8_t id[32], int piece, char out[static STICK_SHOW_MAX + 1])
+{
+	out[0] = stick_fanout_name(fanout_of(id));
+	out[1] = '/';
+	stick_bundle_name(id, piece, out + 2);
+}
+
+/* stick_fail for a file in id's subdirectory: "DIR/tern/bundles/<h>/<name>: ...". */
+static int bfail(struct stick *s, int err, const uint8_t id[32], const char *name, const char *fmt,
+		 ...) __attribute__((format(printf, 5, 6)));
+static int bfail(struct stick *s, int err, const uint8_t id[32], const char *name, const char *fmt,
+		 ...)
+{
+	char path[STICK_NAME_MAX + 3];
+	va_list ap;
+
+	path[0] = stick_fanout_name(fanout_of(id));
+	path[1] = '\0';
+	if (name) {
+		path[1] = '/';
+		snprintf(path + 2, sizeof(path) - 2, "%s", name);
+	}
+	va_start(ap, fmt);
+	stick_vfail(s, err, STICK_BUNDLES, path, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
 /* ---- judging what is there ---------------------------------------------------------- */
 
 /* A whole <id>.bpv: a regular file of 1 byte to STICK_BUNDLE_MAX. */
@@ -17,7 +55,7 @@ static void check_whole(const struct stick_rec *r, struct stick_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	memcpy(e->id, r->id, 32);
-	stick_bundle_name(r->id, -1, e->name);
+	entry_name(r->id, -1, e->name);
 	e->size = e->piece_size = r->size;
 	e->pieces = 1;
 	e->problem = stick_type_problem(r->type, &e->code);
@@ -38,7 +76,7 @@ static void set_problem(struct stick_entry *e, const uint8_t id[32], int piece,
 {
 	e->code = code;
 	e->problem = problem;
-	stick_bundle_name(id, piece, e->name);
+	entry_name(id, piece, e->name);
 }
 
 /*
@@ -54,7 +92,7 @@ static void check_set(const struct stick_rec *const *r, size_t n, struct stick_e
 
 	memset(e, 0, sizeof(*e));
 	memcpy(e->id, id, 32);
-	stick_bundle_name(id, 0, e->name);
+	entry_name(id, 0, e->name);
 	e->pieces = (unsigned)n;
 	e->piece_size = first;
 	for (size_t k = 0; k < n; k++)
@@ -116,7 +154,7 @@ static void stat_rec(int dfd, const char *name, struct stick_rec *r)
  * a copy is complete only with .000, and a pulled export leaves .001 before any other.
  * recs must hold STICK_PIECES_MAX. Returns the count; -errno if a lookup failed.
  */
-static int probe_pieces(struct stick *s, const uint8_t id[32], struct stick_rec *recs)
+static int probe_pieces(int dfd, const uint8_t id[32], struct stick_rec *recs)
 {
 	char name[STICK_NAME_MAX + 1];
 	int n = 0;
@@ -127,7 +165,7 @@ static int probe_pieces(struct stick *s, const uint8_t id[32], struct stick_rec 
 		memcpy(r->id, id, 32);
 		r->piece = (int16_t)k;
 		stick_bundle_name(id, (int)k, name);
-		stat_rec(s->fd[STICK_BUNDLES], name, r);
+		stat_rec(dfd, name, r);
 		if (r->type == STICK_T_ERR && r->err == -ENOENT) {
 			if (k == 1 && n == 0)
 				return 0;
@@ -144,24 +182,26 @@ bool stick_has_bundle(struct stick *s, const uint8_t id[static 32])
 	struct stick_entry e;
 	struct stick_rec whole = {.piece = -1};
 	bool have = false;
+	int dfd;
 
-	if (s->fd[STICK_BUNDLES] < 0)
+	/* No subdirectory (or one that is not a directory): nothing of this bundle here. */
+	if (stick_bundle_dir(s, fanout_of(id), false, &dfd) < 0)
 		return false;
 	memcpy(whole.id, id, 32);
 	stick_bundle_name(id, -1, name);
-	stat_rec(s->fd[STICK_BUNDLES], name, &whole);
+	stat_rec(dfd, name, &whole);
 	check_whole(&whole, &e);
 	if (!e.problem)
 		return true;
 	/* No .000, no complete set: the common case costs one more lookup, no allocation. */
 	struct stat st;
 	stick_bundle_name(id, 0, name);
-	if (fstatat(s->fd[STICK_BUNDLES], name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 		return false;
 
 	struct stick_rec *recs = malloc(STICK_PIECES_MAX * sizeof(*recs));
 	const struct stick_rec **ptr = malloc(STICK_PIECES_MAX * sizeof(*ptr));
-	int n = recs && ptr ? probe_pieces(s, id, recs) : 0;
+	int n = recs && ptr ? probe_pieces(dfd, id, recs) : 0;
 	if (n > 0) {
 		for (int k = 0; k < n; k++)
 			ptr[k] = &recs[k];
@@ -175,35 +215,107 @@ bool stick_has_bundle(struct stick *s, const uint8_t id[static 32])
 
 /* ---- listing ------------------------------------------------------------------------ */
 
-int stick_bundle_foreach(struct stick *s, stick_entry_fn fn, void *ctx)
+/* True if a listed entry of bundles/ itself is one of the 16 subdirectories. */
+static bool is_fanout_dir(const struct stick_rec *r)
+{
+	return r->type == STICK_T_DIR && stick_fanout_index(r->show) >= 0;
+}
+
+/*
+ * bundles/ in the order its entries are shown: a subdirectory "a" as "a/", since its
+ * entries are shown as "a/<name>"; so that the whole listing is in name order.
+ */
+static int cmp_top(const void *a, const void *b)
+{
+	const struct stick_rec *x = a, *y = b;
+	char kx[STICK_SHOW_MAX + 2], ky[STICK_SHOW_MAX + 2];
+
+	snprintf(kx, sizeof(kx), "%s%s", x->show, is_fanout_dir(x) ? "/" : "");
+	snprintf(ky, sizeof(ky), "%s%s", y->show, is_fanout_dir(y) ? "/" : "");
+	return strcmp(kx, ky);
+}
+
+/* An entry of bundles/ itself that is not a subdirectory of bundles: reported. */
+static void top_entry(const struct stick_rec *r, struct stick_entry *e)
+{
+	uint8_t id[32];
+	int piece;
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%s", r->show);
+	e->size = r->size;
+	e->error = r->type == STICK_T_ERR ? r->err : 0;
+	if (stick_fanout_index(r->show) >= 0 && r->type != STICK_T_LNK && r->type != STICK_T_ERR) {
+		e->code = STICK_NOT_REGULAR;
+		e->problem = "not a directory (a directory of bundles belongs here; not opened)";
+		return;
+	}
+	if (r->type == STICK_T_REG || r->type == STICK_T_DIR) {
+		e->code = STICK_BAD_NAME;
+		e->problem = stick_parse_bundle_name(r->show, id, &piece)
+				 ? "misplaced: a bundle belongs in bundles/<first hex digit of "
+				   "its id>/"
+				 : "not a name tern writes (bundles/ holds the directories 0 to 9 "
+				   "and a to f)";
+		return;
+	}
+	e->problem = stick_type_problem(r->type, &e->code);
+}
+
+/* A hostile entry of bundles/<h>/: its type's problem, else its name's. */
+static void sub_bad_entry(unsigned h, const struct stick_rec *r, struct stick_entry *e)
+{
+	uint8_t id[32];
+	int piece;
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%c/%s", stick_fanout_name(h), r->show);
+	e->size = r->size;
+	e->problem = stick_type_problem(r->type, &e->code);
+	e->error = r->type == STICK_T_ERR ? r->err : 0;
+	if (!e->problem) {
+		e->code = STICK_BAD_NAME;
+		e->problem = stick_parse_bundle_name(r->show, id, &piece)
+				 ? "misplaced: a bundle belongs in bundles/<first hex digit of "
+				   "its id>/"
+				 : "not a name tern writes (<64 lowercase hex>.bpv or .bpv.NNN)";
+	}
+}
+
+/* Lists bundles/<h>/ and reports each entry; set holds STICK_PIECES_MAX. */
+static int foreach_sub(struct stick *s, unsigned h, const struct stick_rec **set, stick_entry_fn fn,
+		       void *ctx)
 {
 	struct stick_list l;
-	const struct stick_rec **set = NULL;
-	int ret = stick_list_dir(s, STICK_BUNDLES, &l);
+	struct stick_entry e;
+	int dfd;
+	int ret = stick_bundle_dir(s, h, false, &dfd);
 
+	if (ret == -ENOENT)
+		return 0; /* removed since bundles/ was listed */
+	if (ret < 0) {
+		/* Swapped for something else since bundles/ was listed, or unopenable. */
+		memset(&e, 0, sizeof(e));
+		e.name[0] = stick_fanout_name(h);
+		e.code = ret == -ELOOP	   ? STICK_SYMLINK
+			 : ret == -ENOTDIR ? STICK_NOT_REGULAR
+					   : STICK_UNREADABLE;
+		e.problem = ret == -ELOOP     ? "a symbolic link (not followed)"
+			    : ret == -ENOTDIR ? "not a directory (a directory of bundles belongs "
+						"here; not opened)"
+					      : "cannot be opened (damaged file system?)";
+		e.error = e.code == STICK_UNREADABLE ? ret : 0;
+		return fn(ctx, &e);
+	}
+	ret = stick_list_dir(s, STICK_BUNDLES, (int)h, dfd, &l);
 	if (ret < 0)
 		return ret;
-	set = malloc(STICK_PIECES_MAX * sizeof(*set));
-	if (!set) {
-		stick_list_free(&l);
-		return stick_fail(s, -ENOMEM, STICK_BUNDLES, NULL, "out of memory");
-	}
 	for (size_t i = 0; i < l.n && ret == 0; i++) {
 		struct stick_rec *r = &l.recs[i];
-		struct stick_entry e;
 		if (r->taken)
 			continue;
 		if (r->show) {
-			memset(&e, 0, sizeof(e));
-			snprintf(e.name, sizeof(e.name), "%s", r->show);
-			e.size = r->size;
-			e.problem = stick_type_problem(r->type, &e.code);
-			e.error = r->type == STICK_T_ERR ? r->err : 0;
-			if (!e.problem) {
-				e.code = STICK_BAD_NAME;
-				e.problem = "not a name tern writes (<64 lowercase hex>.bpv or "
-					    ".bpv.NNN)";
-			}
+			sub_bad_entry(h, r, &e);
 		} else if (r->piece < 0) {
 			check_whole(r, &e);
 		} else {
@@ -225,33 +337,61 @@ int stick_bundle_foreach(struct stick *s, stick_entry_fn fn, void *ctx)
 		}
 		ret = fn(ctx, &e);
 	}
-	free(set);
 	stick_list_free(&l);
+	return ret;
+}
+
+int stick_bundle_foreach(struct stick *s, stick_entry_fn fn, void *ctx)
+{
+	struct stick_list top;
+	const struct stick_rec **set = NULL;
+	int ret = stick_list_dir(s, STICK_BUNDLES, -1, s->fd[STICK_BUNDLES], &top);
+
+	if (ret < 0)
+		return ret;
+	set = malloc(STICK_PIECES_MAX * sizeof(*set));
+	if (!set) {
+		stick_list_free(&top);
+		return stick_fail(s, -ENOMEM, STICK_BUNDLES, NULL, "out of memory");
+	}
+	if (top.n > 1)
+		qsort(top.recs, top.n, sizeof(*top.recs), cmp_top);
+	/* One subdirectory listed at a time: at most two listings in memory. */
+	for (size_t i = 0; i < top.n && ret == 0; i++) {
+		struct stick_rec *r = &top.recs[i];
+		struct stick_entry e;
+		if (is_fanout_dir(r)) {
+			ret = foreach_sub(s, (unsigned)stick_fanout_index(r->show), set, fn, ctx);
+		} else {
+			top_entry(r, &e);
+			ret = fn(ctx, &e);
+		}
+	}
+	free(set);
+	stick_list_free(&top);
 	return ret;
 }
 
 /* ---- reading ------------------------------------------------------------------------ */
 
-static int read_piece(struct stick *s, const char *name, uint64_t expect, struct hash *h,
-		      stick_sink sink, void *ctx)
+static int read_piece(struct stick *s, int dfd, const uint8_t id[32], const char *name,
+		      uint64_t expect, struct hash *h, stick_sink sink, void *ctx)
 {
-	int dfd = s->fd[STICK_BUNDLES];
 	struct stat st;
 	int ret = 0;
 
 	/* Looked at before it is opened: a FIFO or device put here since is never opened. */
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size != expect)
-		return stick_fail(s, -ESTALE, STICK_BUNDLES, name,
-				  "changed since it was listed (not read)");
+		return bfail(s, -ESTALE, id, name, "changed since it was listed (not read)");
 	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
 		int err = -errno;
-		return stick_fail(s, err == -ELOOP ? -ESTALE : err, STICK_BUNDLES, name,
-				  "cannot open: %s", strerror(-err));
+		return bfail(s, err == -ELOOP ? -ESTALE : err, id, name, "cannot open: %s",
+			     strerror(-err));
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != expect) {
-		ret = stick_fail(s, -ESTALE, STICK_BUNDLES, name, "changed since it was listed");
+		ret = bfail(s, -ESTALE, id, name, "changed since it was listed");
 		goto out;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -262,20 +402,18 @@ static int read_piece(struct stick *s, const char *name, uint64_t expect, struct
 			continue;
 		if (got < 0) {
 			int err = -errno;
-			ret = stick_fail(s, -EIO, STICK_BUNDLES, name, "read error: %s",
-					 strerror(-err));
+			ret = bfail(s, -EIO, id, name, "read error: %s", strerror(-err));
 			goto out;
 		}
 		if (got == 0) {
-			ret =
-			    stick_fail(s, -ESTALE, STICK_BUNDLES, name, "shrank while being read");
+			ret = bfail(s, -ESTALE, id, name, "shrank while being read");
 			goto out;
 		}
 		hash_update(h, s->iobuf, (size_t)got);
 		ret = sink(ctx, s->iobuf, (size_t)got);
 		if (ret != 0) {
-			stick_fail(s, ret, STICK_BUNDLES, name, "read stopped by its receiver: %s",
-				   strerror(ret < 0 ? -ret : ret));
+			bfail(s, ret, id, name, "read stopped by its receiver: %s",
+			      strerror(ret < 0 ? -ret : ret));
 			goto out;
 		}
 		left -= (uint64_t)got;
@@ -285,8 +423,8 @@ static int read_piece(struct stick *s, const char *name, uint64_t expect, struct
 	while ((got = read(fd, &extra, 1)) < 0 && errno == EINTR)
 		;
 	if (got != 0)
-		ret = stick_fail(s, got > 0 ? -ESTALE : -EIO, STICK_BUNDLES, name,
-				 got > 0 ? "grew while being read" : "read error at the end");
+		ret = bfail(s, got > 0 ? -ESTALE : -EIO, id, name,
+			    got > 0 ? "grew while being read" : "read error at the end");
 out:
 	close(fd);
 	return ret;
@@ -301,8 +439,10 @@ int stick_bundle_read(struct stick *s, const struct stick_entry *e, stick_sink s
 	if (e->problem || e->code != STICK_OK || e->pieces == 0 || e->pieces > STICK_PIECES_MAX)
 		return stick_fail(s, -EINVAL, STICK_BUNDLES, e->name, "refused: %s",
 				  e->problem ? e->problem : "not a readable entry");
-	if (s->fd[STICK_BUNDLES] < 0)
-		return stick_fail(s, -ENOENT, STICK_BUNDLES, NULL, "no such directory");
+	int dfd;
+	ret = stick_bundle_dir(s, fanout_of(e->id), false, &dfd);
+	if (ret < 0)
+		return ret == -ENOENT || ret == -ELOOP || ret == -ENOTDIR ? -ESTALE : ret;
 	if (!s->iobuf && !(s->iobuf = malloc(STICK_IO_BUF)))
 		return stick_fail(s, -ENOMEM, STICK_BUNDLES, e->name, "out of memory");
 	struct hash *h = hash_new(HASH_LEN, NULL, 0);
@@ -312,7 +452,7 @@ int stick_bundle_read(struct stick *s, const struct stick_entry *e, stick_sink s
 		uint64_t expect =
 		    k + 1 < e->pieces ? e->piece_size : e->size - (uint64_t)k * e->piece_size;
 		stick_bundle_name(e->id, e->pieces == 1 ? -1 : (int)k, name);
-		ret = read_piece(s, name, expect, h, sink, ctx);
+		ret = read_piece(s, dfd, e->id, name, expect, h, sink, ctx);
 	}
 	if (ret == 0)
 		hash_final(h, hash);
@@ -326,6 +466,7 @@ int stick_bundle_read(struct stick *s, const struct stick_entry *e, stick_sink s
 struct stick_writer {
 	struct stick *s;
 	uint8_t id[32];
+	int dfd; /* bundles/<h>/ of the id (cached in s) */
 	uint64_t total, in_piece;
 	unsigned npieces; /* temporary files created */
 	int fd;		  /* of the last one, while open */
@@ -338,38 +479,37 @@ struct stick_writer {
 
 static int writer_fail(struct stick_writer *w, int err, const char *name)
 {
-	w->err = stick_fail(w->s, err, STICK_BUNDLES, name, "%s", stick_write_reason(w->s, err));
+	w->err = bfail(w->s, err, w->id, name, "%s", stick_write_reason(w->s, err));
 	return w->err;
 }
 
 /*
- * Removes whatever incomplete copy of id a pulled stick left (regular files only), so that
- * the names are free for ours. Something else in the way is an error: it is not ours to
- * remove.
+ * Removes whatever incomplete copy of id a pulled stick left in dfd (regular files only),
+ * so that the names are free for ours. Something else in the way is an error: it is not
+ * ours to remove.
  */
-static int clear_remains(struct stick *s, const uint8_t id[32])
+static int clear_remains(struct stick *s, int dfd, const uint8_t id[32])
 {
 	char name[STICK_NAME_MAX + 1];
-	int dfd = s->fd[STICK_BUNDLES];
 	struct stick_rec whole = {.piece = -1};
 	bool removed = false;
 	int ret = 0;
 
 	struct stick_rec *recs = malloc((STICK_PIECES_MAX + 1) * sizeof(*recs));
 	if (!recs)
-		return stick_fail(s, -ENOMEM, STICK_BUNDLES, NULL, "out of memory");
+		return bfail(s, -ENOMEM, id, NULL, "out of memory");
 	memcpy(whole.id, id, 32);
 	stick_bundle_name(id, -1, name);
 	stat_rec(dfd, name, &whole);
 	recs[0] = whole;
-	int n = 1 + probe_pieces(s, id, recs + 1);
+	int n = 1 + probe_pieces(dfd, id, recs + 1);
 	/* Everything in the way is looked at before anything is removed. */
 	for (int i = 0; i < n && ret == 0; i++) {
 		enum stick_problem code;
 		const char *p = stick_type_problem(recs[i].type, &code);
 		stick_bundle_name(id, recs[i].piece, name);
 		if (p && !(recs[i].type == STICK_T_ERR && recs[i].err == -ENOENT))
-			ret = stick_fail(s, -EEXIST, STICK_BUNDLES, name, "in the way: %s", p);
+			ret = bfail(s, -EEXIST, id, name, "in the way: %s", p);
 	}
 	for (int i = 0; i < n && ret == 0; i++) {
 		stick_bundle_name(id, recs[i].piece, name);
@@ -379,9 +519,8 @@ static int clear_remains(struct stick *s, const uint8_t id[32])
 			removed = true;
 		} else if (errno != ENOENT) {
 			int err = -errno;
-			ret = stick_fail(s, err, STICK_BUNDLES, name,
-					 "cannot remove an incomplete copy: %s",
-					 stick_write_reason(s, err));
+			ret = bfail(s, err, id, name, "cannot remove an incomplete copy: %s",
+				    stick_write_reason(s, err));
 		}
 	}
 	free(recs);
@@ -392,18 +531,16 @@ static int clear_remains(struct stick *s, const uint8_t id[32])
 
 static int open_piece(struct stick_writer *w)
 {
-	int dfd = w->s->fd[STICK_BUNDLES];
-
 	if (w->npieces == STICK_PIECES_MAX) {
 		char name[STICK_NAME_MAX + 1];
 		stick_bundle_name(w->id, -1, name);
-		return w->err = stick_fail(w->s, -EFBIG, STICK_BUNDLES, name,
-					   "more than %u pieces of %llu bytes", STICK_PIECES_MAX,
-					   (unsigned long long)w->s->piece_max);
+		return w->err =
+			   bfail(w->s, -EFBIG, w->id, name, "more than %u pieces of %llu bytes",
+				 STICK_PIECES_MAX, (unsigned long long)w->s->piece_max);
 	}
 	for (int tries = 0;; tries++) {
 		stick_temp_name(w->temps[w->npieces]);
-		w->fd = openat(dfd, w->temps[w->npieces],
+		w->fd = openat(w->dfd, w->temps[w->npieces],
 			       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (w->fd >= 0)
 			break;
@@ -442,45 +579,50 @@ int stick_bundle_begin(struct stick *s, const uint8_t id[static 32], uint64_t si
 {
 	char name[STICK_NAME_MAX + 1];
 	uint64_t avail;
-	int ret;
+	int dfd, ret;
 
 	*out = NULL;
 	stick_bundle_name(id, -1, name);
 	if (!s->writable)
-		return stick_fail(s, -EROFS, STICK_BUNDLES, name, "stick opened read-only");
+		return bfail(s, -EROFS, id, name, "stick opened read-only");
 	if (size > STICK_BUNDLE_MAX)
-		return stick_fail(s, -EFBIG, STICK_BUNDLES, name,
-				  "%llu bytes: over the 64 GiB limit for a stick",
-				  (unsigned long long)size);
+		return bfail(s, -EFBIG, id, name, "%llu bytes: over the 64 GiB limit for a stick",
+			     (unsigned long long)size);
 	if (size > s->piece_max * STICK_PIECES_MAX)
-		return stick_fail(
-		    s, -EFBIG, STICK_BUNDLES, name, "%llu bytes: more than %u pieces of %llu bytes",
-		    (unsigned long long)size, STICK_PIECES_MAX, (unsigned long long)s->piece_max);
+		return bfail(s, -EFBIG, id, name, "%llu bytes: more than %u pieces of %llu bytes",
+			     (unsigned long long)size, STICK_PIECES_MAX,
+			     (unsigned long long)s->piece_max);
 	if (stick_has_bundle(s, id))
-		return stick_fail(s, -EEXIST, STICK_BUNDLES, name, "already on the stick");
-	ret = clear_remains(s, id);
-	if (ret < 0)
-		return ret;
-	ret = stick_free_bytes(s, &avail);
-	if (ret < 0)
-		return ret;
-	if (avail != STICK_FREE_UNKNOWN && size > avail)
-		return stick_fail(s, -ENOSPC, STICK_BUNDLES, name,
-				  "no space: %llu bytes to write, %llu free",
-				  (unsigned long long)size, (unsigned long long)avail);
+		return bfail(s, -EEXIST, id, name, "already on the stick");
+	/* The subdirectory is made only for a bundle that goes into it. */
+	ret = stick_bundle_dir(s, fanout_of(id), false, &dfd);
+	if (ret == 0)
+		ret = clear_remains(s, dfd, id);
+	else if (ret == -ENOENT)
+		ret = 0;
+	if (ret == 0)
+		ret = stick_free_bytes(s, &avail);
+	if (ret == 0 && avail != STICK_FREE_UNKNOWN && size > avail)
+		ret = bfail(s, -ENOSPC, id, name, "no space: %llu bytes to write, %llu free",
+			    (unsigned long long)size, (unsigned long long)avail);
+	if (ret == 0 && dfd < 0)
+		ret = stick_bundle_dir(s, fanout_of(id), true, &dfd);
+	if (ret < 0) /* -ELOOP would read as a spent hop limit to a caller: one errno for both */
+		return ret == -ELOOP ? -ENOTDIR : ret;
 
 	struct stick_writer *w = calloc(1, sizeof(*w));
 	if (!w)
-		return stick_fail(s, -ENOMEM, STICK_BUNDLES, name, "out of memory");
+		return bfail(s, -ENOMEM, id, name, "out of memory");
 	w->s = s;
 	w->fd = -1;
+	w->dfd = dfd;
 	memcpy(w->id, id, 32);
 	w->temps = malloc(STICK_PIECES_MAX * sizeof(*w->temps));
 	w->buf = malloc(STICK_IO_BUF);
 	w->h = hash_new(HASH_LEN, NULL, 0);
 	if (!w->temps || !w->buf || !w->h) {
 		stick_bundle_abort(w);
-		return stick_fail(s, -ENOMEM, STICK_BUNDLES, name, "out of memory");
+		return bfail(s, -ENOMEM, id, name, "out of memory");
 	}
 	ret = open_piece(w);
 	if (ret < 0) {
@@ -503,8 +645,8 @@ int stick_bundle_write(struct stick_writer *w, const void *data, size_t len)
 		if (w->total == STICK_BUNDLE_MAX) {
 			char name[STICK_NAME_MAX + 1];
 			stick_bundle_name(w->id, -1, name);
-			w->err = stick_fail(w->s, -EFBIG, STICK_BUNDLES, name,
-					    "over the 64 GiB limit for a stick");
+			w->err =
+			    bfail(w->s, -EFBIG, w->id, name, "over the 64 GiB limit for a stick");
 			break;
 		}
 		uint64_t n = len;
@@ -530,32 +672,31 @@ int stick_bundle_write(struct stick_writer *w, const void *data, size_t len)
 /* Renames the temporaries into place: .001 and up, a directory fsync, then .000 (or whole). */
 static int place(struct stick_writer *w, unsigned *placed)
 {
-	int dfd = w->s->fd[STICK_BUNDLES];
 	char name[STICK_NAME_MAX + 1];
 	int ret;
 
 	for (unsigned k = 1; k <= w->npieces; k++) {
 		unsigned piece = k % w->npieces; /* 1, 2, ..., n - 1, then 0 */
 		if (w->npieces > 1 && piece == 0) {
-			ret = stick_fsync_dir(dfd);
+			ret = stick_fsync_dir(w->dfd);
 			if (ret < 0)
 				return writer_fail(w, ret, NULL);
 		}
 		stick_bundle_name(w->id, w->npieces == 1 ? -1 : (int)piece, name);
-		ret = stick_rename_noreplace(dfd, w->temps[piece], name);
+		ret = stick_rename_noreplace(w->dfd, w->temps[piece], name);
 		if (ret == -EEXIST)
-			return w->err = stick_fail(w->s, ret, STICK_BUNDLES, name,
-						   "another copy appeared meanwhile");
+			return w->err =
+				   bfail(w->s, ret, w->id, name, "another copy appeared meanwhile");
 		if (ret < 0)
 			return writer_fail(w, ret, name);
 		w->temps[piece][0] = '\0'; /* renamed: no longer a temporary to remove */
 		*placed = k;
 	}
 	if (w->s->defer_sync) {
-		w->s->bundles_dirty = true;
+		w->s->dirty |= (uint16_t)(1u << fanout_of(w->id));
 		return 0;
 	}
-	ret = stick_fsync_dir(dfd);
+	ret = stick_fsync_dir(w->dfd);
 	return ret < 0 ? writer_fail(w, ret, NULL) : 0;
 }
 
@@ -593,7 +734,7 @@ static int defer_commit(struct stick_writer *w)
 		ret = writer_fail(w, -errno, temp);
 	w->fd = -1;
 	if (ret == 0 && add_pending(w->s, w->id, temp) < 0)
-		ret = w->err = stick_fail(w->s, -ENOMEM, STICK_BUNDLES, NULL, "out of memory");
+		ret = w->err = bfail(w->s, -ENOMEM, w->id, NULL, "out of memory");
 	if (ret == 0)
 		w->temps[0][0] = '\0'; /* the pending list owns it now */
 	return ret;
@@ -601,7 +742,6 @@ static int defer_commit(struct stick_writer *w)
 
 int stick_sync(struct stick *s, stick_placed_fn fn, void *ctx)
 {
-	int dfd = s->fd[STICK_BUNDLES];
 	int ret = 0;
 	bool waiting = false;
 	for (size_t i = 0; i < s->n_pending; i++)
@@ -613,27 +753,33 @@ int stick_sync(struct stick *s, stick_placed_fn fn, void *ctx)
 	}
 	for (size_t i = 0; i < s->n_pending; i++) {
 		struct stick_pending *p = &s->pending[i];
+		/* A writer opened the subdirectory: it stays open until stick_close. */
+		int dfd = s->sub[fanout_of(p->id)];
 		char name[STICK_NAME_MAX + 1];
 		if (!p->temp[0])
 			continue;
 		stick_bundle_name(p->id, -1, name);
 		p->result = ret < 0 ? ret : stick_rename_noreplace(dfd, p->temp, name);
 		if (p->result == 0)
-			s->bundles_dirty = true;
+			s->dirty |= (uint16_t)(1u << fanout_of(p->id));
 		else
 			unlinkat(dfd, p->temp, 0);
 		if (p->result == -EEXIST)
-			stick_fail(s, -EEXIST, STICK_BUNDLES, name, "another copy appeared meanwhile");
+			bfail(s, -EEXIST, p->id, name, "another copy appeared meanwhile");
 		else if (p->result < 0 && ret == 0)
-			stick_fail(s, p->result, STICK_BUNDLES, name, "%s",
-				   stick_write_reason(s, p->result));
+			bfail(s, p->result, p->id, name, "%s", stick_write_reason(s, p->result));
 	}
-	if (ret == 0 && s->bundles_dirty) {
-		ret = stick_fsync_dir(dfd);
-		if (ret < 0)
-			stick_fail(s, ret, STICK_BUNDLES, NULL, "%s", stick_write_reason(s, ret));
-		else
-			s->bundles_dirty = false;
+	/* One fsync per subdirectory that took a rename. */
+	for (unsigned h = 0; h < STICK_FANOUT && ret == 0; h++) {
+		if (!(s->dirty & (1u << h)))
+			continue;
+		ret = stick_fsync_dir(s->sub[h]);
+		if (ret < 0) {
+			char label[2] = {stick_fanout_name(h), '\0'};
+			stick_fail(s, ret, STICK_BUNDLES, label, "%s", stick_write_reason(s, ret));
+		} else {
+			s->dirty &= (uint16_t) ~(1u << h);
+		}
 	}
 	for (size_t i = 0; i < s->n_pending; i++) {
 		int r = s->pending[i].result;
@@ -648,7 +794,7 @@ void stick_drop_pending(struct stick *s)
 {
 	for (size_t i = 0; i < s->n_pending; i++)
 		if (s->pending[i].temp[0])
-			unlinkat(s->fd[STICK_BUNDLES], s->pending[i].temp, 0);
+			unlinkat(s->sub[fanout_of(s->pending[i].id)], s->pending[i].temp, 0);
 	free(s->pending);
 	s->pending = NULL;
 	s->n_pending = s->cap_pending = 0;
@@ -662,7 +808,7 @@ int stick_bundle_commit(struct stick_writer *w, uint8_t hash[static 32], uint64_
 
 	if (ret == 0 && w->total == 0) {
 		stick_bundle_name(w->id, -1, name);
-		ret = w->err = stick_fail(w->s, -EINVAL, STICK_BUNDLES, name, "nothing written");
+		ret = w->err = bfail(w->s, -EINVAL, w->id, name, "nothing written");
 	}
 	bool defer = w->s->defer_sync && w->npieces == 1 && w->total <= STICK_DEFER_MAX;
 	if (ret == 0 && defer)
@@ -672,13 +818,13 @@ int stick_bundle_commit(struct stick_writer *w, uint8_t hash[static 32], uint64_
 	if (ret == 0 && !defer)
 		ret = place(w, &placed);
 	if (ret == 0 && !defer && w->s->defer_sync && add_pending(w->s, w->id, "") < 0)
-		ret = w->err = stick_fail(w->s, -ENOMEM, STICK_BUNDLES, NULL, "out of memory");
+		ret = w->err = bfail(w->s, -ENOMEM, w->id, NULL, "out of memory");
 	if (ret < 0) {
 		/* Take back what was renamed, newest first; .000 last keeps a set incomplete. */
 		for (unsigned k = placed; k >= 1; k--) {
 			unsigned piece = k % w->npieces;
 			stick_bundle_name(w->id, w->npieces == 1 ? -1 : (int)piece, name);
-			unlinkat(w->s->fd[STICK_BUNDLES], name, 0);
+			unlinkat(w->dfd, name, 0);
 		}
 		stick_bundle_abort(w);
 		return ret;
@@ -699,7 +845,7 @@ void stick_bundle_abort(struct stick_writer *w)
 		close(w->fd);
 	for (unsigned k = 0; w->temps && k < w->npieces; k++)
 		if (w->temps[k][0])
-			unlinkat(w->s->fd[STICK_BUNDLES], w->temps[k], 0);
+			unlinkat(w->dfd, w->temps[k], 0);
 	hash_free(w->h);
 	free(w->temps);
 	free(w->buf);
@@ -711,20 +857,24 @@ void stick_bundle_abort(struct stick_writer *w)
 int stick_bundle_remove(struct stick *s, const uint8_t id[static 32])
 {
 	char name[STICK_NAME_MAX + 1];
-	int dfd = s->fd[STICK_BUNDLES];
 	unsigned removed = 0, other = 0;
-	int ret = 0;
+	int dfd, ret = 0;
 
 	stick_bundle_name(id, -1, name);
 	if (!s->writable)
-		return stick_fail(s, -EROFS, STICK_BUNDLES, name, "stick opened read-only");
+		return bfail(s, -EROFS, id, name, "stick opened read-only");
+	ret = stick_bundle_dir(s, fanout_of(id), false, &dfd);
+	if (ret == -ENOENT)
+		return bfail(s, -ENOENT, id, name, "not on the stick");
+	if (ret < 0)
+		return ret;
 	struct stick_rec *recs = malloc((STICK_PIECES_MAX + 1) * sizeof(*recs));
 	if (!recs)
-		return stick_fail(s, -ENOMEM, STICK_BUNDLES, name, "out of memory");
+		return bfail(s, -ENOMEM, id, name, "out of memory");
 	memset(&recs[0], 0, sizeof(recs[0]));
 	recs[0].piece = -1;
 	stat_rec(dfd, name, &recs[0]);
-	int n = 1 + probe_pieces(s, id, recs + 1);
+	int n = 1 + probe_pieces(dfd, id, recs + 1);
 	for (int i = 0; i < n && ret == 0; i++) {
 		stick_bundle_name(id, recs[i].piece, name);
 		if (recs[i].type == STICK_T_ERR && recs[i].err == -ENOENT)
@@ -735,8 +885,8 @@ int stick_bundle_remove(struct stick *s, const uint8_t id[static 32])
 			removed++;
 		} else if (errno != ENOENT) {
 			int err = -errno;
-			ret = stick_fail(s, err, STICK_BUNDLES, name, "cannot remove: %s",
-					 stick_write_reason(s, err));
+			ret = bfail(s, err, id, name, "cannot remove: %s",
+				    stick_write_reason(s, err));
 		}
 	}
 	free(recs);
@@ -744,9 +894,8 @@ int stick_bundle_remove(struct stick *s, const uint8_t id[static 32])
 		ret = stick_fsync_dir(dfd);
 	if (ret == 0 && removed == 0) {
 		stick_bundle_name(id, -1, name);
-		ret = other ? stick_fail(s, -EPERM, STICK_BUNDLES, name,
-					 "not a regular file: left alone")
-			    : stick_fail(s, -ENOENT, STICK_BUNDLES, name, "not on the stick");
+		ret = other ? bfail(s, -EPERM, id, name, "not a regular file: left alone")
+			    : bfail(s, -ENOENT, id, name, "not on the stick");
 	}
 	return ret;
 }

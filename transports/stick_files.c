@@ -121,7 +121,7 @@ int stick_foreach_file(struct stick *s, enum stick_dir which, stick_file_fn fn, 
 
 	if (!file_dir(which))
 		return stick_fail(s, -EINVAL, -1, NULL, "only manifests and receipts are files");
-	ret = stick_list_dir(s, which, &l);
+	ret = stick_list_dir(s, which, -1, s->fd[which], &l);
 	if (ret < 0)
 		return ret;
 	for (size_t i = 0; i < l.n && ret == 0; i++) {
@@ -167,7 +167,7 @@ int stick_remove(struct stick *s, enum stick_dir which, const char *name)
 	const char *suffix = which == STICK_MANIFESTS ? ".man" : ".rcp";
 	struct stat st;
 
-	stick_show_name(name, show);
+	stick_show_name(name, STICK_SHOW_MAX, show);
 	if (!file_dir(which))
 		return stick_fail(s, -EINVAL, -1, NULL, "only manifests and receipts are removed");
 	size_t len = strlen(name);

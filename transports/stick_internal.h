@@ -11,6 +11,8 @@
 #define STICK_IO_BUF (256u * 1024)
 /* A temporary name: 32 random hex digits and ".part". */
 #define STICK_TEMP_LEN 37
+/* bundles/ holds one subdirectory per first hex digit of the id: 0 ... 9, a ... f. */
+#define STICK_FANOUT 16
 
 /* A commit in deferred mode: placed already (temp[0] == 0) or waiting for stick_sync. */
 struct stick_pending {
@@ -24,9 +26,10 @@ struct stick {
 	bool writable;
 	int root_fd, tern_fd;
 	int fd[3]; /* bundles/, manifests/, receipts/; -1 if absent on a read-only stick */
+	int sub[STICK_FANOUT]; /* bundles/0/ ... bundles/f/, opened on first use; -1 until then */
 	uint64_t piece_max;
-	bool defer_sync;    /* stick_defer_sync: commits are made durable by stick_sync */
-	bool bundles_dirty; /* a rename in bundles/ awaits that fsync */
+	bool defer_sync; /* stick_defer_sync: commits are made durable by stick_sync */
+	uint16_t dirty;	 /* bit h: a rename in bundles/<h>/ awaits that fsync */
 	struct stick_pending *pending; /* commits since stick_sync, in order */
 	size_t n_pending, cap_pending;
 	uint8_t *iobuf; /* STICK_IO_BUF bytes, allocated on first read */
@@ -63,13 +66,22 @@ struct stick_list {
 /* Formats "DIR/tern/<sub>/<name>: <message>" into s->err and returns err (negative). */
 int stick_fail(struct stick *s, int err, int which, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+int stick_vfail(struct stick *s, int err, int which, const char *name, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 /* The subdirectory's name ("bundles", ...) */
 const char *stick_dir_name(int which);
 
 /* True if name is 1..STICK_NAME_MAX characters of [0-9a-z._-], not starting with '.'. */
 bool stick_name_ok(const char *name);
-/* Writes name printable: bytes outside 0x21..0x7e and '\' become \xNN; cut with "...". */
-void stick_show_name(const char *name, char out[static STICK_SHOW_MAX + 1]);
+/*
+ * Writes name printable: bytes outside 0x21..0x7e and '\' become \xNN; cut with "..." to
+ * at most max (<= STICK_SHOW_MAX) characters.
+ */
+void stick_show_name(const char *name, size_t max, char out[static STICK_SHOW_MAX + 1]);
+/* The subdirectory of bundles/ for a name: 0..15 if it is exactly one of "0".."f", else -1. */
+int stick_fanout_index(const char *name);
+/* The name of subdirectory h of bundles/: "0" ... "f". */
+char stick_fanout_name(unsigned h);
 /* "<64 hex>.bpv" (piece < 0) or "<64 hex>.bpv.NNN". */
 void stick_bundle_name(const uint8_t id[static 32], int piece, char out[static STICK_NAME_MAX + 1]);
 /* Parses a bundle name; false if it is not exactly one tern writes. */
@@ -92,8 +104,21 @@ int stick_write_all(int fd, const uint8_t *buf, size_t len);
 /* A reason for an errno met while writing to a stick (full, FAT limits, read-only). */
 const char *stick_write_reason(struct stick *s, int err);
 
-/* Lists a subdirectory into l (unsorted order is sorted by name on return). */
-int stick_list_dir(struct stick *s, int which, struct stick_list *l);
+/*
+ * Opens bundles/<h>/ (h < STICK_FANOUT), creating it (and fsyncing bundles/) when create
+ * is set on a writable stick; never through a link. The descriptor stays cached in s and
+ * must not be closed. 0, -ENOENT (absent and not created), -ELOOP (a symbolic link),
+ * -ENOTDIR (a file, FIFO, ...), or another -errno; each with s->err naming bundles/<h>.
+ */
+int stick_bundle_dir(struct stick *s, unsigned h, bool create, int *out);
+
+/*
+ * Lists directory dfd (-1: an absent directory, listed empty) into l, sorted by name.
+ * which and sub say what it is: manifests/ or receipts/ (sub -1), bundles/<sub>/ (a
+ * bundle name there must start with that hex digit), or bundles/ itself (sub -1: no name
+ * is parsed, every entry kept for show, *.part included).
+ */
+int stick_list_dir(struct stick *s, int which, int sub, int dfd, struct stick_list *l);
 void stick_list_free(struct stick_list *l);
 /* The name of a listed record: its show name, or the tern name rebuilt from id. */
 void stick_rec_name(int which, const struct stick_rec *r, char out[static STICK_SHOW_MAX + 1]);

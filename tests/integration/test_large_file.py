@@ -42,8 +42,12 @@ for name, node, args in steps:
     check(rss < LIMIT_KIB, f"{name} peak RSS {rss} KiB < {LIMIT_KIB} KiB")
 os.unlink(src)
 bundles = os.path.join(stick, "tern", "bundles")
-files = sorted(os.path.join(bundles, f) for f in os.listdir(bundles))
+subdirs = os.listdir(bundles)
+check(len(subdirs) == 1, f"one subdirectory of bundles/, the bundle's own: {subdirs}")
+files = sorted(os.path.join(bundles, h, f) for h in subdirs
+               for f in os.listdir(os.path.join(bundles, h)))
 check([f[-4:] for f in files] == [".000", ".001", ".002", ".003"], "four pieces")
+check(all(os.path.basename(f)[0] == subdirs[0] for f in files), "in bundles/<first hex digit>/")
 check(sum(os.path.getsize(f) for f in files) > SIZE, "together over 1 GiB")
 rc, rss = peak_rss_kib(["import", stick], home=bob.home)
 print(f"import: peak RSS {rss} KiB")

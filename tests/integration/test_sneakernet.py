@@ -17,8 +17,21 @@ def peer(a, b):
 
 
 def files(stick, sub):
+    """The names in tern/<sub>; for bundles/, the names in its subdirectories, each checked to
+    be in the one of its first hex digit (bundles/<h>/<64 hex id>.bpv)."""
     d = os.path.join(stick, "tern", sub)
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+    if not os.path.isdir(d):
+        return []
+    if sub != "bundles":
+        return sorted(os.listdir(d))
+    names = []
+    for h in os.listdir(d):
+        check(len(h) == 1 and h in "0123456789abcdef" and os.path.isdir(os.path.join(d, h)),
+              f"bundles/ holds only its 16 subdirectories: {h!r}")
+        inside = os.listdir(os.path.join(d, h))
+        check(all(f[0] == h for f in inside), f"bundles/{h}/ holds only ids {h}...: {inside}")
+        names += inside
+    return sorted(names)
 
 
 def export(node, stick, *args, rc=0):
@@ -185,7 +198,7 @@ env = {"TERN_STICK_PIECE_MAX": "1048576"}
 a.run(["export", stick5], env=env, check_rc=0)
 pieces = files(stick5, "bundles")
 check([p[-4:] for p in pieces] == [".000", ".001", ".002"], f"three pieces: {pieces}")
-check(os.path.getsize(os.path.join(stick5, "tern", "bundles", pieces[0])) == 1048576,
+check(os.path.getsize(os.path.join(stick5, "tern", "bundles", pieces[0][0], pieces[0])) == 1048576,
       "a full first piece")
 r = json.loads(b.run(["import", stick5, "--json"], env=env, check_rc=0).stdout)
 check(r["delivered"] == 1, f"pieces joined and delivered: {r}")

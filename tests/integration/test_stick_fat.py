@@ -123,8 +123,25 @@ def remount():
 
 
 def listing(sub):
+    """The names in tern/<sub>; for bundles/, those in its subdirectories, which must read back
+    as written: lowercase 0-9 and a-f, each holding only ids of its first hex digit."""
     d = os.path.join(mnt, "tern", sub)
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+    if not os.path.isdir(d):
+        return []
+    if sub != "bundles":
+        return sorted(os.listdir(d))
+    names = []
+    for h in os.listdir(d):
+        check(len(h) == 1 and h in "0123456789abcdef" and os.path.isdir(os.path.join(d, h)),
+              f"bundles/ holds only its subdirectories, names kept lowercase: {h!r}")
+        inside = os.listdir(os.path.join(d, h))
+        check(all(f[0] == h for f in inside), f"bundles/{h}/ holds only ids {h}...: {inside}")
+        names += inside
+    return sorted(names)
+
+
+def bundle_path(name):
+    return os.path.join(mnt, "tern", "bundles", name[0], name)
 
 
 def stick_json(node, cmd):
@@ -175,9 +192,9 @@ try:
     check(bundles == sorted([f"{text_id}.bpv"] + pieces), f"exactly the two bundles: {bundles}")
     check([f[len(file_id):] for f in pieces] == [".bpv.000", ".bpv.001", ".bpv.002"],
           f"the file in three pieces of 1 MiB, names kept lowercase: {pieces}")
-    sizes = [os.path.getsize(os.path.join(mnt, "tern", "bundles", f)) for f in pieces]
+    sizes = [os.path.getsize(bundle_path(f)) for f in pieces]
     check(sizes[:-1] == [PIECE] * (len(sizes) - 1) and 0 < sizes[-1] <= PIECE and
-          sum(sizes) + os.path.getsize(os.path.join(mnt, "tern", "bundles", f"{text_id}.bpv"))
+          sum(sizes) + os.path.getsize(bundle_path(f"{text_id}.bpv"))
           == out.get("bytes"), f"pieces of the limit but the last, as many bytes as said: {sizes}")
     check(len(listing("manifests")) == 1 and
           re.fullmatch(r"[0-9a-f]{32}\.man", listing("manifests")[0]), "one sealed manifest")

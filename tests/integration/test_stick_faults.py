@@ -98,12 +98,19 @@ def import_json(n, stick, timeout=60):
 
 
 def bundle_file(bid):
-    return f"tern/bundles/{bid}.bpv"
+    """Where a bundle lives: in the subdirectory of bundles/ named by its first hex digit."""
+    return f"tern/bundles/{bid[0]}/{bid}.bpv"
 
 
 def listing(stick, sub):
+    """The names in tern/<sub>; for bundles/, those in its (real) subdirectories."""
     d = os.path.join(stick, "tern", sub)
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+    if not os.path.isdir(d):
+        return []
+    if sub != "bundles":
+        return sorted(os.listdir(d))
+    return sorted(f for h in os.listdir(d) if not os.path.islink(os.path.join(d, h))
+                  and os.path.isdir(os.path.join(d, h)) for f in os.listdir(os.path.join(d, h)))
 
 
 def only(stick, sub, suffix):
@@ -149,13 +156,14 @@ killed = False
 deadline = time.monotonic() + 60
 while proc.poll() is None and time.monotonic() < deadline:
     try:
-        parts = [os.path.join(bdir, f) for f in os.listdir(bdir) if f.endswith(".part")]
+        parts = [os.path.join(d, f) for d, _, fs in os.walk(bdir) for f in fs
+                 if f.endswith(".part")]
         if parts and os.path.getsize(parts[0]) > (1 << 20):
             proc.send_signal(signal.SIGKILL)
             killed = True
             break
     except FileNotFoundError:
-        pass  # bundles/ or the .part not there yet
+        pass  # bundles/ or the .part not there yet (or gone between walk and stat)
 proc.wait()
 check(killed and proc.returncode == -signal.SIGKILL,
       f"the export was killed part-way (exit {proc.returncode}, killed {killed})")
@@ -174,7 +182,7 @@ check(f"{stick}: removed {len(left)} temporary file" in p.stderr,
 check(listing(stick, "bundles") == [f"{big_id}.bpv"],
       f"then the bundle is there whole, nothing else: {listing(stick, 'bundles')}")
 check(summary.get("exported") == 1 and
-      os.path.getsize(os.path.join(bdir, f"{big_id}.bpv")) == summary.get("bytes"),
+      os.path.getsize(os.path.join(stick, bundle_file(big_id))) == summary.get("bytes"),
       "of the size the export reports")
 rc, files, out, err = import_json(b, stick)
 check(rc == 0 and files.get(bundle_file(big_id), ("",))[0] == "delivered",
@@ -211,11 +219,11 @@ open(os.path.join(stick, bundle_file(ids[1])), "wb").close()
 p = b.run(["import", stick])
 check(p.returncode == 1, f"an import with rejected files exits 1 (got {p.returncode})")
 for bid, why in ((ids[0], None), (ids[1], "empty")):
-    m = re.search(rf"^tern: {re.escape(stick)}/tern/bundles/{bid}\.bpv: rejected: (.+)$",
+    m = re.search(rf"^tern: {re.escape(stick)}/{re.escape(bundle_file(bid))}: rejected: (.+)$",
                   p.stderr, re.M)
     check(m and (why is None or why in m.group(1)),
           f"stderr names {bid[:12]} with a reason{' (' + why + ')' if why else ''}: {p.stderr!r}")
-check(f"{stick}/tern/bundles/{ids[2]}.bpv: delivered" in p.stdout, "the good one is delivered")
+check(f"{stick}/{bundle_file(ids[2])}: delivered" in p.stdout, "the good one is delivered")
 check(texts(b) == [msgs[2]], "only the good message reached the inbox")
 check(queued(a) == before, "the sender's queue is unchanged")
 restore(stick, pristine)
@@ -388,9 +396,12 @@ hostile = {}  # path relative to DIR: what its reason must say
 
 
 def plant(sub, name, kind, why):
+    os.makedirs(os.path.join(T, sub), exist_ok=True)
     path = os.path.join(T, sub, name)
     if kind == "link":
         os.symlink("/etc/passwd", path)
+    elif kind == "dirlink":
+        os.symlink("/etc", path)
     elif kind == "fifo":
         os.mkfifo(path)
     elif kind == "dev":
@@ -413,19 +424,30 @@ def plant(sub, name, kind, why):
 
 
 for sub, ext, n in (("bundles", ".bpv", 64), ("manifests", ".man", 32), ("receipts", ".rcp", 32)):
-    plant(sub, hx("1", n) + ext, "link", "symbolic link")
-    plant(sub, hx("2", n) + ext, "fifo", "FIFO")
-    plant(sub, hx("3", n) + ext, "dev", "device")
-    plant(sub, hx("4", n) + ext, "dir", "directory")
-    plant(sub, hx("5", n) + ext, "sparse", "larger than")
-    plant(sub, hx("6", n) + ext, "empty", "empty")
-    plant(sub, "..x", b"x", "not a name tern writes")
-    plant(sub, hx("A", n) + ext.upper(), b"x", "not a name tern writes")
-    plant(sub, "\x1b[31mred\x07\r\n" + ext, b"x", "not a name tern writes")
-    plant(sub, "\x1b]0;pwned\x07\x9b2J" + ext, b"x", "not a name tern writes")
-    plant(sub, hx("7", 32) + ".part", "fifo", "FIFO")
+    # A bundle name goes in the subdirectory of its first hex digit; other names in 0/.
+    at = (lambda c: f"bundles/{c.lower() if c.lower() in '0123456789abcdef' else '0'}"
+          if sub == "bundles" else sub)
+    plant(at("1"), hx("1", n) + ext, "link", "symbolic link")
+    plant(at("2"), hx("2", n) + ext, "fifo", "FIFO")
+    plant(at("3"), hx("3", n) + ext, "dev", "device")
+    plant(at("4"), hx("4", n) + ext, "dir", "directory")
+    plant(at("5"), hx("5", n) + ext, "sparse", "larger than")
+    plant(at("6"), hx("6", n) + ext, "empty", "empty")
+    plant(at("."), "..x", b"x", "not a name tern writes")
+    plant(at("A"), hx("A", n) + ext.upper(), b"x", "not a name tern writes")
+    plant(at("\x1b"), "\x1b[31mred\x07\r\n" + ext, b"x", "not a name tern writes")
+    plant(at("\x1b"), "\x1b]0;pwned\x07\x9b2J" + ext, b"x", "not a name tern writes")
+    plant(at("7"), hx("7", 32) + ".part", "fifo", "FIFO")
 plant("manifests", hx("8", 32) + ".man", os.urandom(600), "damaged")
 plant("receipts", hx("8", 32) + ".rcp", os.urandom(600), "damaged")
+# bundles/ itself holds only the subdirectories 0 to 9 and a to f, each a real directory.
+spare = [c for c in "cdef" if c != good[0]]
+plant("bundles", spare[0], "dirlink", "symbolic link")
+plant("bundles", spare[1], b"x", "not a directory")
+plant("bundles", spare[2], "fifo", "not a directory")
+plant("bundles", "g", "dir", "not a name tern writes")
+plant("bundles", hx("9", 64) + ".bpv", b"x", "misplaced")  # the flat layout: not read
+plant("bundles/8", hx("9", 64) + ".bpv", b"x", "misplaced")  # in another's subdirectory
 
 
 def state_of(path):
@@ -440,6 +462,9 @@ def stick_state():
         for name in os.listdir(os.path.join(T, sub).encode()):
             p = os.path.join(T.encode(), sub.encode(), name)
             out[p] = state_of(p)
+            if sub == "bundles" and stat.S_ISDIR(os.lstat(p).st_mode):
+                for inner in os.listdir(p):
+                    out[os.path.join(p, inner)] = state_of(os.path.join(p, inner))
     return out
 
 
@@ -477,7 +502,7 @@ for path, st in planted.items():
     check(after.get(path) == st, f"{path!r} left where and as it was")
 
 # An export into a stick whose tern/bundles (or tern/) is a link elsewhere: refused.
-send_text(a, b, "not through a link")
+nolink = send_text(a, b, "not through a link")
 before = queued(a)
 for link in ("tern/bundles", "tern"):
     elsewhere = s.sub(f"elsewhere-{link.replace('/', '-')}")
@@ -492,6 +517,15 @@ for link in ("tern/bundles", "tern"):
     check(os.listdir(elsewhere) == [],
           f"nothing written where {link} points: {os.listdir(elsewhere)}")
     check(queued(a) == before, "the queue is unchanged")
+# The bundle's own subdirectory bundles/<h> a link elsewhere: the export stops, names it.
+elsewhere, trap = s.sub("elsewhere-sub"), s.sub("trap-sub")
+os.makedirs(os.path.join(trap, "tern", "bundles"))
+os.symlink(elsewhere, os.path.join(trap, "tern", "bundles", nolink[0]))
+p = a.run(["export", trap])
+check(p.returncode == 1 and f"{trap}/tern/bundles/{nolink[0]}: a symbolic link" in p.stderr,
+      f"export through a linked bundles/{nolink[0]} is refused: {p.returncode} {p.stderr!r}")
+check(os.listdir(elsewhere) == [], f"nothing written where it points: {os.listdir(elsewhere)}")
+check(queued(a) == before, "the queue is unchanged")
 elapsed("hostile names")
 
 # ---- 6. Missing, read-only, permission ---------------------------------------------------------

@@ -38,6 +38,17 @@ static void path_of(char *out, size_t cap, const char *dir, const char *sub, con
 	snprintf(out, cap, "%s/tern/%s/%s", dir, sub, name);
 }
 
+/* Where a bundle file of that name lives: DIR/tern/bundles/<its first character>/NAME. */
+static char *bundle_path(char *out, size_t cap, const char *dir, const char *name)
+{
+	char sub[512];
+	char h = name[0] >= 'A' && name[0] <= 'F' ? (char)(name[0] + 32) : name[0];
+	snprintf(sub, sizeof(sub), "%s/tern/bundles/%c", dir, h);
+	mkdir(sub, 0755); /* as tern would for a bundle of its own */
+	snprintf(out, cap, "%s/%s", sub, name);
+	return out;
+}
+
 static void make_id(uint8_t id[32], int seed)
 {
 	for (int i = 0; i < 32; i++)
@@ -49,6 +60,14 @@ static void id_name(const uint8_t id[32], const char *suffix, char *out)
 	for (int i = 0; i < 32; i++)
 		sprintf(out + 2 * i, "%02x", id[i]);
 	strcpy(out + 64, suffix);
+}
+
+/* The name of a bundle file as listed: "<h>/<64 hex><suffix>". */
+static void ename(const uint8_t id[32], const char *suffix, char *out)
+{
+	out[0] = "0123456789abcdef"[id[0] >> 4];
+	out[1] = '/';
+	id_name(id, suffix, out + 2);
 }
 
 static void pattern(uint8_t *buf, size_t len, uint64_t off)
@@ -99,7 +118,10 @@ static void rm_rf(const char *path)
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Counts names in dir ending in suffix, by hand: independent of the module. */
+/*
+ * Counts names ending in suffix in dir and its one-character subdirectories (those of
+ * bundles/), by hand: independent of the module.
+ */
 static int count_files(const char *dir, const char *suffix)
 {
 	DIR *d = opendir(dir);
@@ -110,7 +132,26 @@ static int count_files(const char *dir, const char *suffix)
 		size_t l = strlen(e->d_name), sl = strlen(suffix);
 		if (l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
 			n++;
+		if (l == 1 && e->d_name[0] != '.') {
+			char sub[1024];
+			snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+			n += count_files(sub, suffix);
+		}
 	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Counts the entries of dir but "." and "..". */
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
 	if (d)
 		closedir(d);
 	return n;
@@ -356,15 +397,22 @@ static void test_round_trip(void)
 	struct stick *s = open_ok(dir, true);
 	make_id(id, 2);
 	CHECK(!stick_has_bundle(s, id));
+	/* A subdirectory of bundles/ is made only for a bundle that goes into it. */
+	snprintf(p, sizeof(p), "%s/tern/bundles", dir);
+	CHECK_EQ(count_entries(p), 0);
 	CHECK_EQ(write_bundle(s, id, len, len, hash), 0);
 	expected_hash(len, want);
 	CHECK_MEM(hash, want, 32);
 	CHECK(stick_has_bundle(s, id));
-
-	char name[80];
-	id_name(id, ".bpv", name);
-	path_of(p, sizeof(p), dir, "bundles", name);
+	CHECK_EQ(count_entries(p), 1);
 	struct stat st;
+	snprintf(p, sizeof(p), "%s/tern/bundles/%x", dir, id[0] >> 4);
+	CHECK(lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+
+	char name[80], shown[90];
+	id_name(id, ".bpv", name);
+	ename(id, ".bpv", shown);
+	snprintf(p, sizeof(p), "%s/tern/bundles/%s", dir, shown);
 	CHECK(stat(p, &st) == 0 && (uint64_t)st.st_size == len);
 	snprintf(p, sizeof(p), "%s/tern/bundles", dir);
 	CHECK_EQ(count_files(p, ".part"), 0);
@@ -372,7 +420,7 @@ static void test_round_trip(void)
 	struct entries l = {0};
 	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
 	CHECK_EQ(l.n, 1);
-	CHECK(strcmp(l.e[0].name, name) == 0);
+	CHECK(strcmp(l.e[0].name, shown) == 0);
 	CHECK_MEM(l.e[0].id, id, 32);
 	CHECK_EQ(l.e[0].size, len);
 	CHECK_EQ(l.e[0].pieces, 1);
@@ -383,7 +431,9 @@ static void test_round_trip(void)
 	struct stick_writer *w = NULL;
 	CHECK_EQ(stick_bundle_begin(s, id, len, &w), -EEXIST);
 	CHECK(w == NULL && strstr(stick_error(s), "already on the stick") != NULL);
-	CHECK(strstr(stick_error(s), name) != NULL);
+	snprintf(p, sizeof(p), "%s/tern/bundles/%s: ", dir, shown);
+	CHECK(strstr(stick_error(s), p) != NULL);
+	snprintf(p, sizeof(p), "%s/tern/bundles", dir);
 
 	/* Nothing written: commit refuses and leaves nothing. */
 	uint8_t id2[32];
@@ -438,7 +488,7 @@ static void test_deferred(void)
 	CHECK_EQ(count_files(bdir, ".part"), 3);
 	/* A copy written meanwhile under one of the names (another process, a race) wins. */
 	id_name(id[1], ".bpv", name);
-	path_of(p, sizeof(p), dir, "bundles", name);
+	bundle_path(p, sizeof(p), dir, name);
 	make_file(p, 77);
 	CHECK_EQ(stick_sync(s, on_placed, &pl), 0);
 	CHECK_EQ(pl.n, 3);
@@ -495,7 +545,7 @@ static void test_pieces(void)
 			char suffix[16];
 			snprintf(suffix, sizeof(suffix), ".bpv.%03u", k);
 			id_name(id, pieces[i] == 1 ? ".bpv" : suffix, name);
-			path_of(p, sizeof(p), dir, "bundles", name);
+			bundle_path(p, sizeof(p), dir, name);
 			if (k < pieces[i]) {
 				uint64_t want_size =
 				    k + 1 < pieces[i] ? 1000 : sizes[i] - 1000ull * k;
@@ -551,10 +601,10 @@ static void test_pieces(void)
 	CHECK_EQ(stick_bundle_remove(s, id), 0);
 	CHECK(!stick_has_bundle(s, id));
 	id_name(id, ".bpv.000", name);
-	path_of(p, sizeof(p), dir, "bundles", name);
+	bundle_path(p, sizeof(p), dir, name);
 	CHECK(!exists(p));
 	id_name(id, ".bpv.003", name);
-	path_of(p, sizeof(p), dir, "bundles", name);
+	bundle_path(p, sizeof(p), dir, name);
 	CHECK(!exists(p));
 	stick_close(s);
 }
@@ -609,34 +659,43 @@ static void test_pulled(void)
 	char canary[1024];
 	snprintf(canary, sizeof(canary), "%s/canary", dir);
 	make_file(canary, 10);
-	const char *subs[] = {"bundles", "manifests", "receipts"};
+	/* In bundles/, temporaries live in the 16 subdirectories (0/ and f/ here). */
+	const char *subs[] = {"bundles/0", "manifests", "receipts"};
+	const char *subs2[] = {"bundles/f", "manifests", "receipts"};
+	path_of(p, sizeof(p), dir, "bundles", "f");
+	mkdir(p, 0755);
+	path_of(p, sizeof(p), dir, "bundles", "0");
+	mkdir(p, 0755);
 	for (int i = 0; i < 3; i++) {
 		path_of(p, sizeof(p), dir, subs[i], "0123456789abcdef0123456789abcdef.part");
 		make_file(p, 100);
-		path_of(p, sizeof(p), dir, subs[i], "other.name.part");
+		path_of(p, sizeof(p), dir, subs2[i], "other.name.part");
 		make_file(p, 0);
 	}
 	path_of(p, sizeof(p), dir, "manifests", "link.part");
 	CHECK_EQ(symlink(canary, p), 0);
 	path_of(p, sizeof(p), dir, "receipts", "dir.part");
 	CHECK_EQ(mkdir(p, 0755), 0);
-	path_of(p, sizeof(p), dir, "bundles", "fifo.part");
+	path_of(p, sizeof(p), dir, "bundles/0", "fifo.part");
 	CHECK_EQ(mkfifo(p, 0644), 0);
+	/* No temporary is ever written to bundles/ itself: one there is reported, not removed. */
+	path_of(p, sizeof(p), dir, "bundles", "fedcba9876543210fedcba9876543210.part");
+	make_file(p, 10);
 
 	/* A commit pulled between renames: .001 and .002 placed, .000 never. */
 	uint8_t id2[32];
 	make_id(id2, 31);
 	id_name(id2, ".bpv.001", name);
-	path_of(p, sizeof(p), dir, "bundles", name);
+	bundle_path(p, sizeof(p), dir, name);
 	make_file(p, 1000);
 	id_name(id2, ".bpv.002", name);
-	path_of(p, sizeof(p), dir, "bundles", name);
+	bundle_path(p, sizeof(p), dir, name);
 	make_file(p, 500);
 
 	s = open_ok(dir, true);
 	CHECK_EQ(stick_clean_temp(s, &removed), 0);
 	CHECK_EQ(removed, 3 + 6);
-	CHECK_EQ(count_files(bdir, ".part"), 1); /* the FIFO stays */
+	CHECK_EQ(count_files(bdir, ".part"), 2); /* the FIFO stays, and the stray one */
 	path_of(p, sizeof(p), dir, "manifests", "link.part");
 	CHECK(exists(p));
 	path_of(p, sizeof(p), dir, "receipts", "dir.part");
@@ -647,10 +706,12 @@ static void test_pulled(void)
 	/* The listing names what was left: the FIFO and the incomplete set. */
 	struct entries l = {0};
 	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
-	CHECK_EQ(l.n, 2);
-	const struct stick_entry *e = find(&l, "fifo.part");
+	CHECK_EQ(l.n, 3);
+	const struct stick_entry *e = find(&l, "0/fifo.part");
 	CHECK(e && e->code == STICK_NOT_REGULAR && strstr(e->problem, "FIFO"));
-	id_name(id2, ".bpv.000", name);
+	e = find(&l, "fedcba9876543210fedcba9876543210.part");
+	CHECK(e && e->code == STICK_BAD_NAME);
+	ename(id2, ".bpv.000", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_PIECE_MISSING && e->pieces == 2 && e->size == 1500);
 	CHECK(!stick_has_bundle(s, id2));
@@ -659,11 +720,11 @@ static void test_pulled(void)
 	CHECK_EQ(write_bundle(s, id2, 700, 700, hash), 0);
 	CHECK(stick_has_bundle(s, id2));
 	id_name(id2, ".bpv.001", name);
-	path_of(p, sizeof(p), dir, "bundles", name);
+	bundle_path(p, sizeof(p), dir, name);
 	CHECK(!exists(p));
 	l.n = 0;
 	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
-	id_name(id2, ".bpv", name);
+	ename(id2, ".bpv", name);
 	e = find(&l, name);
 	CHECK(e && e->problem == NULL && e->size == 700);
 	if (e)
@@ -733,26 +794,33 @@ static void test_hostile(void)
 		make_id(id[i], 40 + i);
 
 #define BUNDLE_PATH(i, suffix)                                                                     \
-	(id_name(id[i], suffix, name), path_of(p, sizeof(p), dir, "bundles", name), p)
+	(id_name(id[i], suffix, name), bundle_path(p, sizeof(p), dir, name), p)
 
-	/* Names tern never writes. */
+	/* Names tern never writes, in bundles/ itself and in one of its subdirectories. */
 	const char *bad[] = {"..bpv",		".hidden",	  "x", "UPPER.BPV", "a\\b\n.bpv",
 			     "\x1b[31mred.bpv", "caf\xc3\xa9.bpv"};
+	path_of(p, sizeof(p), dir, "bundles", "5");
+	mkdir(p, 0755);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		path_of(p, sizeof(p), dir, "bundles", bad[i]);
 		make_file(p, 5);
+		path_of(p, sizeof(p), dir, "bundles/5", bad[i]);
+		if (i == 2 || i == 4) /* "5/x", "5/a\\b\n.bpv" */
+			make_file(p, 5);
 	}
 	char upper[80];
 	id_name(id[0], ".bpv", upper);
 	for (char *c = upper; *c; c++)
 		if (*c >= 'a' && *c <= 'f')
 			*c = (char)(*c - 32);
-	path_of(p, sizeof(p), dir, "bundles", upper);
+	bundle_path(p, sizeof(p), dir, upper);
 	make_file(p, 5);
 	char longname[251];
 	memset(longname, 'l', 250);
 	longname[250] = 0;
 	path_of(p, sizeof(p), dir, "bundles", longname);
+	make_file(p, 5);
+	path_of(p, sizeof(p), dir, "bundles/5", longname);
 	make_file(p, 5);
 
 	/* Things that are not regular files, under good names. */
@@ -789,12 +857,12 @@ static void test_hostile(void)
 	make_file(BUNDLE_PATH(14, ".bpv"), 10);
 	watch_add(&wt, p);
 	/* A regular temporary: skipped. */
-	path_of(p, sizeof(p), dir, "bundles", "0123456789abcdef0123456789abcdef.part");
+	path_of(p, sizeof(p), dir, "bundles/5", "0123456789abcdef0123456789abcdef.part");
 	make_file(p, 5);
 
 	struct entries l = {0};
 	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
-	CHECK_EQ(l.n, 10 + 13 + (have_dev ? 1 : 0));
+	CHECK_EQ(l.n, 13 + 13 + (have_dev ? 1 : 0));
 	for (size_t i = 1; i < l.n && i < 64; i++)
 		CHECK(strcmp(l.e[i - 1].name, l.e[i].name) < 0);
 
@@ -811,62 +879,70 @@ static void test_hostile(void)
 	CHECK(e && e->code == STICK_BAD_NAME);
 	e = find(&l, "caf\\xc3\\xa9.bpv");
 	CHECK(e && e->code == STICK_BAD_NAME);
-	e = find(&l, upper);
+	e = find(&l, "5/x");
+	CHECK(e && e->code == STICK_BAD_NAME && strstr(e->problem, "not a name tern writes"));
+	e = find(&l, "5/a\\x5cb\\x0a.bpv");
 	CHECK(e && e->code == STICK_BAD_NAME);
+	snprintf(name, sizeof(name), "c/%s", upper);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_BAD_NAME);
+	int longs = 0;
 	for (size_t i = 0; i < l.n && i < 64; i++) {
-		if (l.e[i].name[0] == 'l') {
+		if (strstr(l.e[i].name, "llll")) {
+			longs++;
 			CHECK(strlen(l.e[i].name) <= STICK_SHOW_MAX);
 			CHECK(strstr(l.e[i].name, "...") != NULL);
 		}
 		for (const char *c = l.e[i].name; *c; c++)
 			CHECK(*c > 0x20 && *c < 0x7f);
 	}
+	CHECK_EQ(longs, 2); /* in bundles/ and in 5/, both cut to fit */
 
-	id_name(id[1], ".bpv", name);
+	ename(id[1], ".bpv", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_SYMLINK && strstr(e->problem, "symbolic link"));
-	id_name(id[2], ".bpv", name);
+	ename(id[2], ".bpv", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_SYMLINK);
-	id_name(id[3], ".bpv", name);
+	ename(id[3], ".bpv", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_NOT_REGULAR && strstr(e->problem, "FIFO"));
 	if (have_dev) {
-		id_name(id[4], ".bpv", name);
+		ename(id[4], ".bpv", name);
 		e = find(&l, name);
 		CHECK(e && e->code == STICK_NOT_REGULAR && strstr(e->problem, "device"));
 	}
-	id_name(id[5], ".bpv", name);
+	ename(id[5], ".bpv", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_NOT_REGULAR && strstr(e->problem, "directory"));
-	id_name(id[6], ".bpv.001", name);
+	ename(id[6], ".bpv.001", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_PIECE_MISSING && e->pieces == 2);
-	id_name(id[7], ".bpv.001", name);
+	ename(id[7], ".bpv.001", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_PIECE_SIZE && strstr(e->problem, "differs"));
-	id_name(id[8], ".bpv.001", name);
+	ename(id[8], ".bpv.001", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_PIECE_SIZE && strstr(e->problem, "last piece larger"));
-	id_name(id[9], ".bpv.001", name);
+	ename(id[9], ".bpv.001", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_PIECE_MISSING && e->pieces == 1);
-	id_name(id[10], ".bpv.001", name);
+	ename(id[10], ".bpv.001", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_SYMLINK);
-	id_name(id[11], ".bpv", name);
+	ename(id[11], ".bpv", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_EMPTY);
-	id_name(id[12], ".bpv", name);
+	ename(id[12], ".bpv", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_TOO_BIG && e->size == STICK_BUNDLE_MAX + 1);
-	id_name(id[13], ".bpv.000", name);
+	ename(id[13], ".bpv.000", name);
 	e = find(&l, name);
 	CHECK(e && e->problem == NULL && e->pieces == 2 && e->size == 15);
-	id_name(id[13], ".bpv.000x", name);
+	ename(id[13], ".bpv.000x", name);
 	e = find(&l, name);
 	CHECK(e && e->code == STICK_BAD_NAME);
-	id_name(id[14], ".bpv", name);
+	ename(id[14], ".bpv", name);
 	const struct stick_entry *good = find(&l, name);
 	CHECK(good && good->problem == NULL);
 
@@ -899,7 +975,7 @@ static void test_hostile(void)
 	/* The links are still there and still links; the canary is as it was. */
 	struct stat st;
 	id_name(id[2], ".bpv", name);
-	path_of(p, sizeof(p), dir, "bundles", name);
+	bundle_path(p, sizeof(p), dir, name);
 	CHECK(lstat(p, &st) == 0 && S_ISLNK(st.st_mode));
 	CHECK(stat(canary, &st) == 0 && st.st_size == 10);
 
@@ -909,7 +985,7 @@ static void test_hostile(void)
 		check_read_back(s, &copy, 10);
 		watch_drain(&wt); /* drains the opens of that legitimate read */
 		id_name(id[14], ".bpv", name);
-		path_of(p, sizeof(p), dir, "bundles", name);
+		bundle_path(p, sizeof(p), dir, name);
 		int fd = open(p, O_WRONLY | O_APPEND);
 		CHECK_EQ(write(fd, "more", 4), 4);
 		close(fd);
@@ -940,10 +1016,10 @@ static void test_hostile(void)
 		CHECK(!watch_read(&wt, false));
 	}
 	/* A piece that shrinks after the listing. */
-	id_name(id[13], ".bpv.000", name);
+	ename(id[13], ".bpv.000", name);
 	struct stick_entry set = *find(&l, name);
 	id_name(id[13], ".bpv.001", name);
-	path_of(p, sizeof(p), dir, "bundles", name);
+	bundle_path(p, sizeof(p), dir, name);
 	CHECK_EQ(truncate(p, 2), 0);
 	struct membuf m = {0};
 	CHECK_EQ(stick_bundle_read(s, &set, mem_sink, &m, hash), -ESTALE);
@@ -1121,6 +1197,192 @@ static void test_two_offices(void)
 	CHECK_EQ(f.n, 2);
 	CHECK(find_file(&f, n1) >= 0 && find_file(&f, n2) >= 0);
 	stick_close(r);
+}
+
+/* ---- the fan-out of bundles/ ------------------------------------------------------------ */
+
+/* An id whose first hex digit is h: a bundle of bundles/<h>/. */
+static void id_in(uint8_t id[32], int seed, unsigned h)
+{
+	make_id(id, seed);
+	id[0] = (uint8_t)(h << 4 | (id[0] & 15));
+}
+
+static void test_fanout(void)
+{
+	char dir[256], d2[256], p[1024], name[300], target[512];
+	uint8_t id[8][32], hash[32];
+	struct watch wt = {.fd = -1};
+	struct stick_writer *w = NULL;
+	struct stat st;
+
+	fresh_dir(dir, sizeof(dir));
+	struct stick *s = open_ok(dir, true);
+	const unsigned first[8] = {0, 1, 2, 0xa, 0xb, 5, 0xb, 3};
+	for (int i = 0; i < 8; i++)
+		id_in(id[i], 100 + i, first[i]);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(write_bundle(s, id[i], 100 + (uint64_t)i, 100, hash), 0);
+
+	/* bundles/ holds 0 to 9 and a to f, each a real directory; anything else is reported. */
+	path_of(p, sizeof(p), dir, "bundles", "g"); /* a 17th subdirectory */
+	mkdir(p, 0755);
+	id_name(id[4], ".bpv", name);
+	path_of(p, sizeof(p), dir, "bundles/g", name);
+	make_file(p, 10);
+	watch_add(&wt, p);
+	path_of(p, sizeof(p), dir, "bundles", "10");
+	mkdir(p, 0755);
+	path_of(p, sizeof(p), dir, "bundles", "A");
+	mkdir(p, 0755);
+	path_of(p, sizeof(p), dir, "bundles", "a.txt");
+	make_file(p, 3);
+	path_of(p, sizeof(p), dir, "bundles", "3"); /* a file where 3/ belongs */
+	make_file(p, 3);
+	watch_add(&wt, p);
+	path_of(p, sizeof(p), dir, "bundles", "4"); /* a FIFO where 4/ belongs */
+	CHECK_EQ(mkfifo(p, 0644), 0);
+	watch_add(&wt, p);
+	/* b/ a link to a directory elsewhere, holding a bundle and a temporary. */
+	snprintf(target, sizeof(target), "%s/elsewhere", dir);
+	mkdir(target, 0755);
+	snprintf(p, sizeof(p), "%s/%s", target, name);
+	make_file(p, 10);
+	watch_add(&wt, p);
+	snprintf(p, sizeof(p), "%s/0123456789abcdef0123456789abcdef.part", target);
+	make_file(p, 10);
+	watch_add(&wt, p);
+	path_of(p, sizeof(p), dir, "bundles", "b");
+	CHECK_EQ(symlink(target, p), 0);
+	/* A bundle of 5/ in bundles/ itself (the flat layout), one of b/ in a/. */
+	id_name(id[5], ".bpv", name);
+	path_of(p, sizeof(p), dir, "bundles", name);
+	make_file(p, 10);
+	id_name(id[6], ".bpv", name);
+	path_of(p, sizeof(p), dir, "bundles/a", name);
+	make_file(p, 10);
+	watch_add(&wt, p);
+
+	struct entries l = {0};
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK_EQ(l.n, 4 + 9);
+	for (size_t i = 1; i < l.n && i < 64; i++)
+		CHECK(strcmp(l.e[i - 1].name, l.e[i].name) < 0);
+	for (int i = 0; i < 4; i++) {
+		ename(id[i], ".bpv", name);
+		const struct stick_entry *e = find(&l, name);
+		CHECK(e && e->problem == NULL && e->size == 100 + (uint64_t)i);
+		if (e)
+			check_read_back(s, e, 100 + (uint64_t)i);
+	}
+	struct {
+		const char *name;
+		enum stick_problem code;
+		const char *problem;
+	} want[] = {
+	    {"g", STICK_BAD_NAME, "not a name tern writes"},
+	    {"10", STICK_BAD_NAME, "not a name tern writes"},
+	    {"A", STICK_BAD_NAME, "not a name tern writes"},
+	    {"a.txt", STICK_BAD_NAME, "not a name tern writes"},
+	    {"3", STICK_NOT_REGULAR, "not a directory"},
+	    {"4", STICK_NOT_REGULAR, "not a directory"},
+	    {"b", STICK_SYMLINK, "symbolic link"},
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct stick_entry *e = find(&l, want[i].name);
+		CHECK(e && e->code == want[i].code && strstr(e->problem, want[i].problem));
+		if (!e || e->code != want[i].code || !strstr(e->problem, want[i].problem))
+			fprintf(stderr, "  %s: %s\n", want[i].name, e ? e->problem : "(missing)");
+	}
+	id_name(id[5], ".bpv", name);
+	const struct stick_entry *e = find(&l, name);
+	CHECK(e && e->code == STICK_BAD_NAME && strstr(e->problem, "misplaced"));
+	snprintf(name, sizeof(name), "a/");
+	id_name(id[6], ".bpv", name + 2);
+	e = find(&l, name);
+	CHECK(e && e->code == STICK_BAD_NAME && strstr(e->problem, "misplaced"));
+	static const uint8_t zero[32];
+	CHECK(e && memcmp(e->id, zero, 32) == 0);
+	uint64_t got = 0;
+	for (size_t i = 0; i < l.n && i < 64; i++)
+		if (l.e[i].problem)
+			CHECK_EQ(stick_bundle_read(s, &l.e[i], null_sink, &got, hash), -EINVAL);
+	CHECK_EQ(got, 0);
+
+	/* Nothing behind the link, the file or the FIFO is looked into, written or removed. */
+	CHECK(!stick_has_bundle(s, id[4])); /* its copy behind b/ is not seen */
+	CHECK(!stick_has_bundle(s, id[6])); /* misplaced in a/ */
+	CHECK_EQ(stick_bundle_begin(s, id[4], 10, &w), -ENOTDIR);
+	snprintf(p, sizeof(p), "%s/tern/bundles/b: a symbolic link", dir);
+	CHECK(w == NULL && strstr(stick_error(s), p) != NULL);
+	CHECK_EQ(stick_bundle_begin(s, id[7], 10, &w), -ENOTDIR);
+	snprintf(p, sizeof(p), "%s/tern/bundles/3: not a directory", dir);
+	CHECK(w == NULL && strstr(stick_error(s), p) != NULL);
+	uint8_t in4[32];
+	id_in(in4, 120, 4);
+	CHECK_EQ(stick_bundle_begin(s, in4, 10, &w), -ENOTDIR);
+	CHECK(stick_bundle_remove(s, id[4]) < 0);
+	unsigned removed = 99;
+	CHECK_EQ(stick_clean_temp(s, &removed), 0);
+	CHECK_EQ(removed, 0);
+	CHECK(watch_quiet(&wt));
+	CHECK_EQ(count_entries(target), 2);
+	path_of(p, sizeof(p), dir, "bundles", "3");
+	CHECK(lstat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 3);
+	/* The other subdirectories still take bundles: a misplaced copy is not ours. */
+	CHECK_EQ(write_bundle(s, id[5], 50, 50, hash), 0);
+	uint8_t ib[32];
+	memcpy(ib, id[6], 32);
+	ib[0] = (uint8_t)(0xa0 | (ib[0] & 15));
+	CHECK_EQ(write_bundle(s, ib, 60, 60, hash), 0);
+	CHECK(stick_has_bundle(s, id[5]) && stick_has_bundle(s, ib));
+	close(wt.fd);
+	stick_close(s);
+
+	/* A read-only stick with some subdirectories missing reads as empty there. */
+	fresh_dir(d2, sizeof(d2));
+	s = open_ok(d2, true);
+	CHECK_EQ(write_bundle(s, id[0], 10, 10, hash), 0);
+	CHECK_EQ(write_bundle(s, id[3], 20, 20, hash), 0);
+	stick_close(s);
+	snprintf(p, sizeof(p), "%s/tern/bundles", d2);
+	CHECK_EQ(count_entries(p), 2);
+	s = open_ok(d2, false);
+	CHECK(stick_has_bundle(s, id[0]) && stick_has_bundle(s, id[3]));
+	CHECK(!stick_has_bundle(s, id[1]) && !stick_has_bundle(s, id[2]));
+	l.n = 0;
+	CHECK_EQ(stick_bundle_foreach(s, collect, &l), 0);
+	CHECK(l.n == 2 && !l.e[0].problem && !l.e[1].problem);
+	stick_close(s);
+	CHECK_EQ(count_entries(p), 2); /* a reader creates nothing */
+
+	/* The group commit across subdirectories, some new: each placed, each made durable. */
+	s = open_ok(d2, true);
+	stick_defer_sync(s);
+	struct placed pl = {0};
+	uint8_t g[4][32];
+	const unsigned gfirst[4] = {0xe, 0xf, 0xe, 0x0};
+	for (int i = 0; i < 4; i++) {
+		id_in(g[i], 130 + i, gfirst[i]);
+		CHECK_EQ(write_bundle(s, g[i], 30, 30, hash), 0);
+	}
+	CHECK_EQ(count_files(p, ".part"), 4);
+	CHECK_EQ(stick_sync(s, on_placed, &pl), 0);
+	CHECK_EQ(pl.n, 4);
+	for (int i = 0; i < 4 && pl.n == 4; i++) {
+		CHECK_MEM(pl.id[i], g[i], 32);
+		CHECK_EQ(pl.result[i], 0);
+		CHECK(stick_has_bundle(s, g[i]));
+	}
+	CHECK_EQ(count_files(p, ".part"), 0);
+	uint8_t lost[32];
+	id_in(lost, 140, 7);
+	CHECK_EQ(write_bundle(s, lost, 10, 10, hash), 0);
+	CHECK_EQ(count_files(p, ".part"), 1);
+	stick_drop_pending(s);
+	CHECK_EQ(count_files(p, ".part"), 0);
+	CHECK(!stick_has_bundle(s, lost));
+	stick_close(s);
 }
 
 /* ---- memory ---------------------------------------------------------------------------- */
@@ -1385,6 +1647,49 @@ static int on_any_file(void *ctx, const char *name, const uint8_t *buf, size_t l
 	return 0;
 }
 
+/* Bundles written to the FAT32 image in one go. */
+#define FAT_MANY 400u
+
+/* The i-th of them: in subdirectory i % 16. */
+static void many_id(uint8_t id[32], unsigned i)
+{
+	id_in(id, 1000 + (int)i, i % 16);
+	id[1] = (uint8_t)(i >> 8);
+	id[2] = (uint8_t)i;
+}
+
+struct many {
+	struct stick *s;
+	unsigned ok, bad, unordered, misfiled;
+	unsigned subdirs; /* bit h: a bundle of h/ was listed */
+	char last[STICK_SHOW_MAX + 1];
+};
+
+/* Counts a listing, checks its order and that each bundle is in its own subdirectory. */
+static int count_many(void *ctx, const struct stick_entry *e)
+{
+	struct many *m = ctx;
+	if (m->last[0] && strcmp(m->last, e->name) >= 0)
+		m->unordered++;
+	snprintf(m->last, sizeof(m->last), "%s", e->name);
+	if (e->problem) {
+		m->bad++;
+		return 0;
+	}
+	m->ok++;
+	unsigned h = e->id[0] >> 4;
+	if (e->name[0] != "0123456789abcdef"[h] || e->name[1] != '/')
+		m->misfiled++;
+	m->subdirs |= 1u << h;
+	if (m->ok % 50 == 0) { /* a sample read back */
+		uint8_t hash[32];
+		uint64_t got = 0;
+		CHECK_EQ(stick_bundle_read(m->s, e, null_sink, &got, hash), 0);
+		CHECK_EQ(got, e->size);
+	}
+	return 0;
+}
+
 /*
  * The module's assumptions about the file system, checked on FAT32 itself: fusefat
  * has no RENAME_NOREPLACE (the fallback runs), reports no sizes (free space unknown),
@@ -1443,7 +1748,7 @@ static void test_fat32(void)
 	for (char *c = name; *c; c++)
 		if (*c >= 'a' && *c <= 'z')
 			*c = (char)(*c - 32);
-	path_of(p, sizeof(p), mnt, "bundles", name);
+	bundle_path(p, sizeof(p), mnt, name);
 	make_file(p, 10);
 	/* Leftovers of a pull. */
 	path_of(p, sizeof(p), mnt, "receipts", "0123456789abcdef0123456789abcdef.part");
@@ -1460,6 +1765,35 @@ static void test_fat32(void)
 		check_read_back(s, &l.e[i], l.e[i].pieces == 1 ? 2500 : 7000);
 		CHECK_EQ(l.e[i].pieces, l.e[i].size == 2500 ? 1 : 3);
 	}
+
+	/*
+	 * A few hundred bundles across the 16 subdirectories, as an export writes them (group
+	 * commits), then listed in name order and found by name.
+	 */
+	stick_defer_sync(s);
+	for (unsigned i = 0; i < FAT_MANY; i++) {
+		many_id(id, i);
+		CHECK_EQ(write_bundle(s, id, 100 + i % 300, 100, hash), 0);
+		if (i % 100 == 99)
+			CHECK_EQ(stick_sync(s, NULL, NULL), 0);
+	}
+	CHECK_EQ(stick_sync(s, NULL, NULL), 0);
+	for (unsigned i = 0; i < FAT_MANY; i += 37) {
+		many_id(id, i);
+		CHECK(stick_has_bundle(s, id));
+	}
+	snprintf(p, sizeof(p), "%s/tern/bundles", mnt);
+	CHECK_EQ(count_entries(p), 16);
+	CHECK_EQ(count_files(p, ".part"), 0);
+	struct many m = {.s = s};
+	CHECK_EQ(stick_bundle_foreach(s, count_many, &m), 0);
+	CHECK_EQ(m.ok, FAT_MANY + 2); /* and the two of before */
+	CHECK_EQ(m.bad, 1);
+	CHECK_EQ(m.unordered, 0);
+	CHECK_EQ(m.misfiled, 0);
+	CHECK_EQ(m.subdirs, 0xffff);
+	fprintf(stderr, "test_stick: FAT32 via fusefat: %u bundles across 16 subdirectories\n",
+		FAT_MANY);
 
 	char n1[STICK_NAME_MAX + 1];
 	CHECK_EQ(stick_put(s, STICK_RECEIPTS, "custody", 7, n1), 0);
@@ -1496,6 +1830,7 @@ int main(void)
 	test_pieces();
 	test_pulled();
 	test_hostile();
+	test_fanout();
 	test_files();
 	test_two_offices();
 	test_memory_bound();
