@@ -559,6 +559,14 @@ int stick_free_bytes(struct stick *s, uint64_t *out)
 	return 0;
 }
 
+uint64_t stick_cluster_size(struct stick *s)
+{
+	struct statvfs vfs;
+	if (fstatvfs(s->tern_fd, &vfs) != 0 || vfs.f_frsize == 0)
+		return 4096;
+	return vfs.f_frsize;
+}
+
 /* ---- listings --------------------------------------------------------------------- */
 
 void stick_rec_name(int which, const struct stick_rec *r, char out[static STICK_SHOW_MAX + 1])

@@ -48,6 +48,7 @@
 #define STICK_PIECE_MAX_ENV "TERN_STICK_PIECE_MAX"
 
 struct stick;
+struct stick_entry;
 
 enum stick_dir {
 	STICK_BUNDLES = 0,
@@ -91,6 +92,8 @@ int stick_clean_temp(struct stick *s, unsigned *removed);
  * 0 or -errno.
  */
 int stick_free_bytes(struct stick *s, uint64_t *out);
+/* The allocation unit of the stick's file system (a FAT cluster): every file takes a multiple. */
+uint64_t stick_cluster_size(struct stick *s);
 
 /* ---- bundles --------------------------------------------------------------------- */
 
@@ -101,6 +104,12 @@ int stick_free_bytes(struct stick *s, uint64_t *out);
  * alone. False if bundles/<h> is missing or not a real directory.
  */
 bool stick_has_bundle(struct stick *s, const uint8_t id[static 32]);
+/*
+ * The entry of a complete copy of the bundle, as a listing would give it (for
+ * stick_bundle_read), found by name alone as stick_has_bundle does. 0, or -ENOENT
+ * if there is no complete copy.
+ */
+int stick_bundle_find(struct stick *s, const uint8_t id[static 32], struct stick_entry *e);
 
 struct stick_writer;
 

@@ -176,28 +176,27 @@ static int probe_pieces(int dfd, const uint8_t id[32], struct stick_rec *recs)
 	return n;
 }
 
-bool stick_has_bundle(struct stick *s, const uint8_t id[static 32])
+int stick_bundle_find(struct stick *s, const uint8_t id[static 32], struct stick_entry *e)
 {
 	char name[STICK_NAME_MAX + 1];
-	struct stick_entry e;
 	struct stick_rec whole = {.piece = -1};
 	bool have = false;
 	int dfd;
 
 	/* No subdirectory (or one that is not a directory): nothing of this bundle here. */
 	if (stick_bundle_dir(s, fanout_of(id), false, &dfd) < 0)
-		return false;
+		return -ENOENT;
 	memcpy(whole.id, id, 32);
 	stick_bundle_name(id, -1, name);
 	stat_rec(dfd, name, &whole);
-	check_whole(&whole, &e);
-	if (!e.problem)
-		return true;
+	check_whole(&whole, e);
+	if (!e->problem)
+		return 0;
 	/* No .000, no complete set: the common case costs one more lookup, no allocation. */
 	struct stat st;
 	stick_bundle_name(id, 0, name);
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return false;
+		return -ENOENT;
 
 	struct stick_rec *recs = malloc(STICK_PIECES_MAX * sizeof(*recs));
 	const struct stick_rec **ptr = malloc(STICK_PIECES_MAX * sizeof(*ptr));
@@ -205,12 +204,18 @@ bool stick_has_bundle(struct stick *s, const uint8_t id[static 32])
 	if (n > 0) {
 		for (int k = 0; k < n; k++)
 			ptr[k] = &recs[k];
-		check_set(ptr, (size_t)n, &e);
-		have = !e.problem;
+		check_set(ptr, (size_t)n, e);
+		have = !e->problem;
 	}
 	free(ptr);
 	free(recs);
-	return have;
+	return have ? 0 : -ENOENT;
+}
+
+bool stick_has_bundle(struct stick *s, const uint8_t id[static 32])
+{
+	struct stick_entry e;
+	return stick_bundle_find(s, id, &e) == 0;
 }
 
 /* ---- listing ------------------------------------------------------------------------ */
@@ -746,9 +751,13 @@ int stick_sync(struct stick *s, stick_placed_fn fn, void *ctx)
 	bool waiting = false;
 	for (size_t i = 0; i < s->n_pending; i++)
 		waiting |= s->pending[i].temp[0] != '\0';
-	/* One flush of the medium for the whole group, before any of it gets its final name. */
-	if (waiting && syncfs(s->tern_fd) != 0) {
-		int err = -errno;
+	/*
+	 * One flush of the medium for the whole group, before any of it gets its final name.
+	 * syncfs writes the data back, but on vfat and exfat sends the device no cache
+	 * flush; an fsync does (and FUSE passes it on): one more, on bundles/, per group.
+	 */
+	if (waiting && (syncfs(s->tern_fd) != 0 || stick_fsync_dir(s->fd[STICK_BUNDLES]) != 0)) {
+		int err = errno ? -errno : -EIO;
 		ret = stick_fail(s, err, STICK_BUNDLES, NULL, "%s", stick_write_reason(s, err));
 	}
 	for (size_t i = 0; i < s->n_pending; i++) {
