@@ -89,6 +89,8 @@ struct progress {
 void progress_start(struct progress *p, const char *verb, uint64_t total);
 /* Counts bytes done; redraws the bar (bytes, rate, time left) at most 5 times a second. */
 void progress_add(struct progress *p, uint64_t bytes);
+/* Clears the bar's line so that a message can be printed; the next progress_add redraws. */
+void progress_interrupt(struct progress *p);
 /* Draws the final state and ends the line, if a bar was drawn at all. */
 void progress_end(struct progress *p);
 uint64_t progress_elapsed_ms(const struct progress *p);

@@ -12,9 +12,9 @@
 /* Small bundles are made durable in groups: one flush of the stick per group. */
 #define GROUP_BUNDLES 256
 #define GROUP_BYTES (64u << 20)
-/* Against free space, each file costs a directory entry and a partly used cluster. */
-#define FILE_OVERHEAD 4096
-/* Kept free for the manifest and for receipts the next office writes. */
+/* Against free space, each file also costs its directory entry (a long name: 7 slots of 32). */
+#define NAME_OVERHEAD 256
+/* Kept free for the manifests and for receipts the next office writes. */
 #define SPACE_RESERVE (256u * 1024)
 /* A re-encoded head grows by a few bytes (Bundle Age and Hop Count get longer). */
 #define HEAD_SLACK 32
@@ -23,6 +23,15 @@
 struct planned {
 	uint8_t id[32];
 	uint64_t est;
+	uint64_t via;	/* the target peer it goes to: its manifest lists it */
+	bool on_stick;	/* a copy is there already (another office's): listed, not written */
+};
+
+/* A bundle on the stick for one target: an entry of that target's manifest. */
+struct listed {
+	struct stick_manifest_entry e;
+	uint64_t via;
+	bool written; /* by this export (else a copy found there) */
 };
 
 struct export {
@@ -34,22 +43,30 @@ struct export {
 	size_t n_to;
 	enum store_priority min_prio;
 	uint64_t max_left, space_left; /* --max-bytes and the free space still unplanned */
+	uint64_t cluster;
 
 	struct planned *plan;
 	size_t n_plan, cap_plan;
 	uint64_t plan_bytes;
-	struct stick_manifest_entry *done; /* written and durable: the manifest */
+	struct listed *done; /* on the stick and durable: what the manifests list */
 	size_t n_done;
 	uint64_t bytes;
-	struct stick_manifest_entry *pend; /* committed, waiting for stick_sync */
+	struct listed *pend; /* committed, waiting for stick_sync */
 	size_t n_pend, next_placed;
 	uint64_t pend_bytes;
 
-	unsigned on_stick, no_fit, low_prio, no_route, failed, dropped, temp_removed;
+	unsigned adopted, on_stick, no_fit, low_prio, no_route, failed, dropped, temp_removed;
+	unsigned manifests;
 	bool full;
-	char manifest[STICK_NAME_MAX + 1];
 	struct progress prog;
 };
+
+/* An error while the bar may be drawn: on a line of its own. */
+static int say_fail(struct export *x, const char *what, const char *reason)
+{
+	progress_interrupt(&x->prog);
+	return cli_fail(what, "%s", reason);
+}
 
 static bool is_target(const struct export *x, uint64_t node)
 {
@@ -98,30 +115,35 @@ static int choose_targets(struct export *x, char *names)
 	return x->n_to ? EXIT_OK : cli_usage("export", "--for needs at least one peer name");
 }
 
+static uint64_t round_up(uint64_t v, uint64_t unit)
+{
+	return v > UINT64_MAX - unit ? UINT64_MAX : (v + unit - 1) / unit * unit;
+}
+
 /* Priority, then age, is the order store_bundle_foreach visits in: the first to fit go. */
 static int plan_one(void *ctx, const struct store_bundle *b, const uint8_t *head, size_t headlen)
 {
 	struct export *x = ctx;
 	struct store_peer via;
 	(void)head;
-	if (b->priority < x->min_prio) {
-		x->low_prio++;
-		return 0;
-	}
-	int ret = node_next_hop(x->n, b->dest_node, &via);
-	if (ret < 0) {
+	if (node_next_hop(x->n, b->dest_node, &via) < 0) {
 		x->no_route++;
 		return 0;
 	}
 	if (!is_target(x, via.node))
-		return 0;
-	if (stick_has_bundle(x->stick, b->id)) {
-		x->on_stick++;
+		return 0; /* another link's */
+	if (b->priority < x->min_prio) {
+		x->low_prio++;
 		return 0;
 	}
+	/*
+	 * A copy already there (another office's export passing through) is listed in this
+	 * export's manifest too: the next hop then owes us a receipt for it, as for our own.
+	 */
+	bool there = stick_has_bundle(x->stick, b->id);
 	uint64_t est = headlen + HEAD_SLACK + b->payload_len;
-	uint64_t cost = est + FILE_OVERHEAD + STICK_MANIFEST_ENTRY;
-	if (est > x->max_left || cost > x->space_left) {
+	uint64_t cost = round_up(est, x->cluster) + NAME_OVERHEAD + STICK_MANIFEST_ENTRY;
+	if (!there && (est > x->max_left || cost > x->space_left)) {
 		x->no_fit++;
 		return 0;
 	}
@@ -133,11 +155,16 @@ static int plan_one(void *ctx, const struct store_bundle *b, const uint8_t *head
 		x->plan = p;
 		x->cap_plan = cap;
 	}
-	memcpy(x->plan[x->n_plan].id, b->id, 32);
-	x->plan[x->n_plan++].est = est;
-	x->max_left -= est;
-	x->space_left -= cost;
-	x->plan_bytes += est;
+	struct planned *p = &x->plan[x->n_plan++];
+	memcpy(p->id, b->id, 32);
+	p->est = est;
+	p->via = via.node;
+	p->on_stick = there;
+	if (!there) {
+		x->max_left -= est;
+		x->space_left -= cost;
+		x->plan_bytes += est;
+	}
 	return 0;
 }
 
@@ -174,15 +201,16 @@ static int write_bundle(struct export *x, const struct store_bundle *b, const ui
 static void on_placed(void *ctx, const uint8_t id[32], int result)
 {
 	struct export *x = ctx;
-	const struct stick_manifest_entry *e = &x->pend[x->next_placed++];
+	const struct listed *l = &x->pend[x->next_placed++];
 	char hex[65];
-	(void)id; /* commit order: e is its entry */
+	if (memcmp(id, l->e.id, 32) != 0)
+		result = -EPROTO; /* not the commit we wrote down: list nothing we are unsure of */
 	if (result == 0) {
-		x->done[x->n_done++] = *e;
-		x->bytes += e->size;
+		x->done[x->n_done++] = *l;
+		x->bytes += l->e.size;
 		return;
 	}
-	hex_encode(e->id, 32, hex);
+	hex_encode(l->e.id, 32, hex);
 	if (result == -EEXIST) {
 		x->on_stick++;
 	} else if (result == -ENOSPC) {
@@ -190,18 +218,58 @@ static void on_placed(void *ctx, const uint8_t id[32], int result)
 		x->no_fit++;
 	} else {
 		x->failed++;
+		progress_interrupt(&x->prog);
 		cli_fail(hex, "not exported: %s", strerror(-result));
 	}
 }
 
-/* Makes the bundles committed since the last group durable; only those go in the manifest. */
+/* Makes the bundles committed since the last group durable; only those go in the manifests. */
 static int sync_group(struct export *x)
 {
 	int ret = stick_sync(x->stick, on_placed, x);
 	x->pend_bytes = 0;
 	if (ret < 0)
-		cli_fail(x->dir, "%s", stick_error(x->stick));
+		say_fail(x, x->dir, stick_error(x->stick));
 	return ret == -ENOSPC ? 0 : ret;
+}
+
+struct hashing {
+	struct progress *prog;
+};
+
+static int count_only(void *ctx, const uint8_t *buf, size_t len)
+{
+	(void)buf;
+	progress_add(((struct hashing *)ctx)->prog, len);
+	return 0;
+}
+
+/* A copy some other office left on the stick: hashed as it is, for this export's manifest. */
+static int adopt_copy(struct export *x, const struct planned *p)
+{
+	struct stick_entry e;
+	struct hashing h = {.prog = &x->prog};
+	struct listed *l = &x->done[x->n_done];
+	char hex[65];
+	int ret = stick_bundle_find(x->stick, p->id, &e);
+	if (ret == 0)
+		ret = stick_bundle_read(x->stick, &e, count_only, &h, l->e.hash);
+	if (ret < 0) {
+		/* Gone or unreadable since the plan: it is not listed (the next trip writes it). */
+		hex_encode(p->id, 32, hex);
+		x->failed++;
+		progress_interrupt(&x->prog);
+		cli_fail(hex, "the copy on the stick cannot be read: %s",
+			 ret == -ENOENT ? "gone" : stick_error(x->stick));
+		return ret == -ENOENT || ret == -ESTALE || ret == -EIO ? 0 : ret;
+	}
+	memcpy(l->e.id, p->id, 32);
+	l->e.size = e.size;
+	l->via = p->via;
+	l->written = false;
+	x->n_done++;
+	x->adopted++;
+	return 0;
 }
 
 /* One planned bundle: 0 to go on (what happened is counted), or an error that stops the export. */
@@ -210,28 +278,38 @@ static int export_one(struct export *x, const struct planned *p, uint8_t *head)
 	struct store_bundle b;
 	size_t headlen;
 	char hex[65];
+	if (p->on_stick)
+		return adopt_copy(x, p);
 	hex_encode(p->id, 32, hex);
 	int ret = store_bundle_get(x->n->store, p->id, &x->n->now, &b, head, BUNDLE_HEAD_MAX, &headlen);
 	if (ret == -ENOENT)
 		return 0; /* released meanwhile (a receipt came in over another link) */
 	if (ret < 0) {
 		x->failed++;
-		cli_fail(hex, "not exported: %s", store_errmsg(x->n->store));
+		say_fail(x, hex, store_errmsg(x->n->store));
 		return ret == -EBADMSG ? 0 : ret;
 	}
-	ret = write_bundle(x, &b, head, headlen, p->est, &x->pend[x->n_pend]);
+	struct listed *l = &x->pend[x->n_pend];
+	ret = write_bundle(x, &b, head, headlen, p->est, &l->e);
 	switch (ret) {
 	case 0:
-		x->pend_bytes += x->pend[x->n_pend++].size;
+		l->via = p->via;
+		l->written = true;
+		x->pend_bytes += x->pend[x->n_pend++].e.size;
 		if (x->n_pend - x->next_placed < GROUP_BUNDLES && x->pend_bytes < GROUP_BYTES)
 			return 0;
 		return sync_group(x);
 	case -EEXIST:
-		x->on_stick++;
+		if (stick_has_bundle(x->stick, p->id)) {
+			x->on_stick++; /* written meanwhile by another process */
+			return 0;
+		}
+		x->failed++; /* something that is not a bundle file is in its way */
+		say_fail(x, hex, stick_error(x->stick));
 		return 0;
 	case -ENOSPC:
 		/* Said once, in the stick's words: out of space, or a full FAT32 directory. */
-		cli_fail(x->dir, "%s", stick_error(x->stick));
+		say_fail(x, x->dir, stick_error(x->stick));
 		x->full = true;
 		x->no_fit++;
 		return 0;
@@ -239,81 +317,122 @@ static int export_one(struct export *x, const struct planned *p, uint8_t *head)
 		/* Its hop limit is spent: nobody will take it, so it leaves the queue. */
 		store_bundle_delete(x->n->store, b.id);
 		x->dropped++;
-		cli_fail(hex, "dropped: one more hop would pass its hop limit");
+		say_fail(x, hex, "dropped: one more hop would pass its hop limit");
 		return 0;
 	case -EBADMSG:
 		x->failed++;
-		cli_fail(hex, "not exported: its stored copy is damaged (quarantined)");
+		say_fail(x, hex, "not exported: its stored copy is damaged (quarantined)");
 		return 0;
 	case -EFBIG:
 		x->failed++;
-		cli_fail(hex, "not exported: %s", stick_error(x->stick));
+		say_fail(x, hex, stick_error(x->stick));
 		return 0;
 	default:
 		x->failed++;
-		cli_fail(x->dir, "%s", stick_error(x->stick));
+		say_fail(x, x->dir, stick_error(x->stick));
 		return ret;
 	}
 }
 
-static int seal_and_put(struct export *x, const struct stick_manifest_entry *e, size_t count)
+/* Seals one manifest body to one peer (and ourselves) and puts it on the stick. */
+static int seal_and_put(struct export *x, const struct store_peer *to,
+			const struct stick_manifest_entry *e, size_t count, size_t *sealedlen)
 {
-	struct envelope_recipient rcpt[MAX_TARGETS];
+	struct envelope_recipient rcpt;
 	struct stick_manifest m = {
 		.node = x->n->node_num,
 		.created_ms = x->n->clock_trusted ? x->n->now.unix_ms : 0,
 	};
 	uint8_t *body = NULL, *sealed = NULL;
-	size_t bodylen, sealedlen;
-	for (size_t i = 0; i < x->n_to; i++) {
-		memcpy(rcpt[i].sign_pk, x->to[i].sign_pk, 32);
-		memcpy(rcpt[i].box_pk, x->to[i].box_pk, 32);
-	}
+	size_t bodylen;
+	char name[STICK_NAME_MAX + 1];
+	memcpy(rcpt.sign_pk, to->sign_pk, 32);
+	memcpy(rcpt.box_pk, to->box_pk, 32);
+	*sealedlen = 0;
 	int ret = stick_manifest_encode(&m, e, count, &body, &bodylen);
 	if (ret == 0)
-		ret = node_seal_record(x->n, rcpt, x->n_to, body, bodylen, &sealed, &sealedlen);
+		ret = node_seal_record(x->n, &rcpt, 1, body, bodylen, &sealed, sealedlen);
 	if (ret == 0)
-		ret = stick_put(x->stick, STICK_MANIFESTS, sealed, sealedlen, x->manifest);
+		ret = stick_put(x->stick, STICK_MANIFESTS, sealed, *sealedlen, name);
+	if (ret == 0)
+		x->manifests++;
 	free(body);
 	free(sealed);
 	return ret;
 }
 
 /*
- * One manifest per STICK_LIST_MAX bundles. When the stick has no room left for it, the
- * last bundles written make room: a bundle the next hop cannot check is worth less
- * than the space.
+ * Takes back bundles this export wrote for one peer, last first, until at least need
+ * bytes are free: a bundle its next hop cannot check is worth less than the space.
  */
-static int write_manifests(struct export *x)
+static void make_room(struct export *x, uint64_t via, uint64_t need)
 {
-	size_t start = 0;
-	while (start < x->n_done) {
-		size_t count = x->n_done - start;
-		if (count > STICK_LIST_MAX)
-			count = STICK_LIST_MAX;
-		int ret = seal_and_put(x, x->done + start, count);
-		if (ret == -ENOSPC && x->n_done > start + 1) {
-			struct stick_manifest_entry *last = &x->done[--x->n_done];
-			stick_bundle_remove(x->stick, last->id);
-			x->bytes -= last->size;
-			x->no_fit++;
-			x->full = true;
+	uint64_t freed = 0;
+	for (size_t i = x->n_done; i-- > 0 && freed < need;) {
+		struct listed *l = &x->done[i];
+		if (l->via != via || !l->written || stick_bundle_remove(x->stick, l->e.id) < 0)
 			continue;
-		}
-		if (ret < 0)
-			return cli_fail(x->dir, "no manifest written: %s",
-					ret == -ENOMEM ? "out of memory" : stick_error(x->stick));
-		start += count;
+		freed += round_up(l->e.size, x->cluster);
+		x->bytes -= l->e.size;
+		x->no_fit++;
+		memmove(l, l + 1, (x->n_done - i - 1) * sizeof(*l));
+		x->n_done--;
 	}
-	return EXIT_OK;
+	x->full = true;
 }
 
-/* Custody stays here until receipts come back; the marks only say where copies went. */
+/*
+ * One manifest per next hop, listing only the bundles meant for it, so that no other
+ * office takes them as its own cargo or owes a receipt for them; STICK_LIST_MAX
+ * entries at most each.
+ */
+static int manifest_for(struct export *x, const struct store_peer *to, bool retry)
+{
+	size_t n = 0;
+	struct stick_manifest_entry *e = malloc((x->n_done ? x->n_done : 1) * sizeof(*e));
+	if (!e)
+		return say_fail(x, "export", "out of memory");
+	for (size_t i = 0; i < x->n_done; i++)
+		if (x->done[i].via == to->node)
+			e[n++] = x->done[i].e;
+	int status = EXIT_OK;
+	for (size_t start = 0; start < n && status == EXIT_OK;) {
+		size_t count = n - start < STICK_LIST_MAX ? n - start : STICK_LIST_MAX;
+		size_t sealedlen;
+		uint64_t free_bytes = 0;
+		int ret = seal_and_put(x, to, e + start, count, &sealedlen);
+		/* No room for it, where room can be made (not a full FAT32 directory): once. */
+		if (ret == -ENOSPC && retry && stick_free_bytes(x->stick, &free_bytes) == 0 &&
+		    (free_bytes == STICK_FREE_UNKNOWN || free_bytes < sealedlen + x->cluster)) {
+			make_room(x, to->node, sealedlen + 2 * x->cluster);
+			free(e);
+			return manifest_for(x, to, false);
+		}
+		if (ret < 0)
+			status = cli_fail(x->dir, "no manifest for %s: %s", to->name,
+					  ret == -ENOMEM ? "out of memory" : stick_error(x->stick));
+		start += count;
+	}
+	free(e);
+	return status;
+}
+
+static int write_manifests(struct export *x)
+{
+	int status = EXIT_OK;
+	for (size_t i = 0; i < x->n_to; i++)
+		if (manifest_for(x, &x->to[i], true) != EXIT_OK)
+			status = EXIT_FAIL;
+	return status;
+}
+
+/* Custody stays here until a receipt comes back from the peer each bundle went to. */
 static int mark_exported(struct export *x)
 {
 	int ret = store_batch_begin(x->n->store);
 	for (size_t i = 0; ret == 0 && i < x->n_done; i++) {
-		ret = store_bundle_mark_exported(x->n->store, x->done[i].id, x->n->now.unix_ms);
+		ret = store_bundle_mark_exported(x->n->store, x->done[i].e.id, x->done[i].via,
+						 x->n->now.unix_ms);
 		if (ret == -ENOENT)
 			ret = 0;
 	}
@@ -331,6 +450,7 @@ static int mark_exported(struct export *x)
 static void print_summary(struct export *x, uint64_t ms)
 {
 	char size[32], rate[32];
+	size_t written = x->n_done - x->adopted;
 	format_size(x->bytes, size, sizeof(size));
 	format_size(ms ? x->bytes * 1000 / ms : x->bytes, rate, sizeof(rate));
 	if (x->json) {
@@ -342,21 +462,20 @@ static void print_summary(struct export *x, uint64_t ms)
 			json_string(stdout, x->to[i].name);
 		}
 		printf("], \"exported\": %zu, \"bytes\": %" PRIu64 ", \"milliseconds\": %" PRIu64
-		       ", \"already_on_stick\": %u, \"did_not_fit\": %u, \"below_priority\": %u"
-		       ", \"failed\": %u, \"dropped\": %u, \"stick_full\": %s, \"manifest\": ",
-		       x->n_done, x->bytes, ms, x->on_stick, x->no_fit, x->low_prio, x->failed,
-		       x->dropped, x->full ? "true" : "false");
-		if (x->manifest[0])
-			printf("\"%s\"", x->manifest);
-		else
-			printf("null");
-		printf(", \"temporary_files_removed\": %u}\n", x->temp_removed);
+		       ", \"listed_from_stick\": %u, \"already_on_stick\": %u, \"did_not_fit\": %u"
+		       ", \"below_priority\": %u, \"no_route\": %u, \"failed\": %u, \"dropped\": %u"
+		       ", \"stick_full\": %s, \"manifests\": %u, \"temporary_files_removed\": %u}\n",
+		       written, x->bytes, ms, x->adopted, x->on_stick, x->no_fit, x->low_prio,
+		       x->no_route, x->failed, x->dropped, x->full ? "true" : "false", x->manifests,
+		       x->temp_removed);
 		return;
 	}
-	printf("exported %zu bundle%s (%s) for ", x->n_done, x->n_done == 1 ? "" : "s", size);
+	printf("exported %zu bundle%s (%s) for ", written, written == 1 ? "" : "s", size);
 	for (size_t i = 0; i < x->n_to; i++)
 		printf("%s%s", i ? "," : "", x->to[i].name);
 	printf(" in %" PRIu64 ".%01" PRIu64 " s (%s/s)", ms / 1000, ms / 100 % 10, rate);
+	if (x->adopted)
+		printf("; %u already on the stick, listed too", x->adopted);
 	if (x->on_stick)
 		printf("; %u already on the stick", x->on_stick);
 	if (x->full)
@@ -365,6 +484,8 @@ static void print_summary(struct export *x, uint64_t ms)
 		printf("; %u did not fit", x->no_fit);
 	if (x->low_prio)
 		printf("; %u below the minimum priority", x->low_prio);
+	if (x->no_route)
+		printf("; %u queued without a route", x->no_route);
 	if (x->failed)
 		printf("; %u failed", x->failed);
 	if (x->dropped)
@@ -383,6 +504,7 @@ static int run_export(struct export *x)
 	if (x->temp_removed)
 		fprintf(stderr, "tern: %s: removed %u temporary file%s of an interrupted export\n",
 			x->dir, x->temp_removed, x->temp_removed == 1 ? "" : "s");
+	x->cluster = stick_cluster_size(x->stick);
 	x->space_left = free_bytes == STICK_FREE_UNKNOWN ? UINT64_MAX
 			: free_bytes > SPACE_RESERVE	     ? free_bytes - SPACE_RESERVE
 							     : 0;

@@ -61,6 +61,7 @@ struct import {
 
 	unsigned delivered, queued, duplicate, rejected, receipts, released, custody_written, left;
 	unsigned other_receipts, other_manifests; /* sealed to other nodes */
+	bool reported; /* an error that stops the import was printed already */
 };
 
 static void *grow(void *p, size_t *cap, size_t need, size_t size)
@@ -137,7 +138,9 @@ static int custody_index(struct import *x, const struct store_peer *p)
 
 struct release {
 	struct import *x;
-	unsigned released;
+	uint64_t peer;
+	uint8_t *ids; /* released here: their copies on the stick can go */
+	size_t n, cap;
 };
 
 static int release_one(void *ctx, const uint8_t *id, size_t idlen)
@@ -145,8 +148,14 @@ static int release_one(void *ctx, const uint8_t *id, size_t idlen)
 	struct release *r = ctx;
 	uint64_t released = 0;
 	(void)idlen;
-	int ret = store_bundle_release(r->x->n->store, id, &released);
-	r->released += (unsigned)released;
+	int ret = store_bundle_release(r->x->n->store, id, r->peer, &released);
+	if (ret == 0 && released) {
+		uint8_t *ids = grow(r->ids, &r->cap, r->n + 1, 32);
+		if (!ids)
+			return -ENOMEM;
+		r->ids = ids;
+		memcpy(ids + 32 * r->n++, id, 32);
+	}
 	return ret;
 }
 
@@ -162,19 +171,11 @@ static int remember_acked(void *ctx, const uint8_t *id, size_t idlen)
 	return 0;
 }
 
-static int drop_from_stick(void *ctx, const uint8_t *id, size_t idlen)
-{
-	struct import *x = ctx;
-	(void)idlen;
-	int ret = stick_bundle_remove(x->stick, id);
-	return ret == -ENOENT ? 0 : ret;
-}
-
 /* A peer's custody receipt for bundles we exported: release them, here and on the stick. */
 static int take_custody_receipt(struct import *x, const char *name, const uint8_t *body,
 				size_t len, const struct store_peer *peer)
 {
-	struct release r = {.x = x};
+	struct release r = {.x = x, .peer = peer->node};
 	struct stick_receipt rc;
 	int ret = store_batch_begin(x->n->store);
 	if (ret == 0)
@@ -184,18 +185,25 @@ static int take_custody_receipt(struct import *x, const char *name, const uint8_
 	else
 		store_batch_abort(x->n->store);
 	if (ret < 0) {
+		x->reported = true;
 		cli_fail("import", "custody receipt %s not taken: %s", name,
-			 store_errmsg(x->n->store));
+			 ret == -ENOMEM ? "out of memory" : store_errmsg(x->n->store));
+		free(r.ids);
 		return ret;
 	}
-	x->released += r.released;
-	report(x, "receipts", name, "custody receipt", "%s holds %u bundle%s; %u released here",
-	       peer->name, rc.count, rc.count == 1 ? "" : "s", r.released);
-	/* Durable here, so the stick's copies and the receipt itself are no longer needed. */
+	x->released += (unsigned)r.n;
+	report(x, "receipts", name, "custody receipt", "%s holds %u bundle%s; %zu released here",
+	       peer->name, rc.count, rc.count == 1 ? "" : "s", r.n);
+	/*
+	 * Durable here: the copies of what was released, and the receipt, are no longer
+	 * needed. Only those: a bundle this node did not hand to that peer stays on the stick.
+	 */
 	if (x->writable) {
-		stick_receipt_parse(body, len, &rc, drop_from_stick, x, NULL);
+		for (size_t i = 0; i < r.n; i++)
+			stick_bundle_remove(x->stick, r.ids + 32 * i);
 		stick_remove(x->stick, STICK_RECEIPTS, name);
 	}
+	free(r.ids);
 	return 0;
 }
 
@@ -283,9 +291,14 @@ static int on_manifest_file(void *ctx, const char *name, const uint8_t *buf, siz
 	} else if (m.node != identity_node_number(meta.sender_sign_pk)) {
 		report(x, "manifests", name, "rejected",
 		       "signed by one node for another (ipn:%" PRIu64 ")", m.node);
+	} else if (memcmp(meta.sender_sign_pk, x->n->pub.sign_pk, 32) != 0 &&
+		   store_peer_by_key(x->n->store, meta.sender_sign_pk, &peer) < 0) {
+		/* Anyone who knows our key can seal to us: only a peer says what we are to carry. */
+		report(x, "manifests", name, "ignored", "from ipn:%" PRIu64 ", which is not a peer",
+		       m.node);
 	} else if (bodylen > MANIFEST_MEMORY - x->man_bytes) {
-		report(x, "manifests", name, "ignored", "too many manifests to hold: its bundles are "
-							"checked without it");
+		report(x, "manifests", name, "ignored",
+		       "too many manifests to hold: the bundles only it lists are left on the stick");
 	} else {
 		struct manifest *mm = realloc(x->man, (x->n_man + 1) * sizeof(*mm));
 		if (!mm) {
@@ -298,9 +311,7 @@ static int on_manifest_file(void *ctx, const char *name, const uint8_t *buf, siz
 		mm->body = body;
 		mm->len = bodylen;
 		mm->own = memcmp(meta.sender_sign_pk, x->n->pub.sign_pk, 32) == 0;
-		mm->custody = -1;
-		if (!mm->own && store_peer_by_key(x->n->store, meta.sender_sign_pk, &peer) == 0)
-			mm->custody = custody_index(x, &peer);
+		mm->custody = mm->own ? -1 : custody_index(x, &peer);
 		x->man_bytes += bodylen;
 		return mm->custody == -ENOMEM ? -ENOMEM : 0;
 	}
@@ -327,10 +338,21 @@ static void remove_stale_own_manifests(struct import *x)
 
 /* ---- bundles ------------------------------------------------------------------------ */
 
+static int begin_batch(struct import *x)
+{
+	int ret = store_batch_begin(x->n->store);
+	if (ret < 0) {
+		x->reported = true;
+		cli_fail("import", "cannot write to the store: %s", store_errmsg(x->n->store));
+	}
+	return ret;
+}
+
 static int commit_batch(struct import *x)
 {
 	int ret = store_batch_commit(x->n->store);
 	if (ret < 0) {
+		x->reported = true;
 		cli_fail("import", "the store did not take the last %u bundles: %s", x->in_batch,
 			 store_errmsg(x->n->store));
 		return ret;
@@ -356,11 +378,13 @@ static int feed_ingest(void *ctx, const uint8_t *buf, size_t len)
 	return ingest_feed(f->in, buf, len) && !f->listed ? -ECANCELED : 0;
 }
 
+/* A peer's manifest sealed to us lists it: this node is its next hop. */
 static bool listed(const struct import *x, const uint8_t id[32])
 {
 	struct stick_manifest_entry me;
 	for (size_t i = 0; i < x->n_man; i++)
-		if (stick_manifest_lookup(x->man[i].body, x->man[i].len, id, &me) == 0)
+		if (!x->man[i].own &&
+		    stick_manifest_lookup(x->man[i].body, x->man[i].len, id, &me) == 0)
 			return true;
 	return false;
 }
@@ -395,11 +419,6 @@ static int owe_custody(struct import *x, const struct stick_entry *e, const uint
 		    me.size != e->size || memcmp(me.hash, hash, 32) != 0)
 			continue;
 		struct custody *c = &x->custody[mm->custody];
-		bool dup = false;
-		for (size_t k = c->n; k-- > 0 && !dup;)
-			dup = memcmp(c->ids + 32 * k, e->id, 32) == 0;
-		if (dup)
-			continue;
 		uint8_t *ids = grow(c->ids, &c->cap, c->n + 1, 32);
 		if (!ids)
 			return -ENOMEM;
@@ -468,7 +487,9 @@ static int on_bundle(void *ctx, const struct stick_entry *e)
 	}
 	ret = ingest_finish(in, &res);
 	if (ret < 0) {
-		cli_fail("import", "%s: not stored: %s", e->name, store_errmsg(x->n->store));
+		x->reported = true;
+		cli_fail("import", "%s: not stored: %s", e->name,
+			 ret == -ENOMEM ? "out of memory" : store_errmsg(x->n->store));
 		return ret;
 	}
 	char msg[33];
@@ -513,19 +534,20 @@ static int on_bundle(void *ctx, const struct stick_entry *e)
 	if (x->in_batch < BATCH_BUNDLES && x->batch_bytes < BATCH_BYTES)
 		return 0;
 	ret = commit_batch(x);
-	return ret < 0 ? ret : store_batch_begin(x->n->store);
+	return ret < 0 ? ret : begin_batch(x);
 }
 
 static int import_bundles(struct import *x)
 {
-	int ret = store_batch_begin(x->n->store);
+	int ret = begin_batch(x);
 	if (ret == 0)
 		ret = stick_bundle_foreach(x->stick, on_bundle, x);
 	if (ret == 0)
 		return commit_batch(x);
 	store_batch_abort(x->n->store);
-	if (ret != -EIO && ret != -ENOSPC && ret != -EBUSY) /* on_bundle named the file */
+	if (!x->reported) /* else on_bundle or the store said why; this is the stick's error */
 		cli_fail(x->dir, "%s", ret == -ENOMEM ? "out of memory" : stick_error(x->stick));
+	x->reported = true;
 	return ret;
 }
 
@@ -541,6 +563,15 @@ static int write_custody(struct import *x, struct custody *c)
 	struct envelope_recipient to;
 	memcpy(to.sign_pk, c->peer.sign_pk, 32);
 	memcpy(to.box_pk, c->peer.box_pk, 32);
+	/* One id may come from two of the peer's manifests: a receipt names it once. */
+	if (c->committed > 1) {
+		size_t n = 1;
+		qsort(c->ids, c->committed, 32, cmp_id);
+		for (size_t i = 1; i < c->committed; i++)
+			if (memcmp(c->ids + 32 * i, c->ids + 32 * (n - 1), 32) != 0)
+				memmove(c->ids + 32 * n++, c->ids + 32 * i, 32);
+		c->committed = n;
+	}
 	for (size_t start = 0; start < c->committed;) {
 		size_t count = c->committed - start;
 		if (count > STICK_LIST_MAX)
@@ -604,7 +635,7 @@ static int run_import(struct import *x)
 			qsort(x->acked, x->n_acked, 32, cmp_id);
 		ret = stick_foreach_file(x->stick, STICK_MANIFESTS, on_manifest_file, x);
 	}
-	if (ret < 0 && ret != -EIO && ret != -ENOSPC)
+	if (ret < 0 && !x->reported)
 		cli_fail(x->dir, "%s", ret == -ENOMEM ? "out of memory" : stick_error(x->stick));
 	if (ret == 0) {
 		remove_stale_own_manifests(x);

@@ -111,53 +111,97 @@ static int commit_lines(struct node *n, struct line_batch *b)
 	return EXIT_OK;
 }
 
-/* --lines: each line of stdin is one text message; a thousand per durable commit. */
+/* Up to LINES_PER_BATCH non-empty lines of stdin, read before the store is locked. */
+struct line_set {
+	char *text[LINES_PER_BATCH];
+	size_t len[LINES_PER_BATCH], lineno[LINES_PER_BATCH];
+	size_t n;
+};
+
+static void free_lines(struct line_set *ls)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		free(ls->text[i]);
+	ls->n = 0;
+}
+
+/* 1 if lines were read, 0 at the end of stdin, -errno. */
+static int read_lines(struct line_set *ls, size_t *lineno)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len = 0;
+	while (ls->n < LINES_PER_BATCH && (len = getline(&line, &cap, stdin)) >= 0) {
+		++*lineno;
+		if (len && line[len - 1] == '\n')
+			len--;
+		if (len == 0)
+			continue; /* an empty line is no message */
+		if (!(ls->text[ls->n] = malloc((size_t)len))) {
+			free(line);
+			return -ENOMEM;
+		}
+		memcpy(ls->text[ls->n], line, (size_t)len);
+		ls->len[ls->n] = (size_t)len;
+		ls->lineno[ls->n++] = *lineno;
+	}
+	int err = len < 0 && ferror(stdin) ? -errno : 0;
+	free(line);
+	return err < 0 ? err : ls->n > 0;
+}
+
+/*
+ * --lines: each line of stdin is one text message, a thousand per durable commit. The
+ * lines of a batch are read first: a slow producer on the pipe must not hold the
+ * store's write lock (the daemon and every other writer wait on it).
+ */
 static int send_lines(struct node *n, const struct store_contact *rcpt, size_t n_rcpt,
 		      struct submit_request req)
 {
 	struct line_batch b = {.ids = calloc(LINES_PER_BATCH * n_rcpt, 32)};
 	struct submit_result *res = malloc(sizeof(*res));
-	char *line = NULL;
-	size_t cap = 0, sent = 0, lineno = 0;
-	ssize_t len;
-	int status = b.ids && res ? EXIT_OK : cli_fail("send", "out of memory");
-	while (status == EXIT_OK && (len = getline(&line, &cap, stdin)) >= 0) {
-		lineno++;
-		if (len && line[len - 1] == '\n')
-			len--;
-		if (len == 0)
-			continue; /* an empty line is no message */
-		struct mem_reader mem = {.buf = (const uint8_t *)line, .len = (size_t)len};
-		req.size = (size_t)len;
-		req.read = read_mem;
-		req.read_ctx = &mem;
-		const char *why = "";
-		int ret = store_batch_is_open(n->store) ? 0 : store_batch_begin(n->store);
-		if (ret == 0)
+	struct line_set *ls = calloc(1, sizeof(*ls));
+	size_t sent = 0, lineno = 0;
+	int status = b.ids && res && ls ? EXIT_OK : cli_fail("send", "out of memory");
+	int more = 1;
+	while (status == EXIT_OK && (more = read_lines(ls, &lineno)) > 0) {
+		int ret = store_batch_begin(n->store);
+		if (ret < 0)
+			status = cli_fail("send", "cannot write to the store: %s",
+					  store_errmsg(n->store));
+		for (size_t i = 0; status == EXIT_OK && i < ls->n; i++) {
+			struct mem_reader mem = {.buf = (const uint8_t *)ls->text[i],
+						 .len = ls->len[i]};
+			const char *why = "";
+			req.size = ls->len[i];
+			req.read = read_mem;
+			req.read_ctx = &mem;
 			ret = node_submit(n, rcpt, n_rcpt, &req, res, &why);
-		if (ret < 0) {
-			store_batch_abort(n->store);
-			status = cli_fail("send", "line %zu: %s%s%s (the %zu messages before it in "
-						  "this batch were not queued either)",
-					  lineno, why, *why ? ": " : "", strerror(-ret), b.n / n_rcpt);
-			break;
+			if (ret < 0) {
+				store_batch_abort(n->store);
+				status = cli_fail("send", "line %zu: %s%s%s (the %zu messages before "
+							  "it in this batch were not queued either)",
+						  ls->lineno[i], why, *why ? ": " : "",
+						  strerror(-ret), i);
+				break;
+			}
+			memcpy(b.ids + b.n, res->bundle_id, res->n_bundles * 32);
+			b.n += res->n_bundles;
 		}
-		memcpy(b.ids + b.n, res->bundle_id, res->n_bundles * 32);
-		b.n += res->n_bundles;
-		sent++;
-		if (b.n / n_rcpt == LINES_PER_BATCH)
+		if (status == EXIT_OK) {
 			status = commit_lines(n, &b);
+			sent += ls->n;
+		}
+		free_lines(ls);
 	}
-	if (status == EXIT_OK && ferror(stdin))
-		status = cli_fail("stdin", "cannot read it: %s", strerror(errno));
-	if (status == EXIT_OK && store_batch_is_open(n->store))
-		status = commit_lines(n, &b);
-	else if (status != EXIT_OK)
-		store_batch_abort(n->store);
+	if (more < 0)
+		status = cli_fail("stdin", "cannot read it: %s", strerror(-more));
 	if (status == EXIT_OK)
 		fprintf(stderr, "queued %zu message%s for %zu recipient%s\n", sent,
 			sent == 1 ? "" : "s", n_rcpt, n_rcpt == 1 ? "" : "s");
-	free(line);
+	if (ls)
+		free_lines(ls);
+	free(ls);
 	free(res);
 	free(b.ids);
 	return status;

@@ -306,7 +306,19 @@ static int decide(struct ingest *in, struct ingest_result *res)
 		return 0;
 	}
 	res->dest_node = in->h.dest.scheme == BUNDLE_SCHEME_IPN ? in->h.dest.node : 0;
-	if (store_bundle_exists(n->store, res->bundle_id)) {
+	struct store_bundle old;
+	int have = store_bundle_get(n->store, res->bundle_id, NULL, &old, NULL, 0, NULL);
+	if (have == 0 && old.state == STORE_QUARANTINED) {
+		/*
+		 * Not a duplicate to acknowledge: the copy here rotted, and a custody receipt
+		 * for it would make the sender drop the last good one.
+		 */
+		reject(in, "a damaged copy of this bundle is quarantined here (an operator must "
+			   "remove it before a good copy can be taken)");
+		result_rejected(in, res);
+		return 0;
+	}
+	if (have == 0 || have == -EBADMSG) {
 		res->verdict = INGEST_DUPLICATE;
 		return 0;
 	}

@@ -73,6 +73,15 @@ void progress_add(struct progress *p, uint64_t bytes)
 		draw(p, now);
 }
 
+void progress_interrupt(struct progress *p)
+{
+	if (p->tty && p->drawn) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		p->drawn = false; /* the next progress_add draws it again, below the message */
+	}
+}
+
 void progress_end(struct progress *p)
 {
 	if (p->tty && p->drawn) {

@@ -835,7 +835,8 @@ out:
 
 /* ---- custody ----------------------------------------------------------------------- */
 
-int store_bundle_mark_exported(struct store *s, const uint8_t id[static 32], uint64_t unix_ms)
+int store_bundle_mark_exported(struct store *s, const uint8_t id[static 32], uint64_t peer,
+			       uint64_t unix_ms)
 {
 	sqlite3_stmt *st;
 	int ret;
@@ -855,6 +856,14 @@ int store_bundle_mark_exported(struct store *s, const uint8_t id[static 32], uin
 	ret = store_step_done(s, ST_BUNDLE_EXPORTED, st);
 	if (ret == 0 && sqlite3_changes(s->db) == 0)
 		ret = -ENOENT;
+	if (ret == 0)
+		ret = store_stmt(s, ST_BUNDLE_EXPORTED_TO, &st);
+	if (ret == 0) {
+		sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
+		/* A node number is an identifier: stored bit for bit. */
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)peer);
+		ret = store_step_done(s, ST_BUNDLE_EXPORTED_TO, st);
+	}
 	if (ret)
 		goto rollback;
 	ret = store_unit_commit(s);
@@ -867,10 +876,11 @@ out:
 
 /*
  * The next hop holds the bundle now: our copy goes (chunks by cascade), and the
- * sender's record says so. The sent rows move even when the bundle is no longer
- * here (expired meanwhile): the receipt still says the next hop has it.
+ * sender's record says so. Only a peer the bundle was handed to can say that: a
+ * receipt from anyone else, or for a bundle no longer here, changes nothing.
  */
-int store_bundle_release(struct store *s, const uint8_t id[static 32], uint64_t *released)
+int store_bundle_release(struct store *s, const uint8_t id[static 32], uint64_t peer,
+			 uint64_t *released)
 {
 	sqlite3_stmt *st;
 	uint64_t n = 0;
@@ -888,10 +898,13 @@ int store_bundle_release(struct store *s, const uint8_t id[static 32], uint64_t 
 		goto rollback;
 	sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, STORE_QUEUED);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)peer);
 	ret = store_step_done(s, ST_BUNDLE_RELEASE, st);
 	if (ret)
 		goto rollback;
 	n = (uint64_t)sqlite3_changes(s->db);
+	if (n == 0)
+		goto rollback; /* nothing changed: nothing to commit */
 	ret = store_stmt(s, ST_SENT_HANDED_OVER, &st);
 	if (ret)
 		goto rollback;

@@ -158,6 +158,13 @@ static const char *const migrations[] = {
 	");"
 	"CREATE TRIGGER bundles_payload_trash AFTER DELETE ON bundles WHEN old.payload_file != 0 "
 	"BEGIN INSERT OR IGNORE INTO payload_trash (id) VALUES (old.id); END;",
+
+	/* 4: to which peers a bundle was handed, so that only they can take custody of it. */
+	"CREATE TABLE exported ("
+	"  bundle INTEGER NOT NULL REFERENCES bundles (rowid) ON DELETE CASCADE,"
+	"  peer INTEGER NOT NULL,"
+	"  PRIMARY KEY (bundle, peer)"
+	") WITHOUT ROWID;",
 };
 /* clang-format on */
 

@@ -133,7 +133,10 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_TRASH_DELETE] = "DELETE FROM payload_trash WHERE id = ?1",
 	[ST_BUNDLE_EXPORTED] = "UPDATE bundles SET export_count = export_count + 1, "
 			       "last_export_unix_ms = ?2 WHERE id = ?1 AND state != 0",
-	[ST_BUNDLE_RELEASE] = "DELETE FROM bundles WHERE id = ?1 AND state = ?2",
+	[ST_BUNDLE_EXPORTED_TO] = "INSERT OR IGNORE INTO exported (bundle, peer) "
+				  "SELECT rowid, ?2 FROM bundles WHERE id = ?1 AND state != 0",
+	[ST_BUNDLE_RELEASE] = "DELETE FROM bundles WHERE id = ?1 AND state = ?2 AND EXISTS "
+			      "(SELECT 1 FROM exported WHERE bundle = bundles.rowid AND peer = ?3)",
 };
 /* clang-format on */
 

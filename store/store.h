@@ -240,21 +240,26 @@ int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t
 /* ---- custody ---------------------------------------------------------------- */
 
 /*
- * Counts one more export of a bundle (written to a stick, say) and records when:
- * export_count + 1, last_export_unix_ms = unix_ms. The bundle stays, in its state,
- * until a next hop takes custody (store_bundle_release). -ENOENT if no such bundle.
+ * Counts one more export of a bundle to peer (node number), written to a stick or
+ * sent over a link, and records when: export_count + 1, last_export_unix_ms =
+ * unix_ms, and peer among those that may take custody of it. The bundle stays, in
+ * its state, until one of them does (store_bundle_release). -ENOENT if no such bundle.
  */
-int store_bundle_mark_exported(struct store *s, const uint8_t id[static 32], uint64_t unix_ms);
+int store_bundle_mark_exported(struct store *s, const uint8_t id[static 32], uint64_t peer,
+			       uint64_t unix_ms);
 /*
- * A next hop took custody of bundle id (its receipt came back): deletes the bundle
- * and its chunks if it is STORE_QUEUED (a delivered or quarantined one stays), and
- * moves the sent rows carried by it from STORE_SENT_QUEUED to
+ * Peer took custody of bundle id (its receipt came back): if the bundle is
+ * STORE_QUEUED and was exported to that peer (store_bundle_mark_exported), deletes
+ * it and its chunks and moves the sent rows carried by it from STORE_SENT_QUEUED to
  * STORE_SENT_HANDED_OVER (a DELIVERED row stays so), durably, in one transaction.
- * *released (may be NULL) gets 1 if a bundle was deleted, else 0. An unknown or
- * already released id is not an error: 0, *released = 0. The sent rows' changed
- * time is the latest wall clock the store was given (this call takes none).
+ * A receipt from a peer the bundle was not handed to releases nothing: one peer
+ * cannot make this node drop what another peer is to carry. *released (may be NULL)
+ * gets 1 if a bundle was deleted, else 0. An unknown or already released id is not
+ * an error: 0, *released = 0. The sent rows' changed time is the latest wall clock
+ * the store was given (this call takes none).
  */
-int store_bundle_release(struct store *s, const uint8_t id[static 32], uint64_t *released);
+int store_bundle_release(struct store *s, const uint8_t id[static 32], uint64_t peer,
+			 uint64_t *released);
 
 /* ---- inbox ------------------------------------------------------------------ */
 

@@ -76,7 +76,8 @@ check(all(b["id"] in sent_ids and b["exported"] == 1 for b in field.queue())
       and len(field.queue()) == 2,
       "exported bundles stay queued at field until custody comes home, counted as exported")
 x = export(field, stick1)
-check(x["exported"] == 0 and x["already_on_stick"] == 2, "a second export skips what is there")
+check(x["exported"] == 0 and x["listed_from_stick"] == 2,
+      f"a second export writes nothing again, only lists what is there: {x}")
 
 r = import_(mule, stick1)
 check(r["queued"] == 2 and r["rejected"] == 0, f"the mule keeps both to forward: {r}")
@@ -90,7 +91,8 @@ check(len(files(stick1, "receipts")) == 1, "still one receipt file")
 # Trip 2: mule -> stick2 -> hub.
 x = export(mule, stick2)
 check(x["exported"] == 2 and x["for"] == ["field", "hub"], f"the mule forwards both: {x}")
-check(x["exported"] == 2 and export(mule, stick2)["already_on_stick"] == 2, "skips on re-export")
+check(x["manifests"] == 1, "one manifest, for the hub: the field gets nothing on this trip")
+check(export(mule, stick2)["exported"] == 0, "nothing written twice on re-export")
 r = import_(hub, stick2)
 check(r["delivered"] == 2 and r["custody_receipted"] == 2, f"hub takes delivery: {r}")
 check(r["receipts_queued"] == 1, "hub queues one delivery receipt for field")
@@ -156,6 +158,35 @@ check(r["rejected"] == 0 and len(files(shared, "receipts")) == 1,
 r = import_(field, shared)
 check(r["released"] == 1 and files(shared, "receipts") == [], "field takes its own receipt")
 check(field.queue() == [] and office.queue() == [], f"both offices are released: {field.queue()} {office.queue()}")
+
+# One stick the whole way: field -> mule -> hub. The mule lists field's copies already on the
+# stick in its own manifest for the hub, so the hub owes the mule a receipt for them.
+f2, m2, h2 = Node(s, "f2"), Node(s, "m2"), Node(s, "h2")
+f2.add_contact(h2)
+h2.add_contact(f2)
+m2.add_contact(f2)
+f2.add_contact(m2)
+for a_, b_ in ((f2, m2), (m2, f2), (m2, h2), (h2, m2)):
+    peer(a_, b_)
+f2.run(["route", "add", "default", "m2"], check_rc=0)
+h2.run(["route", "add", "default", "m2"], check_rc=0)
+f2.run(["send", "h2", "-m", "one stick all the way"], check_rc=0)
+m2.run(["send", "f2", "-m", "the mule's own news for field"], check_rc=0)
+one = s.sub("one-stick")
+check(export(f2, one)["exported"] == 1, "field writes its bundle for the mule")
+check(import_(m2, one)["queued"] == 1, "the mule takes it to forward")
+x = export(m2, one)
+check(x["exported"] == 1 and x["listed_from_stick"] == 1 and x["manifests"] == 2,
+      f"the mule writes its own bundle for field, lists field's for the hub: {x}")
+r = import_(h2, one)
+check(r["delivered"] == 1 and r["custody_receipted"] == 1,
+      f"the hub takes field's message and owes the mule a receipt: {r}")
+check(r["left"] == 1 and r["queued"] == 0,
+      "and leaves the mule's bundle for field alone: the hub is not its next hop")
+r = import_(m2, one)
+check(r["released"] == 1, f"the hub's receipt releases field's bundle at the mule: {r}")
+mq = [b["to"] for b in m2.queue()]
+check(mq == ["f2"], f"only the mule's own bundle for field is still queued there: {mq}")
 
 # Priority first, then age; --max-bytes and --min-priority bound the trip.
 src, dst = Node(s, "src"), Node(s, "dst")

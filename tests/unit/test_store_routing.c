@@ -340,12 +340,12 @@ static void test_migration_from_v1(void)
 		 0);
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM chunks"), 3);
 
-	/* This tern opens it: migrations 2 and 3 run once, everything is still there. */
+	/* This tern opens it: migrations 2 to 4 run once, everything is still there. */
 	s = open_ok(path, &later);
 	if (!s)
 		return;
-	CHECK_EQ(store_schema_version(s), 3);
-	CHECK_EQ(raw_int(path, "PRAGMA user_version"), 3);
+	CHECK_EQ(store_schema_version(s), 4);
+	CHECK_EQ(raw_int(path, "PRAGMA user_version"), 4);
 	CHECK(strcmp(raw_text(path, "PRAGMA integrity_check", v, sizeof(v)), "ok") == 0);
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
 	memset(&ct, 0, sizeof(ct));
@@ -372,7 +372,7 @@ static void test_migration_from_v1(void)
 	memset(p.sign_pk, 1, 32); /* alice's identity, as a peer too */
 	CHECK_EQ(store_peer_add(s, &p), 0);
 	CHECK_EQ(store_route_set(s, STORE_ROUTE_DEFAULT, 77), 0);
-	CHECK_EQ(store_bundle_mark_exported(s, id, 123), 0);
+	CHECK_EQ(store_bundle_mark_exported(s, id, 7, 123), 0);
 	CHECK_EQ(put(s, &later, 3, 100), 0);
 	store_close(s);
 
@@ -380,7 +380,7 @@ static void test_migration_from_v1(void)
 	s = open_ok(path, &later);
 	if (!s)
 		return;
-	CHECK_EQ(store_schema_version(s), 3);
+	CHECK_EQ(store_schema_version(s), 4);
 	CHECK_EQ(store_bundle_get(s, id, &later, &b, NULL, 0, NULL), 0);
 	CHECK_EQ(b.export_count, 1);
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM bundles"), 3);
@@ -797,19 +797,25 @@ static void test_custody(void)
 
 	/* Exported twice: counted, the bundle stays queued. */
 	id_of(id, 1);
-	CHECK_EQ(store_bundle_mark_exported(s, id, 1700000100000ull), 0);
-	CHECK_EQ(store_bundle_mark_exported(s, id, 1700000200000ull), 0);
+	CHECK_EQ(store_bundle_mark_exported(s, id, 5000, 1700000100000ull), 0);
+	CHECK_EQ(store_bundle_mark_exported(s, id, 5000, 1700000200000ull), 0);
 	CHECK_EQ(store_bundle_get(s, id, &c, &b, NULL, 0, NULL), 0);
 	CHECK_EQ(b.export_count, 2);
 	CHECK_EQ(b.last_export_unix_ms, 1700000200000ull);
 	CHECK_EQ(b.state, STORE_QUEUED);
 	id_of(id, 9);
-	CHECK_EQ(store_bundle_mark_exported(s, id, 1), -ENOENT);
+	CHECK_EQ(store_bundle_mark_exported(s, id, 5000, 1), -ENOENT);
 
-	/* The next hop's receipt: bundle and chunks gone, the sent row handed over. */
+	/* A receipt from a peer it was not handed to: nothing changes. */
 	store_bundle_get(s, id, &c2, NULL, NULL, 0, NULL); /* the store sees c2's wall clock */
 	id_of(id, 1);
-	CHECK_EQ(store_bundle_release(s, id, &released), 0);
+	CHECK_EQ(store_bundle_release(s, id, 6000, &released), 0);
+	CHECK_EQ(released, 0);
+	CHECK(has_bundle(s, 1));
+	CHECK(sent_of(s, 1, 100, &e));
+	CHECK_EQ(e.state, STORE_SENT_QUEUED);
+	/* The next hop's receipt: bundle and chunks gone, the sent row handed over. */
+	CHECK_EQ(store_bundle_release(s, id, 5000, &released), 0);
 	CHECK_EQ(released, 1);
 	CHECK(!has_bundle(s, 1));
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM chunks"), 2);
@@ -819,14 +825,14 @@ static void test_custody(void)
 
 	/* Again, or an id never seen: not an error, nothing released. */
 	released = 99;
-	CHECK_EQ(store_bundle_release(s, id, &released), 0);
+	CHECK_EQ(store_bundle_release(s, id, 5000, &released), 0);
 	CHECK_EQ(released, 0);
 	CHECK(sent_of(s, 1, 100, &e));
 	CHECK_EQ(e.state, STORE_SENT_HANDED_OVER);
 	id_of(id, 9);
-	CHECK_EQ(store_bundle_release(s, id, &released), 0);
+	CHECK_EQ(store_bundle_release(s, id, 5000, &released), 0);
 	CHECK_EQ(released, 0);
-	CHECK_EQ(store_bundle_release(s, id, NULL), 0);
+	CHECK_EQ(store_bundle_release(s, id, 5000, NULL), 0);
 
 	/* The delivery receipt after custody: DELIVERED, nothing left to drop. */
 	msg_of(msg, 1);
@@ -840,7 +846,8 @@ static void test_custody(void)
 	CHECK_EQ(store_sent_delivered(s, msg, 200, 4, &dropped), 0);
 	CHECK_EQ(dropped, 0); /* node 100 still waits on it */
 	id_of(id, 3);
-	CHECK_EQ(store_bundle_release(s, id, &released), 0);
+	CHECK_EQ(store_bundle_mark_exported(s, id, 5000, 5), 0);
+	CHECK_EQ(store_bundle_release(s, id, 5000, &released), 0);
 	CHECK_EQ(released, 1);
 	CHECK(sent_of(s, 3, 200, &e));
 	CHECK_EQ(e.state, STORE_SENT_DELIVERED);
@@ -850,7 +857,8 @@ static void test_custody(void)
 	/* Only a queued bundle is released: a delivered (inbox) one stays. */
 	CHECK_EQ(raw_exec(path, "UPDATE bundles SET state = 2"), SQLITE_OK);
 	id_of(id, 2);
-	CHECK_EQ(store_bundle_release(s, id, &released), 0);
+	CHECK_EQ(store_bundle_mark_exported(s, id, 5000, 6), 0);
+	CHECK_EQ(store_bundle_release(s, id, 5000, &released), 0);
 	CHECK_EQ(released, 0);
 	CHECK(has_bundle(s, 2));
 	store_close(s);
@@ -912,7 +920,7 @@ static void test_quarantine_listing(void)
 	CHECK_MEM(v.first, id, 32);
 	CHECK_EQ(v.headlen, 1);
 	/* Not released by a custody receipt (it waits for an operator). */
-	CHECK_EQ(store_bundle_release(s, id, &released), 0);
+	CHECK_EQ(store_bundle_release(s, id, 5000, &released), 0);
 	CHECK_EQ(released, 0);
 	CHECK(has_bundle(s, 2));
 	/* State 0 (a writer's placeholder) or nonsense: -EINVAL. */
@@ -1077,8 +1085,8 @@ static void test_batch_abort(void)
 	CHECK_EQ(store_route_set(s, 0, 5000), 0);
 	CHECK_EQ(store_setting_set(s, "a", "inside"), 0);
 	id_of(id, 1);
-	CHECK_EQ(store_bundle_mark_exported(s, id, 5), 0);
-	CHECK_EQ(store_bundle_release(s, id, &k), 0);
+	CHECK_EQ(store_bundle_mark_exported(s, id, 7, 5), 0);
+	CHECK_EQ(store_bundle_release(s, id, 7, &k), 0);
 	CHECK_EQ(k, 1);
 	msg_of(msg, 2);
 	CHECK_EQ(store_sent_delivered(s, msg, 1002, 6, &k), 0);
