@@ -1,4 +1,4 @@
-/* tern export: the bundles that travel by stick, written onto it with a manifest sealed to their next hops. */
+/* tern export: what travels by stick, written onto it with a manifest sealed to each next hop. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -11,20 +11,20 @@
 
 /* Small bundles are made durable in groups: one flush of the stick per group. */
 #define GROUP_BUNDLES 256
-#define GROUP_BYTES (64u << 20)
+#define GROUP_BYTES   (64u << 20)
 /* Against free space, each file also costs its directory entry (a long name: 7 slots of 32). */
 #define NAME_OVERHEAD 256
 /* Kept free for the manifests and for receipts the next office writes. */
 #define SPACE_RESERVE (256u * 1024)
 /* A re-encoded head grows by a few bytes (Bundle Age and Hop Count get longer). */
-#define HEAD_SLACK 32
+#define HEAD_SLACK  32
 #define MAX_TARGETS (ENVELOPE_MAX_RECIPIENTS - 1)
 
 struct planned {
 	uint8_t id[32];
 	uint64_t est;
-	uint64_t via;	/* the target peer it goes to: its manifest lists it */
-	bool on_stick;	/* a copy is there already (another office's): listed, not written */
+	uint64_t via;  /* the target peer it goes to: its manifest lists it */
+	bool on_stick; /* a copy is there already (another office's): listed, not written */
 };
 
 /* A bundle on the stick for one target: an entry of that target's manifest. */
@@ -34,7 +34,7 @@ struct listed {
 	bool written; /* by this export (else a copy found there) */
 };
 
-struct export {
+struct exporter {
 	struct node *n;
 	struct stick *stick;
 	const char *dir;
@@ -62,13 +62,13 @@ struct export {
 };
 
 /* An error while the bar may be drawn: on a line of its own. */
-static int say_fail(struct export *x, const char *what, const char *reason)
+static int say_fail(struct exporter *x, const char *what, const char *reason)
 {
 	progress_interrupt(&x->prog);
 	return cli_fail(what, "%s", reason);
 }
 
-static bool is_target(const struct export *x, uint64_t node)
+static bool is_target(const struct exporter *x, uint64_t node)
 {
 	for (size_t i = 0; i < x->n_to; i++)
 		if (x->to[i].node == node)
@@ -76,7 +76,7 @@ static bool is_target(const struct export *x, uint64_t node)
 	return false;
 }
 
-static int add_target(struct export *x, const struct store_peer *p)
+static int add_target(struct exporter *x, const struct store_peer *p)
 {
 	if (is_target(x, p->node))
 		return 0;
@@ -93,15 +93,16 @@ static int add_sneakernet_peer(void *ctx, const struct store_peer *p)
 }
 
 /* --for NAME[,NAME...], or every peer marked --sneakernet. */
-static int choose_targets(struct export *x, char *names)
+static int choose_targets(struct exporter *x, char *names)
 {
 	if (!names) {
 		int ret = store_peer_foreach(x->n->store, add_sneakernet_peer, x);
 		if (ret != 0)
 			return EXIT_FAIL;
 		if (x->n_to == 0)
-			return cli_fail(x->dir, "no peer travels by stick: mark one with `tern peer add "
-						"NAME IDSTRING --sneakernet`, or name one with --for NAME");
+			return cli_fail(x->dir,
+					"no peer travels by stick: mark one with `tern peer add "
+					"NAME IDSTRING --sneakernet`, or name one with --for NAME");
 		return EXIT_OK;
 	}
 	for (char *save = NULL, *name = strtok_r(names, ",", &save); name;
@@ -123,7 +124,7 @@ static uint64_t round_up(uint64_t v, uint64_t unit)
 /* Priority, then age, is the order store_bundle_foreach visits in: the first to fit go. */
 static int plan_one(void *ctx, const struct store_bundle *b, const uint8_t *head, size_t headlen)
 {
-	struct export *x = ctx;
+	struct exporter *x = ctx;
 	struct store_peer via;
 	(void)head;
 	if (node_next_hop(x->n, b->dest_node, &via) < 0) {
@@ -182,7 +183,7 @@ static int write_to_stick(void *ctx, const uint8_t *buf, size_t len)
 	return ret;
 }
 
-static int write_bundle(struct export *x, const struct store_bundle *b, const uint8_t *head,
+static int write_bundle(struct exporter *x, const struct store_bundle *b, const uint8_t *head,
 			size_t headlen, uint64_t est, struct stick_manifest_entry *e)
 {
 	struct to_stick t = {.prog = &x->prog};
@@ -200,7 +201,7 @@ static int write_bundle(struct export *x, const struct store_bundle *b, const ui
 
 static void on_placed(void *ctx, const uint8_t id[32], int result)
 {
-	struct export *x = ctx;
+	struct exporter *x = ctx;
 	const struct listed *l = &x->pend[x->next_placed++];
 	char hex[65];
 	if (memcmp(id, l->e.id, 32) != 0)
@@ -224,7 +225,7 @@ static void on_placed(void *ctx, const uint8_t id[32], int result)
 }
 
 /* Makes the bundles committed since the last group durable; only those go in the manifests. */
-static int sync_group(struct export *x)
+static int sync_group(struct exporter *x)
 {
 	int ret = stick_sync(x->stick, on_placed, x);
 	x->pend_bytes = 0;
@@ -245,7 +246,7 @@ static int count_only(void *ctx, const uint8_t *buf, size_t len)
 }
 
 /* A copy some other office left on the stick: hashed as it is, for this export's manifest. */
-static int adopt_copy(struct export *x, const struct planned *p)
+static int adopt_copy(struct exporter *x, const struct planned *p)
 {
 	struct stick_entry e;
 	struct hashing h = {.prog = &x->prog};
@@ -273,7 +274,7 @@ static int adopt_copy(struct export *x, const struct planned *p)
 }
 
 /* One planned bundle: 0 to go on (what happened is counted), or an error that stops the export. */
-static int export_one(struct export *x, const struct planned *p, uint8_t *head)
+static int export_one(struct exporter *x, const struct planned *p, uint8_t *head)
 {
 	struct store_bundle b;
 	size_t headlen;
@@ -281,7 +282,8 @@ static int export_one(struct export *x, const struct planned *p, uint8_t *head)
 	if (p->on_stick)
 		return adopt_copy(x, p);
 	hex_encode(p->id, 32, hex);
-	int ret = store_bundle_get(x->n->store, p->id, &x->n->now, &b, head, BUNDLE_HEAD_MAX, &headlen);
+	int ret =
+	    store_bundle_get(x->n->store, p->id, &x->n->now, &b, head, BUNDLE_HEAD_MAX, &headlen);
 	if (ret == -ENOENT)
 		return 0; /* released meanwhile (a receipt came in over another link) */
 	if (ret < 0) {
@@ -335,13 +337,13 @@ static int export_one(struct export *x, const struct planned *p, uint8_t *head)
 }
 
 /* Seals one manifest body to one peer (and ourselves) and puts it on the stick. */
-static int seal_and_put(struct export *x, const struct store_peer *to,
+static int seal_and_put(struct exporter *x, const struct store_peer *to,
 			const struct stick_manifest_entry *e, size_t count, size_t *sealedlen)
 {
 	struct envelope_recipient rcpt;
 	struct stick_manifest m = {
-		.node = x->n->node_num,
-		.created_ms = x->n->clock_trusted ? x->n->now.unix_ms : 0,
+	    .node = x->n->node_num,
+	    .created_ms = x->n->clock_trusted ? x->n->now.unix_ms : 0,
 	};
 	uint8_t *body = NULL, *sealed = NULL;
 	size_t bodylen;
@@ -365,7 +367,7 @@ static int seal_and_put(struct export *x, const struct store_peer *to,
  * Takes back bundles this export wrote for one peer, last first, until at least need
  * bytes are free: a bundle its next hop cannot check is worth less than the space.
  */
-static void make_room(struct export *x, uint64_t via, uint64_t need)
+static void make_room(struct exporter *x, uint64_t via, uint64_t need)
 {
 	uint64_t freed = 0;
 	for (size_t i = x->n_done; i-- > 0 && freed < need;) {
@@ -386,7 +388,7 @@ static void make_room(struct export *x, uint64_t via, uint64_t need)
  * office takes them as its own cargo or owes a receipt for them; STICK_LIST_MAX
  * entries at most each.
  */
-static int manifest_for(struct export *x, const struct store_peer *to, bool retry)
+static int manifest_for(struct exporter *x, const struct store_peer *to, bool retry)
 {
 	size_t n = 0;
 	struct stick_manifest_entry *e = malloc((x->n_done ? x->n_done : 1) * sizeof(*e));
@@ -417,7 +419,7 @@ static int manifest_for(struct export *x, const struct store_peer *to, bool retr
 	return status;
 }
 
-static int write_manifests(struct export *x)
+static int write_manifests(struct exporter *x)
 {
 	int status = EXIT_OK;
 	for (size_t i = 0; i < x->n_to; i++)
@@ -427,7 +429,7 @@ static int write_manifests(struct export *x)
 }
 
 /* Custody stays here until a receipt comes back from the peer each bundle went to. */
-static int mark_exported(struct export *x)
+static int mark_exported(struct exporter *x)
 {
 	int ret = store_batch_begin(x->n->store);
 	for (size_t i = 0; ret == 0 && i < x->n_done; i++) {
@@ -441,13 +443,14 @@ static int mark_exported(struct export *x)
 	else
 		store_batch_abort(x->n->store);
 	if (ret < 0)
-		return cli_fail("export", "the bundles are on the stick, but the store could not "
-					  "record it: %s",
+		return cli_fail("export",
+				"the bundles are on the stick, but the store could not "
+				"record it: %s",
 				store_errmsg(x->n->store));
 	return EXIT_OK;
 }
 
-static void print_summary(struct export *x, uint64_t ms)
+static void print_summary(struct exporter *x, uint64_t ms)
 {
 	char size[32], rate[32];
 	size_t written = x->n_done - x->adopted;
@@ -461,13 +464,14 @@ static void print_summary(struct export *x, uint64_t ms)
 			printf("%s", i ? ", " : "");
 			json_string(stdout, x->to[i].name);
 		}
-		printf("], \"exported\": %zu, \"bytes\": %" PRIu64 ", \"milliseconds\": %" PRIu64
-		       ", \"listed_from_stick\": %u, \"already_on_stick\": %u, \"did_not_fit\": %u"
-		       ", \"below_priority\": %u, \"no_route\": %u, \"failed\": %u, \"dropped\": %u"
-		       ", \"stick_full\": %s, \"manifests\": %u, \"temporary_files_removed\": %u}\n",
-		       written, x->bytes, ms, x->adopted, x->on_stick, x->no_fit, x->low_prio,
-		       x->no_route, x->failed, x->dropped, x->full ? "true" : "false", x->manifests,
-		       x->temp_removed);
+		printf(
+		    "], \"exported\": %zu, \"bytes\": %" PRIu64 ", \"milliseconds\": %" PRIu64
+		    ", \"listed_from_stick\": %u, \"already_on_stick\": %u, \"did_not_fit\": %u"
+		    ", \"below_priority\": %u, \"no_route\": %u, \"failed\": %u, \"dropped\": %u"
+		    ", \"stick_full\": %s, \"manifests\": %u, \"temporary_files_removed\": %u}\n",
+		    written, x->bytes, ms, x->adopted, x->on_stick, x->no_fit, x->low_prio,
+		    x->no_route, x->failed, x->dropped, x->full ? "true" : "false", x->manifests,
+		    x->temp_removed);
 		return;
 	}
 	printf("exported %zu bundle%s (%s) for ", written, written == 1 ? "" : "s", size);
@@ -493,7 +497,7 @@ static void print_summary(struct export *x, uint64_t ms)
 	printf("\n");
 }
 
-static int run_export(struct export *x)
+static int run_export(struct exporter *x)
 {
 	uint64_t purged = 0, free_bytes = STICK_FREE_UNKNOWN;
 	if (store_purge_expired(x->n->store, &x->n->now, &purged) < 0)
@@ -506,8 +510,8 @@ static int run_export(struct export *x)
 			x->dir, x->temp_removed, x->temp_removed == 1 ? "" : "s");
 	x->cluster = stick_cluster_size(x->stick);
 	x->space_left = free_bytes == STICK_FREE_UNKNOWN ? UINT64_MAX
-			: free_bytes > SPACE_RESERVE	     ? free_bytes - SPACE_RESERVE
-							     : 0;
+			: free_bytes > SPACE_RESERVE	 ? free_bytes - SPACE_RESERVE
+							 : 0;
 	int ret = store_bundle_foreach(x->n->store, STORE_QUEUED, &x->n->now, plan_one, x);
 	if (ret < 0 && ret != -EBADMSG)
 		return cli_fail("export", "cannot read the queue: %s",
@@ -542,13 +546,13 @@ static int run_export(struct export *x)
 int cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"for", required_argument, NULL, 'f'},
-		{"max-bytes", required_argument, NULL, 'b'},
-		{"min-priority", required_argument, NULL, 'p'},
-		{"json", no_argument, NULL, 'j'},
-		{0},
+	    {"for", required_argument, NULL, 'f'},
+	    {"max-bytes", required_argument, NULL, 'b'},
+	    {"min-priority", required_argument, NULL, 'p'},
+	    {"json", no_argument, NULL, 'j'},
+	    {0},
 	};
-	struct export x = {.max_left = UINT64_MAX, .min_prio = STORE_BULK};
+	struct exporter x = {.max_left = UINT64_MAX, .min_prio = STORE_BULK};
 	char *names = NULL;
 	int c;
 	optind = 0;
@@ -557,13 +561,15 @@ int cmd_export(int argc, char **argv)
 			names = optarg;
 		} else if (c == 'b') {
 			if (parse_size(optarg, &x.max_left) < 0 || x.max_left == 0)
-				return cli_usage("export", "--max-bytes %s: give a size such as "
-							   "500M or 2G",
+				return cli_usage("export",
+						 "--max-bytes %s: give a size such as "
+						 "500M or 2G",
 						 optarg);
 		} else if (c == 'p') {
 			if (parse_priority(optarg, &x.min_prio) < 0)
-				return cli_usage("export", "--min-priority %s: give bulk, normal "
-							   "or urgent",
+				return cli_usage("export",
+						 "--min-priority %s: give bulk, normal "
+						 "or urgent",
 						 optarg);
 		} else if (c == 'j') {
 			x.json = true;

@@ -1,4 +1,4 @@
-/* tern import: everything a stick carries for this node: receipts, manifests, then bundles, each file judged alone. */
+/* tern import: what a stick carries for this node (receipts, manifests, bundles), file by file. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,7 +12,7 @@
 
 /* One durable commit per this many bundles or bytes: an fsync per bundle would dominate. */
 #define BATCH_BUNDLES 1000
-#define BATCH_BYTES (256ull << 20)
+#define BATCH_BYTES   (256ull << 20)
 /* Manifests kept in memory for the hash checks; past this, bundles are checked without. */
 #define MANIFEST_MEMORY (64u << 20)
 
@@ -38,7 +38,7 @@ struct delivered {
 	uint8_t msg_id[ENVELOPE_MSG_ID_LEN];
 };
 
-struct import {
+struct importer {
 	struct node *n;
 	struct stick *stick;
 	const char *dir;
@@ -48,7 +48,7 @@ struct import {
 	struct manifest *man;
 	size_t n_man;
 	size_t man_bytes;
-	uint8_t *acked; /* ids this node already receipted on this stick (its own receipts), sorted */
+	uint8_t *acked; /* ids this node already receipted here (its own receipts), sorted */
 	size_t n_acked, cap_acked;
 	struct custody *custody;
 	size_t n_custody;
@@ -77,10 +77,10 @@ static void *grow(void *p, size_t *cap, size_t need, size_t size)
 	return q;
 }
 
-/* One line per file: to stdout (stderr for a rejection), or one object of the JSON "files" array. */
-static void report(struct import *x, const char *sub, const char *name, const char *verdict,
+/* One line per file (stderr for a rejection), or one object of the JSON "files" array. */
+static void report(struct importer *x, const char *sub, const char *name, const char *verdict,
 		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void report(struct import *x, const char *sub, const char *name, const char *verdict,
+static void report(struct importer *x, const char *sub, const char *name, const char *verdict,
 		   const char *fmt, ...)
 {
 	char detail[400] = "";
@@ -115,12 +115,12 @@ static int cmp_id(const void *a, const void *b)
 	return memcmp(a, b, 32);
 }
 
-static bool already_acked(const struct import *x, const uint8_t id[32])
+static bool already_acked(const struct importer *x, const uint8_t id[32])
 {
 	return x->n_acked && bsearch(id, x->acked, x->n_acked, 32, cmp_id);
 }
 
-static int custody_index(struct import *x, const struct store_peer *p)
+static int custody_index(struct importer *x, const struct store_peer *p)
 {
 	for (size_t i = 0; i < x->n_custody; i++)
 		if (x->custody[i].peer.node == p->node)
@@ -137,7 +137,7 @@ static int custody_index(struct import *x, const struct store_peer *p)
 /* ---- receipts: custody coming home ------------------------------------------------ */
 
 struct release {
-	struct import *x;
+	struct importer *x;
 	uint64_t peer;
 	uint8_t *ids; /* released here: their copies on the stick can go */
 	size_t n, cap;
@@ -161,7 +161,7 @@ static int release_one(void *ctx, const uint8_t *id, size_t idlen)
 
 static int remember_acked(void *ctx, const uint8_t *id, size_t idlen)
 {
-	struct import *x = ctx;
+	struct importer *x = ctx;
 	(void)idlen;
 	uint8_t *a = grow(x->acked, &x->cap_acked, x->n_acked + 1, 32);
 	if (!a)
@@ -172,7 +172,7 @@ static int remember_acked(void *ctx, const uint8_t *id, size_t idlen)
 }
 
 /* A peer's custody receipt for bundles we exported: release them, here and on the stick. */
-static int take_custody_receipt(struct import *x, const char *name, const uint8_t *body,
+static int take_custody_receipt(struct importer *x, const char *name, const uint8_t *body,
 				size_t len, const struct store_peer *peer)
 {
 	struct release r = {.x = x, .peer = peer->node};
@@ -210,7 +210,7 @@ static int take_custody_receipt(struct import *x, const char *name, const uint8_
 static int on_receipt_file(void *ctx, const char *name, const uint8_t *buf, size_t len,
 			   const char *problem)
 {
-	struct import *x = ctx;
+	struct importer *x = ctx;
 	struct envelope_meta meta;
 	struct stick_receipt rc;
 	struct store_peer peer;
@@ -239,13 +239,15 @@ static int on_receipt_file(void *ctx, const char *name, const uint8_t *buf, size
 	if (ret < 0) {
 		report(x, "receipts", name, "rejected", "malformed receipt: %s", why);
 	} else if (rc.node != identity_node_number(meta.sender_sign_pk)) {
-		report(x, "receipts", name, "rejected", "signed by one node for another (ipn:%" PRIu64 ")",
-		       rc.node);
+		report(x, "receipts", name, "rejected",
+		       "signed by one node for another (ipn:%" PRIu64 ")", rc.node);
 	} else if (rc.kind != STICK_RECEIPT_CUSTODY) {
-		report(x, "receipts", name, "ignored", "a delivery receipt file (this tern sends them "
-						      "as bundles)");
+		report(x, "receipts", name, "ignored",
+		       "a delivery receipt file (this tern sends them "
+		       "as bundles)");
 	} else if (own) {
-		/* Written by an earlier import here, not yet carried home: do not write it again. */
+		/* Written by an earlier import here, not yet carried home: do not write it again.
+		 */
 		ret = stick_receipt_parse(body, bodylen, &rc, remember_acked, x, NULL);
 	} else if (store_peer_by_key(x->n->store, meta.sender_sign_pk, &peer) < 0) {
 		report(x, "receipts", name, "ignored", "from ipn:%" PRIu64 ", which is not a peer",
@@ -262,7 +264,7 @@ static int on_receipt_file(void *ctx, const char *name, const uint8_t *buf, size
 static int on_manifest_file(void *ctx, const char *name, const uint8_t *buf, size_t len,
 			    const char *problem)
 {
-	struct import *x = ctx;
+	struct importer *x = ctx;
 	struct envelope_meta meta;
 	struct stick_manifest m;
 	struct store_peer peer;
@@ -293,12 +295,14 @@ static int on_manifest_file(void *ctx, const char *name, const uint8_t *buf, siz
 		       "signed by one node for another (ipn:%" PRIu64 ")", m.node);
 	} else if (memcmp(meta.sender_sign_pk, x->n->pub.sign_pk, 32) != 0 &&
 		   store_peer_by_key(x->n->store, meta.sender_sign_pk, &peer) < 0) {
-		/* Anyone who knows our key can seal to us: only a peer says what we are to carry. */
+		/* Anyone who knows our key can seal to us: only a peer says what we are to carry.
+		 */
 		report(x, "manifests", name, "ignored", "from ipn:%" PRIu64 ", which is not a peer",
 		       m.node);
 	} else if (bodylen > MANIFEST_MEMORY - x->man_bytes) {
-		report(x, "manifests", name, "ignored",
-		       "too many manifests to hold: the bundles only it lists are left on the stick");
+		report(
+		    x, "manifests", name, "ignored",
+		    "too many manifests to hold: the bundles only it lists are left on the stick");
 	} else {
 		struct manifest *mm = realloc(x->man, (x->n_man + 1) * sizeof(*mm));
 		if (!mm) {
@@ -325,20 +329,20 @@ static int any_on_stick(void *ctx, const struct stick_manifest_entry *e)
 }
 
 /* Our own manifests whose bundles have all left the stick describe nothing any more. */
-static void remove_stale_own_manifests(struct import *x)
+static void remove_stale_own_manifests(struct importer *x)
 {
 	for (size_t i = 0; x->writable && i < x->n_man; i++) {
 		struct stick_manifest m;
 		struct manifest *mm = &x->man[i];
-		if (mm->own && stick_manifest_parse(mm->body, mm->len, &m, any_on_stick, x->stick,
-						    NULL) == 0)
+		if (mm->own &&
+		    stick_manifest_parse(mm->body, mm->len, &m, any_on_stick, x->stick, NULL) == 0)
 			stick_remove(x->stick, STICK_MANIFESTS, mm->name);
 	}
 }
 
 /* ---- bundles ------------------------------------------------------------------------ */
 
-static int begin_batch(struct import *x)
+static int begin_batch(struct importer *x)
 {
 	int ret = store_batch_begin(x->n->store);
 	if (ret < 0) {
@@ -348,7 +352,7 @@ static int begin_batch(struct import *x)
 	return ret;
 }
 
-static int commit_batch(struct import *x)
+static int commit_batch(struct importer *x)
 {
 	int ret = store_batch_commit(x->n->store);
 	if (ret < 0) {
@@ -379,7 +383,7 @@ static int feed_ingest(void *ctx, const uint8_t *buf, size_t len)
 }
 
 /* A peer's manifest sealed to us lists it: this node is its next hop. */
-static bool listed(const struct import *x, const uint8_t id[32])
+static bool listed(const struct importer *x, const uint8_t id[32])
 {
 	struct stick_manifest_entry me;
 	for (size_t i = 0; i < x->n_man; i++)
@@ -390,7 +394,7 @@ static bool listed(const struct import *x, const uint8_t id[32])
 }
 
 /* What the manifests say of this copy: -ENOENT none lists it, 0 one matches, -EBADMSG none does. */
-static int manifest_verdict(const struct import *x, const struct stick_entry *e,
+static int manifest_verdict(const struct importer *x, const struct stick_entry *e,
 			    const uint8_t hash[32], const char **which)
 {
 	int verdict = -ENOENT;
@@ -407,15 +411,14 @@ static int manifest_verdict(const struct import *x, const struct stick_entry *e,
 }
 
 /* The exporters whose manifest lists this very copy get a custody receipt for it. */
-static int owe_custody(struct import *x, const struct stick_entry *e, const uint8_t hash[32])
+static int owe_custody(struct importer *x, const struct stick_entry *e, const uint8_t hash[32])
 {
 	if (already_acked(x, e->id))
 		return 0;
 	for (size_t i = 0; i < x->n_man; i++) {
 		struct stick_manifest_entry me;
 		struct manifest *mm = &x->man[i];
-		if (mm->custody < 0 ||
-		    stick_manifest_lookup(mm->body, mm->len, e->id, &me) < 0 ||
+		if (mm->custody < 0 || stick_manifest_lookup(mm->body, mm->len, e->id, &me) < 0 ||
 		    me.size != e->size || memcmp(me.hash, hash, 32) != 0)
 			continue;
 		struct custody *c = &x->custody[mm->custody];
@@ -428,7 +431,7 @@ static int owe_custody(struct import *x, const struct stick_entry *e, const uint
 	return 0;
 }
 
-static int stage_delivery(struct import *x, const struct store_inbox *in)
+static int stage_delivery(struct importer *x, const struct store_inbox *in)
 {
 	struct delivered *d = grow(x->staged, &x->cap_staged, x->n_staged + 1, sizeof(*d));
 	if (!d)
@@ -442,7 +445,7 @@ static int stage_delivery(struct import *x, const struct store_inbox *in)
 /* Reads one copy into the store; 0 also for a rejected copy, an error only when the store fails. */
 static int on_bundle(void *ctx, const struct stick_entry *e)
 {
-	struct import *x = ctx;
+	struct importer *x = ctx;
 	struct ingest *in;
 	struct ingest_result res;
 	uint8_t hash[32];
@@ -482,7 +485,8 @@ static int on_bundle(void *ctx, const struct stick_entry *e)
 	if (ret == 0 && manifest_verdict(x, e, hash, &which) == -EBADMSG) {
 		ingest_free(in);
 		report(x, "bundles", e->name, "rejected",
-		       "not the bytes its manifest %s lists: altered or damaged on the stick", which);
+		       "not the bytes its manifest %s lists: altered or damaged on the stick",
+		       which);
 		return 0;
 	}
 	ret = ingest_finish(in, &res);
@@ -537,7 +541,7 @@ static int on_bundle(void *ctx, const struct stick_entry *e)
 	return ret < 0 ? ret : begin_batch(x);
 }
 
-static int import_bundles(struct import *x)
+static int import_bundles(struct importer *x)
 {
 	int ret = begin_batch(x);
 	if (ret == 0)
@@ -553,12 +557,12 @@ static int import_bundles(struct import *x)
 
 /* ---- custody receipts out ------------------------------------------------------------ */
 
-static int write_custody(struct import *x, struct custody *c)
+static int write_custody(struct importer *x, struct custody *c)
 {
 	struct stick_receipt r = {
-		.kind = STICK_RECEIPT_CUSTODY,
-		.node = x->n->node_num,
-		.created_ms = x->n->clock_trusted ? x->n->now.unix_ms : 0,
+	    .kind = STICK_RECEIPT_CUSTODY,
+	    .node = x->n->node_num,
+	    .created_ms = x->n->clock_trusted ? x->n->now.unix_ms : 0,
 	};
 	struct envelope_recipient to;
 	memcpy(to.sign_pk, c->peer.sign_pk, 32);
@@ -587,8 +591,9 @@ static int write_custody(struct import *x, struct custody *c)
 		free(body);
 		free(sealed);
 		if (ret < 0)
-			return cli_fail(x->dir, "no custody receipt for %s's %zu bundles: %s (the next "
-						"import writes it)",
+			return cli_fail(x->dir,
+					"no custody receipt for %s's %zu bundles: %s (the next "
+					"import writes it)",
 					c->peer.name, c->committed - start,
 					ret == -ENOMEM ? "out of memory" : stick_error(x->stick));
 		x->custody_written += (unsigned)count;
@@ -597,15 +602,16 @@ static int write_custody(struct import *x, struct custody *c)
 	return EXIT_OK;
 }
 
-static void print_summary(struct import *x, unsigned acks)
+static void print_summary(struct importer *x, unsigned acks)
 {
 	if (x->json) {
-		printf("%s],\n \"delivered\": %u, \"queued\": %u, \"duplicate\": %u, \"rejected\": %u"
-		       ", \"delivery_receipts\": %u, \"released\": %u, \"custody_receipted\": %u"
-		       ", \"receipts_queued\": %u, \"left\": %u, \"writable\": %s}\n",
-		       x->files ? "\n" : "", x->delivered, x->queued, x->duplicate, x->rejected,
-		       x->receipts, x->released, x->custody_written, acks, x->left,
-		       x->writable ? "true" : "false");
+		printf(
+		    "%s],\n \"delivered\": %u, \"queued\": %u, \"duplicate\": %u, \"rejected\": %u"
+		    ", \"delivery_receipts\": %u, \"released\": %u, \"custody_receipted\": %u"
+		    ", \"receipts_queued\": %u, \"left\": %u, \"writable\": %s}\n",
+		    x->files ? "\n" : "", x->delivered, x->queued, x->duplicate, x->rejected,
+		    x->receipts, x->released, x->custody_written, acks, x->left,
+		    x->writable ? "true" : "false");
 		return;
 	}
 	printf("imported from %s: %u delivered, %u queued for other nodes, %u duplicate, "
@@ -621,11 +627,12 @@ static void print_summary(struct import *x, unsigned acks)
 	if (x->custody_written)
 		printf("; custody receipted for %u", x->custody_written);
 	if (acks)
-		printf("; %u delivery receipt%s queued for the senders", acks, acks == 1 ? "" : "s");
+		printf("; %u delivery receipt%s queued for the senders", acks,
+		       acks == 1 ? "" : "s");
 	printf("\n");
 }
 
-static int run_import(struct import *x)
+static int run_import(struct importer *x)
 {
 	if (x->json)
 		printf("{\"files\": [");
@@ -653,7 +660,7 @@ static int run_import(struct import *x)
 	return x->rejected ? EXIT_FAIL : status;
 }
 
-static void free_import(struct import *x)
+static void free_import(struct importer *x)
 {
 	for (size_t i = 0; i < x->n_man; i++)
 		free(x->man[i].body);
@@ -670,10 +677,10 @@ static void free_import(struct import *x)
 int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{0},
+	    {"json", no_argument, NULL, 'j'},
+	    {0},
 	};
-	struct import x = {.writable = true};
+	struct importer x = {.writable = true};
 	int c;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -121,10 +121,12 @@ static int on_header(void *ctx, const struct bundle_header *h)
 			in->opener = n->spare;
 			n->spare = NULL;
 		} else if (envelope_open_new(n->id, &in->opener) < 0) {
-			return -ENOMEM;
+			return in->store_err = -ENOMEM; /* not the bundle's fault: no verdict */
 		}
+		if (in->control && !(in->ctl = malloc(RECEIPT_CTL_MAX)))
+			return in->store_err = -ENOMEM;
 		if (in->control)
-			return (in->ctl = malloc(RECEIPT_CTL_MAX)) ? 0 : -ENOMEM;
+			return 0;
 	}
 	int ret = store_writer_begin(n->store, &n->now, &in->w);
 	if (ret == 0)

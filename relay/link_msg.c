@@ -1,4 +1,4 @@
-/* Link messages: fixed big-endian layouts behind a type byte, checked whole before anything is used. */
+/* Link messages: fixed big-endian layouts behind a type byte, checked whole before use. */
 #include <errno.h>
 #include <string.h>
 
@@ -58,8 +58,11 @@ static bool clean_text(const uint8_t *p, size_t len)
 {
 	for (size_t i = 0; i < len;) {
 		uint8_t c = p[i];
-		size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-					 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		size_t n = c < 0x80		? 1
+			   : (c & 0xe0) == 0xc0 ? 2
+			   : (c & 0xf0) == 0xe0 ? 3
+			   : (c & 0xf8) == 0xf0 ? 4
+						: 0;
 		if (n == 0 || n > len - i)
 			return false;
 		if (n == 1 && (c < 0x20 || c == 0x7f))

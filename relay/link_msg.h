@@ -1,4 +1,4 @@
-/* The bundle-exchange messages every link carries (docs/link.md): pure encoders and a strict parser. */
+/* The bundle-exchange messages every link carries (docs/link.md): encoders, strict parser. */
 #pragma once
 
 #include <stdbool.h>
@@ -20,13 +20,13 @@
 
 #define LINK_VERSION 1
 
-/* Largest record a peer may announce it accepts; a Noise message holds 65535 bytes, 16 of them MAC. */
+/* Largest record a peer may announce: a Noise message holds 65535 bytes, 16 of them MAC. */
 #define LINK_RECORD_MAX 65519
 /* Smallest one it may announce: a bundle head (BUNDLE_HEAD_MAX) must fit in one HEAD record. */
-#define LINK_RECORD_MIN 8192
-#define LINK_ID_LEN 32
+#define LINK_RECORD_MIN	  8192
+#define LINK_ID_LEN	  32
 #define LINK_BYE_TEXT_MAX 200
-#define LINK_TAIL_MAX 16
+#define LINK_TAIL_MAX	  16
 
 enum link_type {
 	LINK_HELLO = 1,	 /* first record each way: version, node, limits */
@@ -66,9 +66,9 @@ enum link_bye_reason {
 
 struct link_hello {
 	uint8_t version;
-	uint64_t node;		/* the sender's ipn node number: must match its static key */
-	uint32_t max_record;	/* LINK_RECORD_MIN..LINK_RECORD_MAX: the most it accepts */
-	uint16_t keepalive_s;	/* it pings after this long idle; 0 = never */
+	uint64_t node;	      /* the sender's ipn node number: must match its static key */
+	uint32_t max_record;  /* LINK_RECORD_MIN..LINK_RECORD_MAX: the most it accepts */
+	uint16_t keepalive_s; /* it pings after this long idle; 0 = never */
 };
 
 struct link_offer {
@@ -92,17 +92,18 @@ struct link_refuse {
 /* A parsed record: pointers into the buffer given to link_parse, valid as long as it is. */
 struct link_msg {
 	enum link_type type;
-	struct link_hello hello;     /* HELLO */
-	const uint8_t *list;	     /* OFFER, WANT, REFUSE, ACK: the entries, count of them */
+	struct link_hello hello; /* HELLO */
+	const uint8_t *list;	 /* OFFER, WANT, REFUSE, ACK: the entries, count of them */
 	size_t count;
-	const uint8_t *id;	     /* HEAD, DATA, END */
-	uint64_t payload_len;	     /* HEAD */
-	uint64_t offset;	     /* DATA */
-	const uint8_t *bytes;	     /* HEAD: the head; DATA: payload bytes; END: the tail */
+	const uint8_t *id;    /* HEAD, DATA, END */
+	uint64_t payload_len; /* HEAD */
+	uint64_t offset;      /* DATA */
+	const uint8_t *bytes; /* HEAD: the head; DATA: payload bytes; END: the tail */
 	size_t len;
-	uint64_t token;		     /* PING, PONG */
-	uint8_t bye_reason;	     /* BYE */
-	char bye_text[LINK_BYE_TEXT_MAX + 1]; /* BYE, NUL-terminated (checked: UTF-8, no controls) */
+	uint64_t token;	    /* PING, PONG */
+	uint8_t bye_reason; /* BYE */
+	char
+	    bye_text[LINK_BYE_TEXT_MAX + 1]; /* BYE, NUL-terminated (checked: UTF-8, no controls) */
 };
 
 /*

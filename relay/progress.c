@@ -41,9 +41,10 @@ static void draw(struct progress *p, uint64_t now)
 	format_size(p->done, done, sizeof(done));
 	format_size(p->total, total, sizeof(total));
 	format_size((uint64_t)rate, speed, sizeof(speed));
-	unsigned fill = p->total ? (unsigned)(BAR_WIDTH * (p->done > p->total ? 1.0
-						 : (double)p->done / (double)p->total))
-				 : 0;
+	unsigned fill =
+	    p->total ? (unsigned)(BAR_WIDTH *
+				  (p->done > p->total ? 1.0 : (double)p->done / (double)p->total))
+		     : 0;
 	if (rate > 0 && p->total > p->done) {
 		uint64_t left = (uint64_t)((double)(p->total - p->done) / rate);
 		snprintf(eta, sizeof(eta), "%llu:%02llu", (unsigned long long)(left / 60),

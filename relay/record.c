@@ -1,4 +1,4 @@
-/* Node records sealed in memory: the manifests and receipts a node leaves on a stick for its peers. */
+/* Node records sealed in memory: the manifests and receipts a node leaves on a stick. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +34,9 @@ int node_seal_record(struct node *n, const struct envelope_recipient *rcpt, size
 		if (memcmp(rcpt[i].sign_pk, n->pub.sign_pk, 32) != 0)
 			all[count++] = rcpt[i];
 	struct envelope_meta meta = {
-		.kind = ENVELOPE_CONTROL,
-		.size = len,
-		.created_ms = n->clock_trusted ? n->now.unix_ms : 0,
+	    .kind = ENVELOPE_CONTROL,
+	    .size = len,
+	    .created_ms = n->clock_trusted ? n->now.unix_ms : 0,
 	};
 	uint64_t size = envelope_sealed_size(count, &meta);
 	if (size == 0 || size > SIZE_MAX)

@@ -126,8 +126,7 @@ static int rename_noreplace(int dfd, const char *from, const char *to)
 	return 0;
 }
 
-int store_file_place(struct store *s, int fd, const char *tmp, const uint8_t id[32],
-		     int64_t rowid)
+int store_file_place(struct store *s, int fd, const char *tmp, const uint8_t id[32], int64_t rowid)
 {
 	char name[65];
 	int ret = fdatasync(fd) == 0 ? 0 : -errno;
@@ -243,10 +242,12 @@ int store_file_read(struct store *s, const uint8_t id[32], uint64_t payload_len,
 		uint64_t left = payload_len - i * STORE_CHUNK_SIZE;
 		size_t n = left < STORE_CHUNK_SIZE ? (size_t)left : STORE_CHUNK_SIZE;
 		const uint8_t *c = crcs + 4 * i;
-		uint32_t want = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+		uint32_t want =
+		    (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
 		ret = read_exact(fd, buf, n);
 		if (ret == -ENODATA) {
-			snprintf(bad, badlen, "payload file shrank at chunk %llu", (unsigned long long)i);
+			snprintf(bad, badlen, "payload file shrank at chunk %llu",
+				 (unsigned long long)i);
 			ret = 0;
 			break;
 		}
@@ -331,7 +332,8 @@ static int sweep_orphans(struct store *s, unsigned *removed)
 	while ((e = readdir(d))) {
 		uint8_t id[32];
 		bool tmp = strncmp(e->d_name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0;
-		/* Under the write lock no writer is between create and commit: a tmp file is dead. */
+		/* Under the write lock no writer is between create and commit: a tmp file is dead.
+		 */
 		if ((tmp || (parse_id(e->d_name, id) && !owned(s, id, -1))) &&
 		    unlinkat(s->files_fd, e->d_name, 0) == 0)
 			(*removed)++;

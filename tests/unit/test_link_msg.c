@@ -21,16 +21,16 @@ static void refused(const uint8_t *buf, size_t len, const char *what)
 	CHECK_EQ(link_parse(buf, len, &m, &why), -EBADMSG);
 	CHECK(why && strstr(why, what));
 	if (!why || !strstr(why, what))
-		fprintf(stderr, "  reason was %s, expected it to mention %s\n", why ? why : "(none)",
-			what);
+		fprintf(stderr, "  reason was %s, expected it to mention %s\n",
+			why ? why : "(none)", what);
 }
 
 static void test_hello(void)
 {
-	static const uint8_t pinned[] = {0x01, 0x01, 0, 0, 0, 0, 0x4b, 0x65, 0x72, 0x6e,
-					 0, 0, 0xff, 0xef, 0x00, 0x3c};
-	struct link_hello h = {.version = 1, .node = 0x4b65726e, .max_record = 65519,
-			       .keepalive_s = 60};
+	static const uint8_t pinned[] = {0x01, 0x01, 0, 0, 0,	 0,    0x4b, 0x65,
+					 0x72, 0x6e, 0, 0, 0xff, 0xef, 0x00, 0x3c};
+	struct link_hello h = {
+	    .version = 1, .node = 0x4b65726e, .max_record = 65519, .keepalive_s = 60};
 	struct link_msg m;
 	CHECK_EQ(link_encode_hello(rec, sizeof(rec), &h), (int)sizeof(pinned));
 	CHECK_MEM(rec, pinned, sizeof(pinned));
@@ -117,8 +117,7 @@ static void test_lists(void)
 	n = link_encode_ack(rec, sizeof(rec), many[0], fit);
 	CHECK(n > 0 && (size_t)n <= LINK_RECORD_MAX);
 	CHECK_EQ(link_parse(rec, (size_t)n, &m, NULL), 0);
-	CHECK_EQ(link_encode_ack(rec, sizeof(rec), many[0], fit + 1),
-		 -ENOSPC);
+	CHECK_EQ(link_encode_ack(rec, sizeof(rec), many[0], fit + 1), -ENOSPC);
 	CHECK_EQ(link_list_fit(LINK_HEAD, 1000), 0);
 }
 
@@ -171,14 +170,21 @@ static void test_small(void)
 	n = link_encode_bye(rec, sizeof(rec), LINK_BYE_IDLE, "keepalives unanswered: 3 × 60 s");
 	CHECK(n > 0);
 	CHECK_EQ(link_parse(rec, (size_t)n, &m, NULL), 0);
-	CHECK(m.bye_reason == LINK_BYE_IDLE && strcmp(m.bye_text, "keepalives unanswered: 3 × 60 s") == 0);
+	CHECK(m.bye_reason == LINK_BYE_IDLE &&
+	      strcmp(m.bye_text, "keepalives unanswered: 3 × 60 s") == 0);
 	n = link_encode_bye(rec, sizeof(rec), LINK_BYE_DONE, NULL);
 	CHECK_EQ(n, 2);
 	CHECK(link_parse(rec, 2, &m, NULL) == 0 && m.bye_text[0] == '\0');
 
 	/* What a hostile peer could put on an operator's terminal or in a log line. */
-	static const char *const dirty[] = {"\x1b[2J", "line\nforged", "tab\there", "\xc0\xaf",
-					    "\xed\xa0\x80", ("\xc2\x9b" "31m"), "\xf4\x90\x80\x80",
+	static const char *const dirty[] = {"\x1b[2J",
+					    "line\nforged",
+					    "tab\there",
+					    "\xc0\xaf",
+					    "\xed\xa0\x80",
+					    ("\xc2\x9b"
+					     "31m"),
+					    "\xf4\x90\x80\x80",
 					    "cut \xe2\x82"};
 	for (size_t i = 0; i < sizeof(dirty) / sizeof(dirty[0]); i++) {
 		CHECK_EQ(link_encode_bye(rec, sizeof(rec), 0, dirty[i]), -EINVAL);
