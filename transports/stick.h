@@ -168,8 +168,6 @@ typedef void (*stick_placed_fn)(void *ctx, const uint8_t id[32], int result);
  * error of the syncfs or directory fsync that every unplaced commit got.
  */
 int stick_sync(struct stick *s, stick_placed_fn fn, void *ctx);
-/* Removes the temporaries of commits not yet synced (an export that stops). */
-void stick_drop_pending(struct stick *s);
 
 /* Removes the temporary files and frees w; stick_bundle_abort(NULL) is a no-op. */
 void stick_bundle_abort(struct stick_writer *w);

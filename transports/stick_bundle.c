@@ -791,9 +791,18 @@ int stick_sync(struct stick *s, stick_placed_fn fn, void *ctx)
 		}
 	}
 	for (size_t i = 0; i < s->n_pending; i++) {
-		int r = s->pending[i].result;
+		struct stick_pending *p = &s->pending[i];
+		/*
+		 * Renamed, but its directory may not keep the name: reported as failed, so it is
+		 * taken back too (best effort) rather than left where no manifest lists it.
+		 */
+		if (p->result == 0 && ret < 0 && p->temp[0]) {
+			char name[STICK_NAME_MAX + 1];
+			stick_bundle_name(p->id, -1, name);
+			unlinkat(s->sub[fanout_of(p->id)], name, 0);
+		}
 		if (fn)
-			fn(ctx, s->pending[i].id, r == 0 && ret < 0 ? ret : r);
+			fn(ctx, p->id, p->result == 0 && ret < 0 ? ret : p->result);
 	}
 	s->n_pending = 0;
 	return ret;

@@ -122,3 +122,6 @@ int stick_list_dir(struct stick *s, int which, int sub, int dfd, struct stick_li
 void stick_list_free(struct stick_list *l);
 /* The name of a listed record: its show name, or the tern name rebuilt from id. */
 void stick_rec_name(int which, const struct stick_rec *r, char out[static STICK_SHOW_MAX + 1]);
+
+/* Removes the temporaries of commits not yet synced (stick_close of an export that stopped). */
+void stick_drop_pending(struct stick *s);
