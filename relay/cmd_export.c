@@ -513,6 +513,9 @@ static int run_export(struct exporter *x)
 			: free_bytes > SPACE_RESERVE	 ? free_bytes - SPACE_RESERVE
 							 : 0;
 	int ret = store_bundle_foreach(x->n->store, STORE_QUEUED, &x->n->now, plan_one, x);
+	if (ret == -EBADMSG)
+		fprintf(stderr, "tern: export: some stored bundles failed their checksums and were "
+				"quarantined; `tern queue` no longer lists them\n");
 	if (ret < 0 && ret != -EBADMSG)
 		return cli_fail("export", "cannot read the queue: %s",
 				ret == -ENOMEM ? "out of memory" : store_errmsg(x->n->store));
