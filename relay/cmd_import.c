@@ -207,6 +207,35 @@ static int take_custody_receipt(struct importer *x, const char *name, const uint
 	return 0;
 }
 
+/*
+ * Opens a record file of sub ("receipts" or "manifests"): 1 and the verified body (the
+ * caller frees it) if it is sealed to this node; 0 if it was reported or is another
+ * office's (*others counts those); -ENOMEM.
+ */
+static int open_record(struct importer *x, const char *sub, const char *name, const uint8_t *buf,
+		       size_t len, const char *problem, unsigned *others, uint8_t **body,
+		       size_t *bodylen, struct envelope_meta *meta)
+{
+	if (problem) {
+		report(x, sub, name, "rejected", "%s", problem);
+		return 0;
+	}
+	int ret = node_open_record(x->n, buf, len, body, bodylen, meta);
+	if (ret == -ENOKEY) {
+		++*others; /* sealed to another office */
+		return 0;
+	}
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret < 0) {
+		report(x, sub, name, "rejected", "%s",
+		       ret == -EKEYREJECTED ? "forged: its signature does not verify"
+					    : "damaged, or not a tern record");
+		return 0;
+	}
+	return 1;
+}
+
 static int on_receipt_file(void *ctx, const char *name, const uint8_t *buf, size_t len,
 			   const char *problem)
 {
@@ -217,23 +246,10 @@ static int on_receipt_file(void *ctx, const char *name, const uint8_t *buf, size
 	uint8_t *body;
 	size_t bodylen;
 	const char *why;
-	if (problem) {
-		report(x, "receipts", name, "rejected", "%s", problem);
-		return 0;
-	}
-	int ret = node_open_record(x->n, buf, len, &body, &bodylen, &meta);
-	if (ret == -ENOKEY) {
-		x->other_receipts++; /* for another office */
-		return 0;
-	}
-	if (ret == -ENOMEM)
+	int ret = open_record(x, "receipts", name, buf, len, problem, &x->other_receipts, &body,
+			      &bodylen, &meta);
+	if (ret <= 0)
 		return ret;
-	if (ret < 0) {
-		report(x, "receipts", name, "rejected", "%s",
-		       ret == -EKEYREJECTED ? "forged: its signature does not verify"
-					    : "damaged or not a receipt");
-		return 0;
-	}
 	bool own = memcmp(meta.sender_sign_pk, x->n->pub.sign_pk, 32) == 0;
 	ret = stick_receipt_parse(body, bodylen, &rc, NULL, NULL, &why);
 	if (ret < 0) {
@@ -243,11 +259,9 @@ static int on_receipt_file(void *ctx, const char *name, const uint8_t *buf, size
 		       "signed by one node for another (ipn:%" PRIu64 ")", rc.node);
 	} else if (rc.kind != STICK_RECEIPT_CUSTODY) {
 		report(x, "receipts", name, "ignored",
-		       "a delivery receipt file (this tern sends them "
-		       "as bundles)");
+		       "a delivery receipt file (this tern sends them as bundles)");
 	} else if (own) {
-		/* Written by an earlier import here, not yet carried home: do not write it again.
-		 */
+		/* Written by an earlier import here, not carried home yet: not written again. */
 		ret = stick_receipt_parse(body, bodylen, &rc, remember_acked, x, NULL);
 	} else if (store_peer_by_key(x->n->store, meta.sender_sign_pk, &peer) < 0) {
 		report(x, "receipts", name, "ignored", "from ipn:%" PRIu64 ", which is not a peer",
@@ -271,23 +285,10 @@ static int on_manifest_file(void *ctx, const char *name, const uint8_t *buf, siz
 	uint8_t *body;
 	size_t bodylen;
 	const char *why;
-	if (problem) {
-		report(x, "manifests", name, "rejected", "%s", problem);
-		return 0;
-	}
-	int ret = node_open_record(x->n, buf, len, &body, &bodylen, &meta);
-	if (ret == -ENOKEY) {
-		x->other_manifests++;
-		return 0;
-	}
-	if (ret == -ENOMEM)
+	int ret = open_record(x, "manifests", name, buf, len, problem, &x->other_manifests, &body,
+			      &bodylen, &meta);
+	if (ret <= 0)
 		return ret;
-	if (ret < 0) {
-		report(x, "manifests", name, "rejected", "%s",
-		       ret == -EKEYREJECTED ? "forged: its signature does not verify"
-					    : "damaged or not a manifest");
-		return 0;
-	}
 	if (stick_manifest_parse(body, bodylen, &m, NULL, NULL, &why) < 0) {
 		report(x, "manifests", name, "rejected", "malformed manifest: %s", why);
 	} else if (m.node != identity_node_number(meta.sender_sign_pk)) {
