@@ -146,3 +146,22 @@ def rewrite_bundle(raw, edit):
         primary[-1] = crc32c(enc).to_bytes(4, "big")
     out = b"\x9f" + b"".join(cbor2.dumps(b) for b in blocks) + b"\xff"
     return out
+
+
+def stick_names(stick, sub):
+    """The names in STICK/tern/<sub>; for bundles/, the names in its subdirectories, each
+    checked to be one of the 16 (lowercase 0-9, a-f, as written) and to hold only ids of its
+    first hex digit (bundles/<h>/<64 hex id>.bpv)."""
+    d = os.path.join(stick, "tern", sub)
+    if not os.path.isdir(d):
+        return []
+    if sub != "bundles":
+        return sorted(os.listdir(d))
+    names = []
+    for h in os.listdir(d):
+        check(len(h) == 1 and h in "0123456789abcdef" and os.path.isdir(os.path.join(d, h)),
+              f"bundles/ holds only its 16 subdirectories, names kept lowercase: {h!r}")
+        inside = os.listdir(os.path.join(d, h))
+        check(all(f[0] == h for f in inside), f"bundles/{h}/ holds only ids {h}...: {inside}")
+        names += inside
+    return sorted(names)

@@ -6,7 +6,7 @@ import os
 import pty
 import subprocess
 
-from ternlib import TERN, Node, Scratch, check, done
+from ternlib import TERN, Node, Scratch, check, done, stick_names
 
 s = Scratch("sneakernet")
 field, mule, hub = Node(s, "field"), Node(s, "mule"), Node(s, "hub")
@@ -16,22 +16,7 @@ def peer(a, b):
     a.run(["peer", "add", b.name, b.idstring, "--sneakernet"], check_rc=0)
 
 
-def files(stick, sub):
-    """The names in tern/<sub>; for bundles/, the names in its subdirectories, each checked to
-    be in the one of its first hex digit (bundles/<h>/<64 hex id>.bpv)."""
-    d = os.path.join(stick, "tern", sub)
-    if not os.path.isdir(d):
-        return []
-    if sub != "bundles":
-        return sorted(os.listdir(d))
-    names = []
-    for h in os.listdir(d):
-        check(len(h) == 1 and h in "0123456789abcdef" and os.path.isdir(os.path.join(d, h)),
-              f"bundles/ holds only its 16 subdirectories: {h!r}")
-        inside = os.listdir(os.path.join(d, h))
-        check(all(f[0] == h for f in inside), f"bundles/{h}/ holds only ids {h}...: {inside}")
-        names += inside
-    return sorted(names)
+files = stick_names
 
 
 def export(node, stick, *args, rc=0):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from ternlib import Node, Scratch, check, done, introduce
+from ternlib import Node, Scratch, check, done, introduce, stick_names
 
 
 def skip(why):
@@ -123,21 +123,7 @@ def remount():
 
 
 def listing(sub):
-    """The names in tern/<sub>; for bundles/, those in its subdirectories, which must read back
-    as written: lowercase 0-9 and a-f, each holding only ids of its first hex digit."""
-    d = os.path.join(mnt, "tern", sub)
-    if not os.path.isdir(d):
-        return []
-    if sub != "bundles":
-        return sorted(os.listdir(d))
-    names = []
-    for h in os.listdir(d):
-        check(len(h) == 1 and h in "0123456789abcdef" and os.path.isdir(os.path.join(d, h)),
-              f"bundles/ holds only its subdirectories, names kept lowercase: {h!r}")
-        inside = os.listdir(os.path.join(d, h))
-        check(all(f[0] == h for f in inside), f"bundles/{h}/ holds only ids {h}...: {inside}")
-        names += inside
-    return sorted(names)
+    return stick_names(mnt, sub)
 
 
 def bundle_path(name):
