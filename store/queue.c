@@ -1,11 +1,13 @@
 /* The bundle queue: the payload writer, reads in queue order, custody, expiry, quarantine. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/crc32c.h"
@@ -800,6 +802,134 @@ out:
 	free(buf);
 	free(crcs);
 	return ret;
+}
+
+/*
+ * Piece seq of a payload file into buf (n bytes, checked against its CRC in crcs).
+ * 0 with bad[] empty, 0 with bad[] saying what is wrong, or a read error.
+ */
+static int file_piece(struct store *s, const uint8_t id[32], uint64_t payload_len,
+		      const uint8_t *crcs, size_t ncrcs, uint64_t seq, uint8_t *buf, size_t n,
+		      char *bad, size_t badlen)
+{
+	uint64_t chunks = (payload_len + STORE_CHUNK_SIZE - 1) / STORE_CHUNK_SIZE;
+	char name[65];
+	struct stat st;
+	size_t got = 0;
+	int ret = 0;
+
+	store_hex(name, id, 32);
+	int fd = openat(s->files_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		snprintf(bad, badlen, "payload file missing");
+		return 0;
+	}
+	if (fstat(fd, &st) != 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != payload_len) {
+		snprintf(bad, badlen, "payload file is %lld bytes, not %" PRIu64,
+			 (long long)st.st_size, payload_len);
+		goto out;
+	}
+	if (!crcs || ncrcs != chunks * 4) {
+		snprintf(bad, badlen, "payload checksums do not match its length");
+		goto out;
+	}
+	while (got < n) {
+		ssize_t r = pread(fd, buf + got, n - got, (off_t)(seq * STORE_CHUNK_SIZE + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (r == 0) {
+			snprintf(bad, badlen, "payload file shrank at chunk %" PRIu64, seq);
+			goto out;
+		}
+		got += (size_t)r;
+	}
+	const uint8_t *c = crcs + 4 * seq;
+	uint32_t want = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+	if (store_crc32c(0, buf, n) != want)
+		snprintf(bad, badlen, "payload file chunk %" PRIu64 " checksum mismatch", seq);
+out:
+	close(fd);
+	return ret;
+}
+
+/*
+ * Every chunk but the last holds STORE_CHUNK_SIZE bytes (the writer cuts them so, in
+ * rows and in files alike): the chunk that holds offset is found by division.
+ */
+ssize_t store_payload_pread(struct store *s, int64_t rowid, uint64_t offset, uint8_t *buf,
+			    size_t len)
+{
+	uint8_t id[32] = {0}, *chunk = NULL, *crcs = NULL;
+	uint64_t payload_len = 0, seq, start;
+	size_t cap = 0, n = 0, want, ncrcs = 0, skip, copy = 0;
+	bool file = false;
+	uint32_t crc = 0;
+	char bad[96] = "";
+	int ret;
+
+	if (!s || (!buf && len)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = bundle_meta(s, rowid, id, &payload_len);
+	if (ret || offset >= payload_len || len == 0)
+		goto out;
+	seq = offset / STORE_CHUNK_SIZE;
+	start = seq * STORE_CHUNK_SIZE;
+	want = payload_len - start < STORE_CHUNK_SIZE ? (size_t)(payload_len - start)
+						      : STORE_CHUNK_SIZE;
+	ret = file_meta(s, rowid, &file, &crcs, &ncrcs);
+	if (ret)
+		goto out;
+	if (file) {
+		chunk = malloc(want);
+		if (!chunk) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		ret = file_piece(s, id, payload_len, crcs, ncrcs, seq, chunk, want, bad,
+				 sizeof(bad));
+		n = want;
+		/* Deleted meanwhile (by another process) is not corruption. */
+		if (ret == 0 && bad[0])
+			ret = bundle_meta(s, rowid, NULL, NULL);
+		goto check;
+	}
+	ret = chunk_get(s, rowid, (int64_t)seq, &chunk, &cap, &n, &crc);
+	if (ret == -ENOENT) {
+		ret = bundle_meta(s, rowid, NULL, NULL);
+		if (ret == 0)
+			snprintf(bad, sizeof(bad), "chunk %" PRIu64 " missing", seq);
+	} else if (ret == 0 && store_crc32c(0, chunk, n) != crc) {
+		snprintf(bad, sizeof(bad), "chunk %" PRIu64 " checksum mismatch", seq);
+	} else if (ret == 0 && n != want) {
+		snprintf(bad, sizeof(bad), "chunk %" PRIu64 " is %zu bytes, not %zu", seq, n,
+			 want);
+	}
+check:
+	if (ret)
+		goto out;
+	if (bad[0]) {
+		ret = quarantine(s, rowid, id, bad);
+		goto out;
+	}
+	skip = (size_t)(offset - start);
+	copy = n - skip < len ? n - skip : len;
+	memcpy(buf, chunk + skip, copy);
+out:
+	free(chunk);
+	free(crcs);
+	return ret ? ret : (ssize_t)copy;
 }
 
 /* ---- deletion ---------------------------------------------------------------------- */

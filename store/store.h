@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /*
  * Only store/ includes sqlite3.h. The store knows nothing of BPv7 or of the
@@ -227,6 +228,18 @@ int store_bundle_foreach(struct store *s, enum store_state state, const struct s
  */
 int store_payload_read(struct store *s, int64_t rowid,
 		       int (*fn)(void *ctx, const uint8_t *buf, size_t len), void *ctx);
+/*
+ * Copies up to len payload bytes from offset on into buf, from the one chunk that
+ * holds offset (a row, or a STORE_CHUNK_SIZE piece of a payload file), after checking
+ * that chunk's CRC-32C: a read never crosses a chunk's end, so call again from
+ * offset + the count for more. Returns the count (0 at or past the end of the
+ * payload, or for len 0), -ENOENT if no such bundle, -EINVAL, or -EBADMSG after
+ * quarantining the bundle as store_payload_read does (store_errmsg() names the
+ * chunk). No transaction stays open between calls: a link that sends a payload a
+ * segment at a time holds back neither writers nor checkpoints.
+ */
+ssize_t store_payload_pread(struct store *s, int64_t rowid, uint64_t offset, uint8_t *buf,
+			    size_t len);
 /* Deletes a bundle and its chunks (durably). -ENOENT. */
 int store_bundle_delete(struct store *s, const uint8_t id[static 32]);
 /*

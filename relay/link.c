@@ -1,0 +1,1223 @@
+/* The link session engine: offers, wants, transfers and custody over one peer session, without I/O.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay/link.h"
+
+#define DATA_OVERHEAD	41    /* type, id, offset */
+#define SEGMENT_MIN	512   /* a DATA segment shorter than this waits for more budget */
+#define READ_AHEAD	65536 /* one store chunk: each is read and checked once */
+#define PINGS_MAX	3     /* unanswered, then BYE idle */
+#define RETRY_LATER_S	60    /* retry_after_s of a `later` refusal */
+#define RETRY_DAMAGED_S 3600  /* a damaged copy is quarantined here: an operator must act */
+
+/* Our offers: each bundle offered once a session (ids stay, so none is offered twice). */
+enum out_state { OUT_OFFERED = 1, OUT_WANTED, OUT_SENDING, OUT_DONE };
+
+struct out_entry {
+	uint8_t id[32];
+	int64_t rowid;
+	uint64_t size;
+	uint8_t prio;
+	enum out_state state;
+	bool marked;	 /* store_bundle_mark_exported queued or done */
+	bool end_sent;	 /* END went out: waits for ACK or REFUSE */
+	uint64_t offset; /* next payload byte to send */
+	uint64_t order;	 /* when it was wanted: transfers of one priority go in this order */
+	struct bundle_tail tail;
+	uint8_t *head; /* the re-encoded head, from the start of the transfer until sent */
+	size_t headlen;
+};
+
+/* The peer's offers that are under way here (wanted, being received, or being drained). */
+enum in_state { IN_WANTED = 1, IN_RECV, IN_DRAIN };
+
+struct in_entry {
+	uint8_t id[32];
+	uint64_t size;
+	enum in_state state;
+	uint64_t got; /* payload bytes received */
+	/* An overtaking transfer, kept in memory until the one being stored is done. */
+	uint8_t *pend;
+	size_t pend_len, pend_cap;
+	bool pending, ended;
+	uint64_t pend_order;
+};
+
+enum op_kind { OP_MARK = 1, OP_RELEASE };
+
+struct op {
+	uint8_t id[32];
+	enum op_kind kind;
+};
+
+struct link_session {
+	struct node *n;
+	struct store_peer peer;
+	struct link_limits lim;
+	link_send_fn send;
+	void *ctx;
+
+	int err; /* the session is over: every call returns it */
+	char why[240];
+	bool started, hello_in;
+	uint32_t peer_max; /* the peer's max_record: LINK_RECORD_MIN until its HELLO */
+
+	/* our offers, with an index by id */
+	struct out_entry *out;
+	size_t n_out, cap_out;
+	uint32_t *idx; /* index + 1, 0 empty; open addressing */
+	size_t idx_cap;
+	size_t outstanding;
+	bool scan_more; /* the last scan stopped at max_offers */
+	uint64_t order;
+
+	/* the peer's offers under way */
+	struct in_entry *in;
+	size_t n_in, cap_in;
+	struct ingest *ingest; /* the transfer being stored (its writer is open) */
+	uint8_t active[32];
+	size_t pend_bytes;
+
+	/* answers gathered while a record is handled, sent together */
+	struct link_offer *offers;
+	size_t n_offers;
+	struct link_want *wants;
+	size_t n_wants, cap_wants;
+	struct link_refuse *refuses;
+	size_t n_refuses, cap_refuses;
+	uint8_t *acks;
+	size_t n_acks, cap_acks;
+
+	/* custody marks and releases, in order; deferred while our writer is open */
+	struct op *ops;
+	size_t n_ops, cap_ops;
+	struct receipt_batch receipts;
+	bool receipts_due;
+
+	/* keepalive and rescans */
+	uint64_t next_ping, next_rescan, ping_token;
+	unsigned unanswered;
+
+	/* read-ahead of the payload being sent */
+	uint8_t *ra;
+	size_t ra_len;
+	uint64_t ra_off;
+	size_t ra_owner; /* out index + 1, 0 none */
+
+	struct link_stats stats;
+	uint8_t *rec;  /* a record being encoded */
+	uint8_t *data; /* payload of a DATA record */
+};
+
+void link_limits_default(struct link_limits *lim)
+{
+	*lim = (struct link_limits){
+	    .max_record = LINK_RECORD_MAX,
+	    .keepalive_s = 30,
+	    .max_payload = NODE_MAX_PAYLOAD,
+	    .min_life_ms = 1000,
+	    .max_offers = 1000,
+	    .rescan_s = 10,
+	    .overtake_max = 1u << 20,
+	};
+}
+
+static void *grow(void *p, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return p;
+	size_t cap2 = *cap ? *cap * 2 : 16;
+	while (cap2 < need)
+		cap2 *= 2;
+	void *q = realloc(p, cap2 * size);
+	if (q)
+		*cap = cap2;
+	return q;
+}
+
+static void hex8(const uint8_t id[32], char out[17])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < 8; i++) {
+		out[2 * i] = digits[id[i] >> 4];
+		out[2 * i + 1] = digits[id[i] & 15];
+	}
+	out[16] = 0;
+}
+
+/* ---- the end of a session -------------------------------------------------------- */
+
+static int apply_ops(struct link_session *s);
+
+/*
+ * Ends the session with err; bye >= 0 sends BYE with that reason and the text first.
+ * A transfer being stored is rolled back at once: its writer must not outlive the session.
+ */
+static int fail(struct link_session *s, int err, int bye, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(struct link_session *s, int err, int bye, const char *fmt, ...)
+{
+	if (s->err)
+		return s->err;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	s->err = err;
+	if (bye >= 0) {
+		char text[LINK_BYE_TEXT_MAX + 1];
+		size_t k = strnlen(s->why, LINK_BYE_TEXT_MAX);
+		memcpy(text, s->why, k);
+		text[k] = 0;
+		int len = link_encode_bye(s->rec, s->peer_max, (uint8_t)bye, text);
+		if (len < 0)
+			len = link_encode_bye(s->rec, s->peer_max, (uint8_t)bye, NULL);
+		if (len > 0)
+			s->send(s->ctx, s->rec,
+				(size_t)len); /* the session ends whatever it says */
+	}
+	ingest_free(s->ingest);
+	s->ingest = NULL;
+	apply_ops(s);
+	return err;
+}
+
+static int protocol(struct link_session *s, const char *what)
+{
+	return fail(s, -EPROTO, LINK_BYE_PROTOCOL, "protocol: %s", what);
+}
+
+static int store_failed(struct link_session *s, int err, const char *what)
+{
+	if (err == -ENOMEM)
+		return fail(s, err, LINK_BYE_DONE, "out of memory");
+	return fail(s, err, LINK_BYE_DONE, "store: %s: %s", what, store_errmsg(s->n->store));
+}
+
+static int send_rec(struct link_session *s, int len)
+{
+	if (len < 0)
+		return fail(s, len, -1, "cannot encode a record (%s)", strerror(-len));
+	int ret = s->send(s->ctx, s->rec, (size_t)len);
+	if (ret < 0)
+		return fail(s, ret, -1, "send: %s", strerror(-ret));
+	return 0;
+}
+
+/* ---- our offers --------------------------------------------------------------------- */
+
+static size_t id_hash(const uint8_t id[32], size_t cap)
+{
+	uint64_t h;
+	memcpy(&h, id, sizeof(h)); /* ids are BLAKE2b outputs, and these ones are ours */
+	return (size_t)(h & (cap - 1));
+}
+
+static long find_out(const struct link_session *s, const uint8_t id[32])
+{
+	if (!s->idx_cap)
+		return -1;
+	for (size_t i = id_hash(id, s->idx_cap);; i = (i + 1) & (s->idx_cap - 1)) {
+		uint32_t k = s->idx[i];
+		if (!k)
+			return -1;
+		if (memcmp(s->out[k - 1].id, id, 32) == 0)
+			return (long)k - 1;
+	}
+}
+
+static int add_out(struct link_session *s, const struct out_entry *e)
+{
+	if ((s->n_out + 1) * 2 > s->idx_cap) {
+		size_t cap = s->idx_cap ? s->idx_cap * 2 : 256;
+		uint32_t *idx = calloc(cap, sizeof(*idx));
+		if (!idx)
+			return -ENOMEM;
+		for (size_t k = 0; k < s->n_out; k++) {
+			size_t i = id_hash(s->out[k].id, cap);
+			while (idx[i])
+				i = (i + 1) & (cap - 1);
+			idx[i] = (uint32_t)(k + 1);
+		}
+		free(s->idx);
+		s->idx = idx;
+		s->idx_cap = cap;
+	}
+	struct out_entry *out = grow(s->out, &s->cap_out, s->n_out + 1, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	s->out = out;
+	out[s->n_out] = *e;
+	size_t i = id_hash(e->id, s->idx_cap);
+	while (s->idx[i])
+		i = (i + 1) & (s->idx_cap - 1);
+	s->idx[i] = (uint32_t)(s->n_out + 1);
+	s->n_out++;
+	return 0;
+}
+
+static int flush_offers(struct link_session *s)
+{
+	int ret = 0;
+	if (s->n_offers)
+		ret = send_rec(s, link_encode_offer(s->rec, s->peer_max, s->offers, s->n_offers));
+	s->n_offers = 0;
+	return ret;
+}
+
+static int scan_one(void *ctx, const struct store_bundle *b, const uint8_t *head, size_t headlen)
+{
+	struct link_session *s = ctx;
+	struct store_peer via;
+	(void)head;
+	(void)headlen;
+	if (s->outstanding >= s->lim.max_offers) {
+		s->scan_more = true;
+		return 1;
+	}
+	if (find_out(s, b->id) >= 0 || node_next_hop(s->n, b->dest_node, &via) < 0 ||
+	    via.node != s->peer.node || b->age_now_ms >= b->lifetime_ms)
+		return 0;
+	struct out_entry e = {
+	    .rowid = b->rowid,
+	    .size = b->payload_len,
+	    .prio = b->priority <= STORE_URGENT ? (uint8_t)b->priority : STORE_NORMAL,
+	    .state = OUT_OFFERED,
+	};
+	memcpy(e.id, b->id, 32);
+	if (add_out(s, &e) < 0)
+		return -ENOMEM;
+	struct link_offer *o = &s->offers[s->n_offers++];
+	memcpy(o->id, b->id, 32);
+	o->size = b->payload_len;
+	o->priority = e.prio;
+	o->expires_in_ms = b->lifetime_ms - b->age_now_ms;
+	s->outstanding++;
+	s->stats.offered++;
+	if (s->n_offers == link_list_fit(LINK_OFFER, s->peer_max))
+		return flush_offers(s);
+	return 0;
+}
+
+/* Offers what is queued for this peer and not offered yet this session, up to max_offers. */
+static int scan(struct link_session *s)
+{
+	if (s->err)
+		return s->err;
+	s->scan_more = false;
+	int ret = store_bundle_foreach(s->n->store, STORE_QUEUED, &s->n->now, scan_one, s);
+	if (s->err)
+		return s->err;
+	if (ret == -ENOMEM)
+		return fail(s, ret, LINK_BYE_DONE, "out of memory");
+	if (ret < 0 && ret != -EBADMSG)
+		s->scan_more = true; /* a read failed: the next tick tries again */
+	return flush_offers(s);
+}
+
+/* ---- custody: marks and releases, in order ------------------------------------------ */
+
+static int queue_op(struct link_session *s, const uint8_t id[32], enum op_kind kind)
+{
+	struct op *ops = grow(s->ops, &s->cap_ops, s->n_ops + 1, sizeof(*ops));
+	if (!ops)
+		return -ENOMEM;
+	s->ops = ops;
+	memcpy(ops[s->n_ops].id, id, 32);
+	ops[s->n_ops++].kind = kind;
+	return 0;
+}
+
+/* Writes the queued marks and releases unless our writer is open; 0 or a store error. */
+static int apply_ops(struct link_session *s)
+{
+	size_t i = 0;
+	int ret = 0;
+	if (s->ingest)
+		return 0;
+	for (; i < s->n_ops; i++) {
+		struct op *o = &s->ops[i];
+		uint64_t released = 0;
+		if (o->kind == OP_MARK)
+			ret = store_bundle_mark_exported(s->n->store, o->id, s->peer.node,
+							 s->n->now.unix_ms);
+		else
+			ret = store_bundle_release(s->n->store, o->id, s->peer.node, &released);
+		if (ret == -ENOENT)
+			ret = 0; /* gone meanwhile (expired, or released by an earlier session) */
+		if (ret == -EBUSY) {
+			ret = 0; /* another process writes: later */
+			break;
+		}
+		if (ret < 0)
+			break;
+		s->stats.released += released;
+	}
+	if (i) {
+		memmove(s->ops, s->ops + i, (s->n_ops - i) * sizeof(*s->ops));
+		s->n_ops -= i;
+	}
+	return ret;
+}
+
+/* ---- answers to the peer's offers ------------------------------------------------- */
+
+static int answer_ack(struct link_session *s, const uint8_t id[32])
+{
+	uint8_t *a = grow(s->acks, &s->cap_acks, s->n_acks + 1, 32);
+	if (!a)
+		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+	s->acks = a;
+	memcpy(a + 32 * s->n_acks++, id, 32);
+	s->stats.acked_in++;
+	return 0;
+}
+
+static int answer_refuse(struct link_session *s, const uint8_t id[32], uint8_t reason,
+			 uint32_t retry_s)
+{
+	struct link_refuse *r = grow(s->refuses, &s->cap_refuses, s->n_refuses + 1, sizeof(*r));
+	if (!r)
+		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+	s->refuses = r;
+	memcpy(r[s->n_refuses].id, id, 32);
+	r[s->n_refuses].reason = reason;
+	r[s->n_refuses++].retry_after_s = retry_s;
+	s->stats.refused_in++;
+	return 0;
+}
+
+static int flush_answers(struct link_session *s)
+{
+	size_t fit;
+	int ret = 0;
+	fit = link_list_fit(LINK_ACK, s->peer_max);
+	for (size_t i = 0; ret == 0 && i < s->n_acks; i += fit) {
+		size_t k = s->n_acks - i < fit ? s->n_acks - i : fit;
+		ret = send_rec(s, link_encode_ack(s->rec, s->peer_max, s->acks + 32 * i, k));
+	}
+	fit = link_list_fit(LINK_REFUSE, s->peer_max);
+	for (size_t i = 0; ret == 0 && i < s->n_refuses; i += fit) {
+		size_t k = s->n_refuses - i < fit ? s->n_refuses - i : fit;
+		ret = send_rec(s, link_encode_refuse(s->rec, s->peer_max, s->refuses + i, k));
+	}
+	fit = link_list_fit(LINK_WANT, s->peer_max);
+	for (size_t i = 0; ret == 0 && i < s->n_wants; i += fit) {
+		size_t k = s->n_wants - i < fit ? s->n_wants - i : fit;
+		ret = send_rec(s, link_encode_want(s->rec, s->peer_max, s->wants + i, k));
+	}
+	s->n_acks = s->n_refuses = s->n_wants = 0;
+	return ret;
+}
+
+static struct in_entry *find_in(struct link_session *s, const uint8_t id[32])
+{
+	for (size_t i = 0; i < s->n_in; i++)
+		if (memcmp(s->in[i].id, id, 32) == 0)
+			return &s->in[i];
+	return NULL;
+}
+
+static void drop_in(struct link_session *s, struct in_entry *e)
+{
+	if (e->pending)
+		s->pend_bytes -= e->pend_len;
+	free(e->pend);
+	*e = s->in[--s->n_in];
+}
+
+static int take_offer(struct link_session *s, const struct link_offer *o)
+{
+	struct store_bundle b;
+	struct in_entry *e = find_in(s, o->id);
+	if (e)
+		return 0; /* offered again while under way: the transfer answers it */
+	if (o->size > s->lim.max_payload || o->size > NODE_MAX_PAYLOAD)
+		return answer_refuse(s, o->id, LINK_REFUSE_TOO_BIG, 0);
+	if (o->expires_in_ms < s->lim.min_life_ms)
+		return answer_refuse(s, o->id, LINK_REFUSE_EXPIRED, 0);
+	int have = store_bundle_get(s->n->store, o->id, NULL, &b, NULL, 0, NULL);
+	if (have == 0 && b.state != STORE_QUARANTINED)
+		return answer_ack(s, o->id); /* durably here already: custody passes */
+	if (have == 0 || have == -EBADMSG)
+		return answer_refuse(s, o->id, LINK_REFUSE_LATER, RETRY_DAMAGED_S);
+	if (have != -ENOENT || s->n_in >= s->lim.max_offers)
+		return answer_refuse(s, o->id, LINK_REFUSE_LATER, RETRY_LATER_S);
+	struct in_entry *in = grow(s->in, &s->cap_in, s->n_in + 1, sizeof(*in));
+	struct link_want *w = grow(s->wants, &s->cap_wants, s->n_wants + 1, sizeof(*w));
+	if (in)
+		s->in = in;
+	if (w)
+		s->wants = w;
+	if (!in || !w)
+		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+	in[s->n_in++] = (struct in_entry){.size = o->size, .state = IN_WANTED};
+	memcpy(in[s->n_in - 1].id, o->id, 32);
+	memcpy(w[s->n_wants].id, o->id, 32);
+	w[s->n_wants++].offset = 0; /* this version keeps nothing of a cut transfer */
+	return 0;
+}
+
+/* ---- storing the peer's transfers --------------------------------------------------- */
+
+/* The transfer being stored has a verdict (or ended early): answer, and free the writer. */
+static int finish_active(struct link_session *s)
+{
+	struct ingest_result *res = malloc(sizeof(*res));
+	struct in_entry *e = find_in(s, s->active);
+	char hex[17];
+	if (!res) {
+		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+	}
+	int ret = ingest_finish(s->ingest, res);
+	s->ingest = NULL;
+	hex8(s->active, hex);
+	if (ret == -ENOSPC) {
+		ret = answer_refuse(s, s->active, LINK_REFUSE_DISK_FULL, RETRY_LATER_S * 10);
+	} else if (ret == -EBUSY) {
+		ret = answer_refuse(s, s->active, LINK_REFUSE_LATER, RETRY_LATER_S);
+	} else if (ret < 0) {
+		ret = store_failed(s, ret, hex);
+	} else {
+		switch (res->verdict) {
+		case INGEST_DELIVERED:
+			receipt_batch_add(&s->receipts, res->inbox.sender_pk, res->inbox.msg_id);
+			s->receipts_due = true;
+			/* fall through */
+		case INGEST_QUEUED:
+		case INGEST_DUPLICATE:
+		case INGEST_RECEIPT:
+			s->stats.received++;
+			ret = answer_ack(s, s->active); /* the commit returned: custody is ours */
+			break;
+		case INGEST_REJECTED:
+			ret = answer_refuse(s, s->active, LINK_REFUSE_BAD, 0);
+			break;
+		case INGEST_PASSED:
+			ret = answer_refuse(s, s->active, LINK_REFUSE_POLICY, 0);
+			break;
+		}
+	}
+	free(res);
+	if (e && e->state == IN_RECV && !e->ended)
+		e->state = IN_DRAIN; /* decided early: what still comes of it is dropped */
+	else if (e)
+		drop_in(s, e);
+	return ret;
+}
+
+/* Feeds the transfer being stored; a verdict known early ends it at once. */
+static int feed_active(struct link_session *s, const uint8_t *buf, size_t len)
+{
+	if (len && ingest_feed(s->ingest, buf, len) != 0)
+		return finish_active(s);
+	return 0;
+}
+
+static int start_active(struct link_session *s, struct in_entry *e)
+{
+	int ret = ingest_new(s->n, &s->ingest);
+	if (ret < 0)
+		return fail(s, ret, LINK_BYE_DONE, "out of memory");
+	ingest_expect_id(s->ingest, e->id);
+	memcpy(s->active, e->id, 32);
+	return 0;
+}
+
+/* Keeps bytes of an overtaking transfer, within overtake_max; else refuses it `later`. */
+static int keep_pending(struct link_session *s, struct in_entry *e, const uint8_t *buf, size_t len)
+{
+	if (e->state != IN_RECV)
+		return 0;
+	if (len > s->lim.overtake_max - s->pend_bytes) {
+		s->pend_bytes -= e->pend_len;
+		free(e->pend);
+		e->pend = NULL;
+		e->pend_len = e->pend_cap = 0;
+		e->pending = false;
+		e->state = IN_DRAIN;
+		return answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_LATER_S);
+	}
+	uint8_t *p = grow(e->pend, &e->pend_cap, e->pend_len + len, 1);
+	if (!p)
+		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+	e->pend = p;
+	memcpy(p + e->pend_len, buf, len);
+	e->pend_len += len;
+	s->pend_bytes += len;
+	return 0;
+}
+
+/* Bytes of transfer e, to the store if it is the one being stored, else to memory. */
+static int take_bytes(struct link_session *s, struct in_entry *e, const uint8_t *buf, size_t len)
+{
+	if (e->state != IN_RECV)
+		return 0;
+	if (s->ingest && memcmp(s->active, e->id, 32) == 0)
+		return feed_active(s, buf, len);
+	return keep_pending(s, e, buf, len);
+}
+
+/* When no transfer is being stored, the oldest kept one is, and a whole one is decided. */
+static int advance(struct link_session *s)
+{
+	while (!s->err && !s->ingest) {
+		struct in_entry *e = NULL;
+		for (size_t i = 0; i < s->n_in; i++)
+			if (s->in[i].pending && (!e || s->in[i].pend_order < e->pend_order))
+				e = &s->in[i];
+		if (!e)
+			return 0;
+		int ret = start_active(s, e);
+		if (ret < 0)
+			return ret;
+		e->pending = false;
+		s->pend_bytes -= e->pend_len;
+		uint8_t *buf = e->pend;
+		size_t len = e->pend_len;
+		bool ended = e->ended;
+		e->pend = NULL;
+		e->pend_len = e->pend_cap = 0;
+		ret = feed_active(s, buf, len);
+		free(buf);
+		if (ret < 0)
+			return ret;
+		if (ended && s->ingest && memcmp(s->active, e->id, 32) == 0)
+			ret = finish_active(s);
+		if (ret < 0)
+			return ret;
+	}
+	return s->err;
+}
+
+static uint64_t pend_counter(struct link_session *s)
+{
+	return ++s->order;
+}
+
+static int on_head(struct link_session *s, const struct link_msg *m)
+{
+	struct in_entry *e = find_in(s, m->id);
+	if (!e || e->state != IN_WANTED)
+		return protocol(s, "HEAD for a bundle not wanted");
+	if (m->payload_len != e->size)
+		return protocol(s, "HEAD with another payload size than offered");
+	e->state = IN_RECV;
+	e->got = 0;
+	if (!s->ingest) {
+		int ret = start_active(s, e);
+		return ret < 0 ? ret : feed_active(s, m->bytes, m->len);
+	}
+	e->pending = true;
+	e->pend_order = pend_counter(s);
+	return keep_pending(s, e, m->bytes, m->len);
+}
+
+static int on_data(struct link_session *s, const struct link_msg *m)
+{
+	struct in_entry *e = find_in(s, m->id);
+	if (!e || e->state == IN_WANTED)
+		return protocol(s, "DATA for a transfer not started");
+	if (m->offset != e->got || m->len > e->size - e->got)
+		return protocol(s, "DATA not at the next offset, or past the payload");
+	e->got += m->len;
+	return take_bytes(s, e, m->bytes, m->len);
+}
+
+static int on_end(struct link_session *s, const struct link_msg *m)
+{
+	struct in_entry *e = find_in(s, m->id);
+	if (!e || e->state == IN_WANTED)
+		return protocol(s, "END for a transfer not started");
+	if (e->got != e->size)
+		return protocol(s, "END before the whole payload");
+	if (e->state == IN_DRAIN) {
+		drop_in(s, e);
+		return 0;
+	}
+	e->ended = true;
+	if (s->ingest && memcmp(s->active, e->id, 32) == 0) {
+		int ret = feed_active(s, m->bytes, m->len);
+		if (ret == 0 && s->ingest && memcmp(s->active, e->id, 32) == 0)
+			ret = finish_active(s);
+		return ret;
+	}
+	int ret = keep_pending(s, e, m->bytes, m->len);
+	if (ret == 0 && e->state == IN_DRAIN)
+		drop_in(s, e); /* refused for want of memory: nothing more of it comes */
+	return ret;
+}
+
+/* ---- the peer's answers to our offers --------------------------------------------- */
+
+static void out_done(struct link_session *s, struct out_entry *e)
+{
+	free(e->head);
+	e->head = NULL;
+	e->state = OUT_DONE;
+	if (s->ra_owner && &s->out[s->ra_owner - 1] == e)
+		s->ra_owner = 0;
+	s->outstanding--;
+}
+
+static int on_want(struct link_session *s, const struct link_msg *m)
+{
+	for (size_t i = 0; i < m->count; i++) {
+		struct link_want w;
+		link_want_at(m, i, &w);
+		long k = find_out(s, w.id);
+		if (k < 0 || s->out[k].state != OUT_OFFERED)
+			return protocol(s, "WANT for a bundle not offered");
+		if (w.offset > s->out[k].size)
+			return protocol(s, "WANT from past the payload's end");
+		s->out[k].state = OUT_WANTED;
+		s->out[k].offset = w.offset;
+		s->out[k].order = ++s->order;
+	}
+	return 0;
+}
+
+static int on_refuse(struct link_session *s, const struct link_msg *m)
+{
+	for (size_t i = 0; i < m->count; i++) {
+		struct link_refuse r;
+		link_refuse_at(m, i, &r);
+		long k = find_out(s, r.id);
+		if (k < 0)
+			return protocol(s, "REFUSE for a bundle not offered");
+		if (s->out[k].state == OUT_DONE)
+			continue;
+		/* Not again this session (retry_after_s is not honoured within one yet). */
+		out_done(s, &s->out[k]);
+		s->stats.refused_out++;
+	}
+	return 0;
+}
+
+static int on_ack(struct link_session *s, const struct link_msg *m)
+{
+	for (size_t i = 0; i < m->count; i++) {
+		const uint8_t *id = link_ack_at(m, i);
+		long k = find_out(s, id);
+		if (k < 0)
+			return protocol(s, "ACK for a bundle not offered");
+		struct out_entry *e = &s->out[k];
+		if (e->state == OUT_DONE)
+			continue;
+		/* Stored there already (an ACK to the offer): it was handed over all the same. */
+		int ret = e->marked ? 0 : queue_op(s, id, OP_MARK);
+		if (ret == 0)
+			ret = queue_op(s, id, OP_RELEASE);
+		if (ret < 0)
+			return fail(s, ret, LINK_BYE_DONE, "out of memory");
+		e->marked = true;
+		out_done(s, e);
+		s->stats.acked_out++;
+	}
+	return 0;
+}
+
+static int on_hello(struct link_session *s, const struct link_msg *m)
+{
+	if (s->hello_in)
+		return protocol(s, "a second HELLO");
+	if (m->hello.version < LINK_VERSION)
+		return fail(s, -EPROTONOSUPPORT, LINK_BYE_VERSION,
+			    "version: the peer speaks %u, we speak %u", m->hello.version,
+			    LINK_VERSION);
+	if (m->hello.node != s->peer.node)
+		return fail(s, -EPROTO, LINK_BYE_PROTOCOL,
+			    "protocol: HELLO from node %" PRIu64 ", but the key is node %" PRIu64,
+			    m->hello.node, s->peer.node);
+	s->hello_in = true;
+	s->peer_max = m->hello.max_record;
+	return 0;
+}
+
+/* ---- between records: custody, receipts, more offers ------------------------------ */
+
+static int settle(struct link_session *s)
+{
+	if (s->err || s->ingest)
+		return s->err;
+	int ret = apply_ops(s);
+	if (ret < 0)
+		return store_failed(s, ret, "custody");
+	bool rescan = s->scan_more && s->outstanding <= s->lim.max_offers / 2;
+	if (s->receipts_due) {
+		unsigned queued = 0;
+		/* A receipt is a courtesy: one that cannot be queued loses no message. */
+		receipt_batch_flush(s->n, &s->receipts, &queued);
+		s->receipts_due = false;
+		rescan |= queued > 0;
+	}
+	return rescan ? scan(s) : 0;
+}
+
+/* ---- public ----------------------------------------------------------------------- */
+
+int link_session_new(struct node *n, const struct store_peer *peer, const struct link_limits *lim,
+		     link_send_fn send, void *ctx, struct link_session **out)
+{
+	struct link_limits def;
+	if (!lim) {
+		link_limits_default(&def);
+		lim = &def;
+	}
+	if (!n || !peer || !send || !out || lim->max_record < LINK_RECORD_MIN ||
+	    lim->max_record > LINK_RECORD_MAX || lim->max_offers == 0 ||
+	    lim->max_offers > UINT16_MAX * 16u)
+		return -EINVAL;
+	struct link_session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->n = n;
+	s->peer = *peer;
+	s->lim = *lim;
+	s->send = send;
+	s->ctx = ctx;
+	s->peer_max = LINK_RECORD_MIN;
+	s->rec = malloc(LINK_RECORD_MAX);
+	s->data = malloc(LINK_RECORD_MAX);
+	s->ra = malloc(READ_AHEAD);
+	s->offers = malloc(link_list_fit(LINK_OFFER, LINK_RECORD_MAX) * sizeof(*s->offers));
+	if (!s->rec || !s->data || !s->ra || !s->offers) {
+		link_session_free(s);
+		return -ENOMEM;
+	}
+	*out = s;
+	return 0;
+}
+
+void link_session_free(struct link_session *s)
+{
+	if (!s)
+		return;
+	ingest_free(s->ingest); /* rolls back a transfer being stored */
+	s->ingest = NULL;
+	apply_ops(s);
+	if (s->receipts_due) {
+		unsigned queued;
+		receipt_batch_flush(s->n, &s->receipts, &queued);
+	}
+	receipt_batch_free(&s->receipts);
+	for (size_t i = 0; i < s->n_out; i++)
+		free(s->out[i].head);
+	for (size_t i = 0; i < s->n_in; i++)
+		free(s->in[i].pend);
+	free(s->out);
+	free(s->idx);
+	free(s->in);
+	free(s->offers);
+	free(s->wants);
+	free(s->refuses);
+	free(s->acks);
+	free(s->ops);
+	free(s->ra);
+	free(s->rec);
+	free(s->data);
+	free(s);
+}
+
+int link_session_start(struct link_session *s, uint64_t now_ms)
+{
+	if (s->err)
+		return s->err;
+	if (s->started)
+		return -EINVAL;
+	s->started = true;
+	struct link_hello h = {
+	    .version = LINK_VERSION,
+	    .node = s->n->node_num,
+	    .max_record = s->lim.max_record,
+	    .keepalive_s = s->lim.keepalive_s,
+	};
+	s->next_ping = now_ms + 1000ull * s->lim.keepalive_s;
+	s->next_rescan = now_ms + 1000ull * s->lim.rescan_s;
+	int ret = send_rec(s, link_encode_hello(s->rec, s->peer_max, &h));
+	return ret < 0 ? ret : scan(s);
+}
+
+static int handle(struct link_session *s, const struct link_msg *m)
+{
+	if (!s->hello_in && m->type != LINK_HELLO)
+		return protocol(s, "a record before HELLO");
+	switch (m->type) {
+	case LINK_HELLO:
+		return on_hello(s, m);
+	case LINK_OFFER:
+		for (size_t i = 0; i < m->count && !s->err; i++) {
+			struct link_offer o;
+			link_offer_at(m, i, &o);
+			take_offer(s, &o);
+		}
+		return s->err;
+	case LINK_WANT:
+		return on_want(s, m);
+	case LINK_REFUSE:
+		return on_refuse(s, m);
+	case LINK_HEAD:
+		return on_head(s, m);
+	case LINK_DATA:
+		return on_data(s, m);
+	case LINK_END:
+		return on_end(s, m);
+	case LINK_ACK:
+		return on_ack(s, m);
+	case LINK_PING: {
+		int len = link_encode_ping(s->rec, s->peer_max, LINK_PONG, m->token);
+		return send_rec(s, len);
+	}
+	case LINK_PONG:
+		return 0; /* any record counts as an answer */
+	case LINK_BYE:
+		return fail(s, -ESHUTDOWN, -1, "the peer said BYE (%u)%s%s", m->bye_reason,
+			    m->bye_text[0] ? ": " : "", m->bye_text);
+	}
+	return protocol(s, "unknown record");
+}
+
+int link_session_input(struct link_session *s, const uint8_t *rec, size_t len, uint64_t now_ms)
+{
+	struct link_msg m;
+	const char *why = NULL;
+	char what[96];
+	if (s->err)
+		return s->err;
+	if (!s->started)
+		return -EINVAL;
+	if (len > s->lim.max_record)
+		return protocol(s, "a record over our max_record");
+	if (link_parse(rec, len, &m, &why) < 0) {
+		snprintf(what, sizeof(what), "malformed record: %s", why ? why : "?");
+		return protocol(s, what);
+	}
+	s->unanswered = 0;
+	s->next_ping = now_ms + 1000ull * s->lim.keepalive_s;
+	handle(s, &m);
+	if (!s->err)
+		advance(s);
+	if (!s->err)
+		flush_answers(s);
+	if (!s->err)
+		settle(s);
+	return s->err;
+}
+
+/* ---- sending transfers ------------------------------------------------------------ */
+
+static int capture_head(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct out_entry *e = ctx;
+	e->head = malloc(len);
+	if (!e->head)
+		return -ENOMEM;
+	memcpy(e->head, buf, len);
+	e->headlen = len;
+	return -ECANCELED; /* the head is all we take from node_emit: payload goes by pread */
+}
+
+struct header_capture {
+	struct bundle_header *h;
+	bool done;
+};
+
+static int take_header(void *ctx, const struct bundle_header *h)
+{
+	struct header_capture *c = ctx;
+	*c->h = *h;
+	c->done = true;
+	return 0;
+}
+
+static int no_payload(void *ctx, const uint8_t *buf, size_t len)
+{
+	(void)ctx;
+	(void)buf;
+	(void)len;
+	return -EPROTO;
+}
+
+/* The payload block's CRC type and the like, from the head we are about to send. */
+static int head_header(const uint8_t *head, size_t len, struct bundle_header *h)
+{
+	static const struct bundle_parser_cb cb = {.on_header = take_header,
+						   .on_payload = no_payload};
+	struct header_capture c = {.h = h};
+	struct bundle_limits lim = {.max_payload = UINT64_MAX};
+	struct bundle_parser *p;
+	int ret = bundle_parser_new(&lim, &cb, &c, &p);
+	if (ret < 0)
+		return ret;
+	ret = bundle_parser_feed(p, head, len);
+	bundle_parser_free(p);
+	return ret == 0 && !c.done ? -EBADMSG : ret;
+}
+
+/* Payload bytes of e at off into buf, through the read-ahead (one chunk read at a time). */
+static int read_payload(struct link_session *s, size_t k, uint64_t off, uint8_t *buf, size_t len)
+{
+	struct out_entry *e = &s->out[k];
+	while (len) {
+		if (s->ra_owner != k + 1 || off < s->ra_off || off >= s->ra_off + s->ra_len) {
+			ssize_t got =
+			    store_payload_pread(s->n->store, e->rowid, off, s->ra, READ_AHEAD);
+			if (got == 0)
+				got = -EBADMSG; /* shorter than its length says */
+			if (got < 0)
+				return (int)got;
+			s->ra_owner = k + 1;
+			s->ra_off = off;
+			s->ra_len = (size_t)got;
+		}
+		size_t skip = (size_t)(off - s->ra_off);
+		size_t n = s->ra_len - skip < len ? s->ra_len - skip : len;
+		memcpy(buf, s->ra + skip, n);
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Readies transfer k: its head re-encoded for the next hop now, the CRC state of its
+ * payload (through the wanted offset). 0; -ENOENT gone, -ELOOP hop limit, -EBADMSG
+ * damaged (each: the transfer is dropped); -ENOMEM.
+ */
+static int prepare(struct link_session *s, size_t k)
+{
+	struct out_entry *e = &s->out[k];
+	struct store_bundle b;
+	struct bundle_header *h = malloc(sizeof(*h));
+	uint8_t *stored = malloc(BUNDLE_HEAD_MAX);
+	size_t storedlen = 0;
+	int ret = -ENOMEM;
+	if (!h || !stored)
+		goto out;
+	ret = store_bundle_get(s->n->store, e->id, &s->n->now, &b, stored, BUNDLE_HEAD_MAX,
+			       &storedlen);
+	if (ret == -ENOSPC)
+		ret = -EBADMSG;
+	if (ret == 0 && (b.state != STORE_QUEUED || b.payload_len != e->size))
+		ret = -ENOENT;
+	if (ret < 0)
+		goto out;
+	e->rowid = b.rowid;
+	ret = node_emit(s->n, &b, stored, storedlen, capture_head, e, NULL);
+	if (ret == -ELOOP) {
+		store_bundle_delete(s->n->store, e->id); /* nobody will take it: it goes */
+		goto out;
+	}
+	if (ret != -ECANCELED || !e->head) {
+		ret = ret == -ENOMEM ? ret : -EBADMSG;
+		goto out;
+	}
+	ret = head_header(e->head, e->headlen, h);
+	if (ret < 0) {
+		ret = -EBADMSG;
+		goto out;
+	}
+	bundle_tail_init(&e->tail, h);
+	/* A resumed transfer: the payload CRC still covers the bytes not sent again. */
+	for (uint64_t off = 0; h->payload_crc_type != BUNDLE_CRC_NONE && off < e->offset;) {
+		size_t n =
+		    e->offset - off < LINK_RECORD_MAX ? (size_t)(e->offset - off) : LINK_RECORD_MAX;
+		ret = read_payload(s, k, off, s->data, n);
+		if (ret < 0)
+			goto out;
+		bundle_tail_update(&e->tail, s->data, n);
+		off += n;
+	}
+	ret = 0;
+out:
+	if (ret < 0) {
+		free(e->head);
+		e->head = NULL;
+	}
+	free(stored);
+	free(h);
+	return ret;
+}
+
+/* The transfer to go on with: the highest priority, the earliest wanted within it. */
+static long pick(const struct link_session *s)
+{
+	long best = -1;
+	for (size_t k = 0; k < s->n_out; k++) {
+		const struct out_entry *e = &s->out[k];
+		if ((e->state != OUT_WANTED && e->state != OUT_SENDING) || e->end_sent)
+			continue;
+		if (best < 0 || e->prio > s->out[best].prio ||
+		    (e->prio == s->out[best].prio && e->order < s->out[best].order))
+			best = (long)k;
+	}
+	return best;
+}
+
+bool link_session_wants_pump(const struct link_session *s)
+{
+	return !s->err && pick(s) >= 0;
+}
+
+/* One record of transfer k if it fits room: its length, 0 if it does not fit, or -errno. */
+static int step(struct link_session *s, size_t k, size_t room)
+{
+	struct out_entry *e = &s->out[k];
+	char hex[17];
+	int len, ret;
+	hex8(e->id, hex);
+	if (e->state == OUT_WANTED) {
+		if (!e->head) {
+			ret = prepare(s, k);
+			if (ret == -ENOMEM)
+				return fail(s, ret, LINK_BYE_DONE, "out of memory");
+			if (ret < 0) {
+				/* Never started there: the peer's WANT just goes unanswered. */
+				out_done(s, e);
+				return 0;
+			}
+		}
+		len = link_encode_head(s->rec, s->peer_max, e->id, e->size, e->head, e->headlen);
+		if (len < 0)
+			return fail(s, len, LINK_BYE_DONE, "bundle %s: head too big to send", hex);
+		if ((size_t)len > room)
+			return 0;
+		/* Exported to this peer before the first byte: its ACK can then release it. */
+		if (!e->marked && queue_op(s, e->id, OP_MARK) < 0)
+			return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+		e->marked = true;
+		ret = apply_ops(s);
+		if (ret < 0)
+			return store_failed(s, ret, "custody");
+		ret = send_rec(s, len);
+		if (ret < 0)
+			return ret;
+		free(e->head);
+		e->head = NULL;
+		e->state = OUT_SENDING;
+		return len;
+	}
+	if (e->offset < e->size) {
+		uint64_t left = e->size - e->offset;
+		size_t n = s->peer_max - DATA_OVERHEAD;
+		if (room <= DATA_OVERHEAD)
+			return 0;
+		if (n > room - DATA_OVERHEAD)
+			n = room - DATA_OVERHEAD;
+		if (n > left)
+			n = (size_t)left;
+		if (n < left && n < SEGMENT_MIN)
+			return 0;
+		ret = read_payload(s, k, e->offset, s->data, n);
+		if (ret < 0)
+			/* Started there: only the end of the session frees the peer's writer. */
+			return fail(s, ret, LINK_BYE_DONE, "bundle %s: %s here while sent", hex,
+				    ret == -ENOENT ? "deleted" : "damaged");
+		len = link_encode_data(s->rec, s->peer_max, e->id, e->offset, s->data, n);
+		if (len < 0 || (size_t)len > room)
+			return len < 0 ? fail(s, len, LINK_BYE_DONE, "cannot encode DATA") : 0;
+		ret = send_rec(s, len);
+		if (ret < 0)
+			return ret;
+		bundle_tail_update(&e->tail, s->data, n);
+		e->offset += n;
+		return len;
+	}
+	uint8_t tail[LINK_TAIL_MAX];
+	int tlen = bundle_encode_tail(&e->tail, tail, sizeof(tail));
+	if (tlen < 0)
+		return fail(s, tlen, LINK_BYE_DONE, "bundle %s: cannot encode its end", hex);
+	len = link_encode_end(s->rec, s->peer_max, e->id, tail, (size_t)tlen);
+	if (len < 0 || (size_t)len > room)
+		return len < 0 ? fail(s, len, LINK_BYE_DONE, "cannot encode END") : 0;
+	ret = send_rec(s, len);
+	if (ret < 0)
+		return ret;
+	e->end_sent = true; /* waits for the ACK, or a REFUSE */
+	if (s->ra_owner == k + 1)
+		s->ra_owner = 0;
+	return len;
+}
+
+int link_session_pump(struct link_session *s, uint64_t now_ms, size_t budget, size_t *produced)
+{
+	size_t done = 0;
+	(void)now_ms;
+	if (produced)
+		*produced = 0;
+	if (s->err)
+		return s->err;
+	while (s->hello_in) {
+		long k = pick(s);
+		if (k < 0)
+			break;
+		int len = step(s, (size_t)k, budget - done);
+		if (len < 0)
+			return len;
+		if (len == 0 && s->out[k].state != OUT_DONE)
+			break; /* the next record does not fit: the caller calls again */
+		done += (size_t)len;
+	}
+	s->stats.bytes_out += done;
+	if (produced)
+		*produced = done;
+	return settle(s);
+}
+
+int link_session_tick(struct link_session *s, uint64_t now_ms)
+{
+	if (s->err)
+		return s->err;
+	if (!s->started)
+		return -EINVAL;
+	if (s->lim.keepalive_s && now_ms >= s->next_ping) {
+		if (s->unanswered >= PINGS_MAX)
+			return fail(s, -ETIMEDOUT, LINK_BYE_IDLE, "idle: %u keepalives unanswered",
+				    s->unanswered);
+		int ret =
+		    send_rec(s, link_encode_ping(s->rec, s->peer_max, LINK_PING, ++s->ping_token));
+		if (ret < 0)
+			return ret;
+		s->unanswered++;
+		s->next_ping = now_ms + 1000ull * s->lim.keepalive_s;
+	}
+	if (s->lim.rescan_s && now_ms >= s->next_rescan) {
+		s->next_rescan = now_ms + 1000ull * s->lim.rescan_s;
+		s->scan_more = true;
+	}
+	return settle(s);
+}
+
+uint64_t link_session_deadline(const struct link_session *s)
+{
+	uint64_t t = UINT64_MAX;
+	if (s->err || !s->started)
+		return t;
+	if (s->lim.keepalive_s)
+		t = s->next_ping;
+	if (s->lim.rescan_s && s->next_rescan < t)
+		t = s->next_rescan;
+	return t;
+}
+
+int link_session_close(struct link_session *s)
+{
+	return fail(s, -ESHUTDOWN, LINK_BYE_DONE, "closed here");
+}
+
+const char *link_session_why(const struct link_session *s)
+{
+	return s->why;
+}
+
+void link_session_stats(const struct link_session *s, struct link_stats *out)
+{
+	*out = s->stats;
+}

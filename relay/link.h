@@ -1,0 +1,104 @@
+/* The link session engine: the bundle exchange of docs/link.md over one authenticated session, sans
+ * I/O. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "relay/link_msg.h"
+#include "relay/node.h"
+
+/*
+ * One struct link_session per authenticated peer session: the caller has done the Noise
+ * handshake and hands the engine plaintext records. The engine never reads a clock,
+ * never touches a socket and never sleeps. Inputs are calls with now_ms (any monotonic
+ * millisecond clock: it only times keepalives and rescans); outputs are records handed
+ * to the send callback, and a deadline for the next link_session_tick. The store's own
+ * clock stays n->now, which the caller keeps current as for every node function.
+ *
+ * Control records (HELLO, OFFER, WANT, REFUSE, ACK, PING, PONG, BYE) are sent as they
+ * arise, from any call; transfer records (HEAD, DATA, END) only from link_session_pump,
+ * within the byte budget the caller gives it (a socket's free space), so the caller
+ * controls the flow.
+ *
+ * Custody (DESIGN.md §6): an ACK is sent only after the bundle's commit returned; an
+ * ACK received releases the bundle (store_bundle_release) for this peer only.
+ *
+ * Limit of this version: the receiving side stores a transfer through one store writer
+ * held open from its HEAD to its END, so a slow transfer holds the store's write lock
+ * that long (other writers of the store get -EBUSY; this session defers its own custody
+ * marks, releases and delivery receipts until the transfer ends). A transfer that
+ * overtakes the one being stored is kept in memory (up to link_limits.overtake_max
+ * bytes, else refused `later`) and stored after it. A cut transfer starts again from
+ * offset 0 in the next session: staging received bytes for a resume is the next step
+ * (docs/link.md, "Resuming a cut transfer").
+ *
+ * Return values: 0, or a negative errno when the session is over and the caller closes
+ * the connection (the engine sent BYE first where the protocol says so): -EPROTO the
+ * peer broke the protocol (BYE protocol sent), -EPROTONOSUPPORT no common version (BYE
+ * version sent), -ESHUTDOWN the peer said BYE or link_session_close was called,
+ * -ETIMEDOUT keepalives unanswered (BYE idle sent), -ENOMEM, a store error (nothing
+ * acknowledged), or the send callback's error. Once over, every call returns the same.
+ * link_session_why says why in words, for a log line.
+ */
+
+struct link_limits {
+	uint32_t max_record;  /* announced in HELLO: the largest record we take */
+	uint16_t keepalive_s; /* PING after this long without a record from the peer; 0 never */
+	uint64_t max_payload; /* offers over this are refused `too big` */
+	uint64_t min_life_ms; /* offers with less lifetime left are refused `expired` */
+	uint32_t max_offers;  /* offers outstanding (not yet ACKed or REFUSEd) at a time */
+	uint32_t rescan_s;    /* how often tick looks for newly queued bundles to offer; 0 never */
+	size_t overtake_max;  /* bytes of overtaking transfers kept in memory (see above) */
+};
+
+/* max_record LINK_RECORD_MAX, keepalive 30 s, NODE_MAX_PAYLOAD, 1 s, 1,000 offers, 10 s, 1 MiB. */
+void link_limits_default(struct link_limits *lim);
+
+/* Hands one record (at most the peer's max_record bytes) to the transport: 0 or -errno. */
+typedef int (*link_send_fn)(void *ctx, const uint8_t *rec, size_t len);
+
+struct link_session;
+
+/*
+ * A session with peer (copied), on node n (which must outlive it). lim NULL means
+ * link_limits_default. Sends nothing yet. 0, -EINVAL (a limit out of range), -ENOMEM.
+ */
+int link_session_new(struct node *n, const struct store_peer *peer, const struct link_limits *lim,
+		     link_send_fn send, void *ctx, struct link_session **out);
+/*
+ * Ends the session without a word (the connection is gone): a transfer being received
+ * is rolled back (nothing of it stored), custody marks and releases not yet written
+ * are written. link_session_free(NULL) is a no-op.
+ */
+void link_session_free(struct link_session *s);
+
+/* Sends HELLO, then OFFERs of the bundles queued for this peer, urgent first, then oldest. */
+int link_session_start(struct link_session *s, uint64_t now_ms);
+/* One record from the peer (len bytes, the plaintext of one transport message). */
+int link_session_input(struct link_session *s, const uint8_t *rec, size_t len, uint64_t now_ms);
+/*
+ * Produces transfer records, each whole, while they fit in budget bytes: urgent
+ * transfers overtake others between two segments. *produced (may be NULL) gets the
+ * bytes handed to send. 0 or an error as above.
+ */
+int link_session_pump(struct link_session *s, uint64_t now_ms, size_t budget, size_t *produced);
+/* True if pump has transfer records to produce. */
+bool link_session_wants_pump(const struct link_session *s);
+/* Keepalives and rescans that are due at now_ms. */
+int link_session_tick(struct link_session *s, uint64_t now_ms);
+/* When tick is next due (a now_ms value); UINT64_MAX if never. */
+uint64_t link_session_deadline(const struct link_session *s);
+/* Sends BYE done and ends the session (it returns -ESHUTDOWN from then on). */
+int link_session_close(struct link_session *s);
+/* Why the session ended, in words ("" while it runs). */
+const char *link_session_why(const struct link_session *s);
+
+/* Counters, for a log line and for tests. */
+struct link_stats {
+	uint64_t offered, acked_out, refused_out; /* our bundles: offered, ACKed, REFUSEd by peer */
+	uint64_t received, acked_in, refused_in;  /* theirs: stored here (or dup), ACKed, refused */
+	uint64_t released;			  /* our bundles released by the peer's ACKs */
+	uint64_t bytes_out;			  /* transfer record bytes produced by pump */
+};
+void link_session_stats(const struct link_session *s, struct link_stats *out);

@@ -1,0 +1,948 @@
+/* Tests of the link session engine: two nodes joined by an in-memory pipe of records, and
+ * store_payload_pread. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relay/link.h"
+#include "relay/node.h"
+#include "tests/unit/test.h"
+
+static char dir[] = "/tmp/tern-test-link.XXXXXX";
+static int n_nodes;
+
+/* ---- nodes ------------------------------------------------------------------------ */
+
+static void fake_clock(struct store_clock *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->unix_ms = 1800000000000ull;
+	c->boot_ms = 1000;
+	c->boot_id[0] = 1;
+}
+
+static int open_node(struct node *n, char *path, size_t cap)
+{
+	const char *why = NULL;
+	memset(n, 0, sizeof(*n));
+	if (identity_generate(&n->id) < 0)
+		return -ENOMEM;
+	identity_get_public(n->id, &n->pub);
+	n->node_num = identity_node_number(n->pub.sign_pk);
+	fake_clock(&n->now);
+	snprintf(path, cap, "%s/n%d.db", dir, n_nodes++);
+	int ret = store_open(path, &n->now, &n->store, &why);
+	if (ret < 0)
+		fprintf(stderr, "test_link: %s: %s\n", path, why ? why : strerror(-ret));
+	return ret;
+}
+
+static void as_contact(const struct node *n, const char *name, struct store_contact *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	memcpy(c->sign_pk, n->pub.sign_pk, 32);
+	memcpy(c->box_pk, n->pub.box_pk, 32);
+	memcpy(c->cert, n->pub.cert, 64);
+	c->epoch = n->pub.epoch;
+	c->node = n->node_num;
+}
+
+static void as_peer(const struct node *n, const char *name, struct store_peer *p)
+{
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	memcpy(p->sign_pk, n->pub.sign_pk, 32);
+	memcpy(p->box_pk, n->pub.box_pk, 32);
+	memcpy(p->cert, n->pub.cert, 64);
+	p->epoch = n->pub.epoch;
+	p->node = n->node_num;
+	p->links = STORE_LINK_TCP;
+}
+
+/* ---- the pipe: each side's records go to the other's inbox ------------------------ */
+
+struct rec {
+	uint8_t *buf;
+	size_t len;
+};
+
+struct side {
+	struct node n;
+	char path[512];
+	struct store_peer peer;	   /* the other side, as this side's store knows it */
+	struct store_contact them; /* the other side as a contact */
+	struct link_session *s;
+	struct rec *out; /* records this side sent, in order (a log: never removed) */
+	size_t n_out, cap_out, delivered;
+	int ret; /* the first error a call of this side's session returned */
+};
+
+static int to_pipe(void *ctx, const uint8_t *rec, size_t len)
+{
+	struct side *x = ctx;
+	if (x->n_out == x->cap_out) {
+		size_t cap = x->cap_out ? 2 * x->cap_out : 64;
+		struct rec *r = realloc(x->out, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		x->out = r;
+		x->cap_out = cap;
+	}
+	uint8_t *copy = malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, rec, len);
+	x->out[x->n_out++] = (struct rec){copy, len};
+	return 0;
+}
+
+static void clear_log(struct side *x)
+{
+	for (size_t i = 0; i < x->n_out; i++)
+		free(x->out[i].buf);
+	x->n_out = x->delivered = 0;
+}
+
+static bool pair_open(struct side *a, struct side *b)
+{
+	memset(a, 0, sizeof(*a));
+	memset(b, 0, sizeof(*b));
+	if (open_node(&a->n, a->path, sizeof(a->path)) < 0 ||
+	    open_node(&b->n, b->path, sizeof(b->path)) < 0)
+		return false;
+	as_peer(&b->n, "b", &a->peer);
+	as_peer(&a->n, "a", &b->peer);
+	as_contact(&b->n, "b", &a->them);
+	as_contact(&a->n, "a", &b->them);
+	return store_peer_add(a->n.store, &a->peer) == 0 &&
+	       store_peer_add(b->n.store, &b->peer) == 0 &&
+	       store_contact_add(a->n.store, &a->them) == 0 &&
+	       store_contact_add(b->n.store, &b->them) == 0;
+}
+
+static bool session_open(struct side *x, const struct link_limits *lim)
+{
+	x->ret = 0;
+	return link_session_new(&x->n, &x->peer, lim, to_pipe, x, &x->s) == 0;
+}
+
+static void session_close(struct side *x)
+{
+	link_session_free(x->s);
+	x->s = NULL;
+	x->delivered = x->n_out; /* what was in flight is lost with the connection */
+}
+
+static void pair_close(struct side *a, struct side *b)
+{
+	session_close(a);
+	session_close(b);
+	clear_log(a);
+	clear_log(b);
+	free(a->out);
+	free(b->out);
+	node_close(&a->n);
+	node_close(&b->n);
+}
+
+static bool start(struct side *a, struct side *b, uint64_t now)
+{
+	return link_session_start(a->s, now) == 0 && link_session_start(b->s, now) == 0;
+}
+
+typedef bool (*stop_fn)(struct side *a, struct side *b);
+
+/* Delivers one record from x to y; false when none waits or a session ended. */
+static bool deliver_one(struct side *x, struct side *y, uint64_t now)
+{
+	if (x->delivered == x->n_out || !y->s || y->ret)
+		return false;
+	struct rec *r = &x->out[x->delivered++];
+	int ret = link_session_input(y->s, r->buf, r->len, now);
+	if (ret < 0 && !y->ret)
+		y->ret = ret;
+	return true;
+}
+
+/*
+ * Delivers records both ways one at a time and pumps each side with budget bytes per
+ * round, until nothing moves, stop says so, or a session ends. Returns rounds run.
+ */
+static int run(struct side *a, struct side *b, uint64_t now, size_t budget, stop_fn stop,
+	       int max_rounds)
+{
+	int round = 0;
+	for (; round < max_rounds; round++) {
+		bool moved = false;
+		for (;;) {
+			bool one = deliver_one(a, b, now);
+			one |= deliver_one(b, a, now);
+			if (stop && stop(a, b))
+				return round;
+			if (!one)
+				break;
+			moved = true;
+		}
+		if (a->ret || b->ret)
+			return round;
+		struct side *xs[2] = {a, b};
+		for (int i = 0; i < 2; i++) {
+			size_t made = 0;
+			int ret = link_session_pump(xs[i]->s, now, budget, &made);
+			if (ret < 0 && !xs[i]->ret)
+				xs[i]->ret = ret;
+			moved |= made > 0;
+		}
+		if (stop && stop(a, b))
+			return round;
+		if (!moved && a->delivered == a->n_out && b->delivered == b->n_out)
+			break;
+	}
+	return round;
+}
+
+/* Index in x's log of the first record of type t (for id, if not NULL) at or after from. */
+static long find_rec(const struct side *x, enum link_type t, const uint8_t *id, size_t from)
+{
+	for (size_t i = from; i < x->n_out; i++)
+		if (x->out[i].buf[0] == t && (!id || memcmp(x->out[i].buf + 1, id, 32) == 0))
+			return (long)i;
+	return -1;
+}
+
+static size_t count_rec(const struct side *x, enum link_type t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < x->n_out; i++)
+		n += x->out[i].buf[0] == t;
+	return n;
+}
+
+/* ---- what the stores hold ---------------------------------------------------------- */
+
+static int count_one(void *ctx, const struct store_bundle *b, const uint8_t *h, size_t hl)
+{
+	(void)b;
+	(void)h;
+	(void)hl;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int count_bundles(struct node *n, enum store_state st)
+{
+	int count = 0;
+	store_bundle_foreach(n->store, st, &n->now, count_one, &count);
+	return count;
+}
+
+static int count_inbox_one(void *ctx, const struct store_inbox *e)
+{
+	(void)e;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int count_inbox(struct node *n)
+{
+	int count = 0;
+	store_inbox_foreach(n->store, count_inbox_one, &count);
+	return count;
+}
+
+struct sent_count {
+	int by_state[4];
+};
+
+static int count_sent_one(void *ctx, const struct store_sent *e)
+{
+	struct sent_count *c = ctx;
+	if (e->state >= 1 && e->state <= 3)
+		c->by_state[e->state]++;
+	return 0;
+}
+
+static struct sent_count count_sent(struct node *n)
+{
+	struct sent_count c = {{0}};
+	store_sent_foreach(n->store, count_sent_one, &c);
+	return c;
+}
+
+static int payload_files(const char *db)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s-payloads", db);
+	DIR *d = opendir(path);
+	int count = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		count += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return count;
+}
+
+/* ---- messages ------------------------------------------------------------------------ */
+
+struct mem {
+	const uint8_t *buf;
+	size_t len, off;
+};
+
+static long read_mem(void *ctx, uint8_t *buf, size_t cap)
+{
+	struct mem *m = ctx;
+	size_t k = m->len - m->off < cap ? m->len - m->off : cap;
+	memcpy(buf, m->buf + m->off, k);
+	m->off += k;
+	return (long)k;
+}
+
+static bool submit(struct side *from, const uint8_t *buf, size_t len, bool file,
+		   enum store_priority prio, uint8_t id[32])
+{
+	struct mem m = {buf, len, 0};
+	struct submit_request req = {
+	    .kind = file ? ENVELOPE_FILE : ENVELOPE_TEXT,
+	    .name = file ? "big.bin" : NULL,
+	    .size = len,
+	    .read = read_mem,
+	    .read_ctx = &m,
+	    .priority = prio,
+	    .lifetime_ms = NODE_DEFAULT_LIFETIME_MS,
+	};
+	struct submit_result res;
+	const char *why = NULL;
+	int ret = node_submit(&from->n, &from->them, 1, &req, &res, &why);
+	if (ret < 0) {
+		fprintf(stderr, "test_link: submit: %s\n", why ? why : strerror(-ret));
+		return false;
+	}
+	if (id)
+		memcpy(id, res.bundle_id[0], 32);
+	return true;
+}
+
+static uint8_t *pattern(size_t len, unsigned seed)
+{
+	uint8_t *p = malloc(len);
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; p && i < len; i++) {
+		x = x * 1103515245u + 12345u;
+		p[i] = (uint8_t)(x >> 16);
+	}
+	return p;
+}
+
+struct compare {
+	const uint8_t *want;
+	size_t len, off;
+	bool ok;
+};
+
+static int compare_chunk(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct compare *c = ctx;
+	if (len > c->len - c->off || memcmp(c->want + c->off, buf, len) != 0)
+		c->ok = false;
+	else
+		c->off += len;
+	return 0;
+}
+
+struct inbox_check {
+	struct node *n;
+	const uint8_t *want;
+	size_t len;
+	int matches;
+};
+
+static int check_inbox_one(void *ctx, const struct store_inbox *e)
+{
+	struct inbox_check *k = ctx;
+	struct compare c = {k->want, k->len, 0, true};
+	struct envelope_meta meta;
+	if (e->size != k->len)
+		return 0;
+	if (node_open_inbox(k->n, e, compare_chunk, &c, &meta) == 0 && c.ok && c.off == k->len)
+		k->matches++;
+	return 0;
+}
+
+/* How many inbox entries of n open to exactly these bytes. */
+static int inbox_has(struct node *n, const uint8_t *want, size_t len)
+{
+	struct inbox_check k = {n, want, len, 0};
+	store_inbox_foreach(n->store, check_inbox_one, &k);
+	return k.matches;
+}
+
+/* ---- store_payload_pread ---------------------------------------------------------- */
+
+static bool put_raw(struct store *s, const struct store_clock *c, uint8_t seed, const uint8_t *buf,
+		    size_t len, bool expect, int64_t *rowid)
+{
+	struct store_writer *w;
+	struct store_bundle b = {
+	    .state = STORE_QUEUED,
+	    .dest_node = 7,
+	    .priority = STORE_NORMAL,
+	    .lifetime_ms = 1000000,
+	    .payload_len = len,
+	};
+	struct store_bundle got;
+	uint8_t head[4] = {1, 2, 3, seed};
+	memset(b.id, seed, 32);
+	if (store_writer_begin(s, c, &w) < 0)
+		return false;
+	if ((expect && store_writer_expect(w, len) < 0) || store_writer_append(w, buf, len) < 0) {
+		store_writer_abort(w);
+		return false;
+	}
+	if (store_writer_commit(w, &b, head, sizeof(head), NULL) < 0 ||
+	    store_bundle_get(s, b.id, c, &got, NULL, 0, NULL) < 0)
+		return false;
+	*rowid = got.rowid;
+	return true;
+}
+
+/* Reads the whole payload back through pread in pieces of step bytes. */
+static bool pread_all(struct store *s, int64_t rowid, const uint8_t *want, size_t len, size_t step)
+{
+	uint8_t *buf = malloc(step);
+	uint64_t off = 0;
+	bool ok = buf != NULL;
+	while (ok && off < len) {
+		ssize_t got = store_payload_pread(s, rowid, off, buf, step);
+		ok = got > 0 && (size_t)got <= step && memcmp(buf, want + off, (size_t)got) == 0;
+		off += got > 0 ? (uint64_t)got : 0;
+	}
+	free(buf);
+	return ok && off == len;
+}
+
+static void test_pread(void)
+{
+	struct store_clock c;
+	struct store *s = NULL;
+	char path[600], sql[200];
+	const char *why;
+	uint8_t buf[100000];
+	int64_t small = 0, big = 0;
+	size_t small_len = 200000, big_len = 1536 * 1024 + 77;
+	uint8_t *p1 = pattern(small_len, 1), *p2 = pattern(big_len, 2);
+
+	fake_clock(&c);
+	snprintf(path, sizeof(path), "%s/pread.db", dir);
+	CHECK_EQ(store_open(path, &c, &s, &why), 0);
+	if (!s || !p1 || !p2)
+		goto out;
+	CHECK(put_raw(s, &c, 1, p1, small_len, false, &small));
+	CHECK(put_raw(s, &c, 2, p2, big_len, true, &big));
+	CHECK_EQ(payload_files(path), 1); /* the big one is in a file, the small one in rows */
+
+	/* A read stops at the end of the chunk that holds offset. */
+	CHECK_EQ(store_payload_pread(s, small, 0, buf, sizeof(buf)), 65536);
+	CHECK_MEM(buf, p1, 65536);
+	CHECK_EQ(store_payload_pread(s, small, 65530, buf, sizeof(buf)), 6);
+	CHECK_MEM(buf, p1 + 65530, 6);
+	CHECK_EQ(store_payload_pread(s, small, 70000, buf, 10), 10);
+	CHECK_MEM(buf, p1 + 70000, 10);
+	CHECK_EQ(store_payload_pread(s, small, 196608, buf, sizeof(buf)), 200000 - 196608);
+	CHECK_MEM(buf, p1 + 196608, 200000 - 196608);
+	CHECK_EQ(store_payload_pread(s, small, small_len, buf, sizeof(buf)), 0);
+	CHECK_EQ(store_payload_pread(s, small, small_len + 5, buf, sizeof(buf)), 0);
+	CHECK_EQ(store_payload_pread(s, small, 3, buf, 0), 0);
+	CHECK_EQ(store_payload_pread(s, 99999, 0, buf, 1), -ENOENT);
+	CHECK(pread_all(s, small, p1, small_len, 1000));
+	CHECK(pread_all(s, small, p1, small_len, 100000));
+
+	CHECK_EQ(store_payload_pread(s, big, 131072 + 5, buf, sizeof(buf)), 65536 - 5);
+	CHECK_MEM(buf, p2 + 131072 + 5, 65536 - 5);
+	CHECK_EQ(store_payload_pread(s, big, big_len - 1, buf, sizeof(buf)), 1);
+	CHECK_EQ(buf[0], p2[big_len - 1]);
+	CHECK_EQ(store_payload_pread(s, big, big_len, buf, sizeof(buf)), 0);
+	CHECK(pread_all(s, big, p2, big_len, 4096));
+	CHECK(pread_all(s, big, p2, big_len, 100000));
+
+	/* Bit rot in chunk 2 of the rows: caught there only, quarantined, named. */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE chunks SET data = zeroblob(65536) WHERE bundle = %lld AND seq = 2",
+		 (long long)small);
+	sqlite3 *db = NULL;
+	CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
+	CHECK_EQ(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	CHECK_EQ(store_payload_pread(s, small, 65536, buf, 10), 10); /* chunk 1 is fine */
+	CHECK_EQ(store_payload_pread(s, small, 131072 + 9, buf, 10), -EBADMSG);
+	CHECK(strstr(store_errmsg(s), "chunk 2 checksum mismatch") != NULL);
+	uint8_t id[32];
+	struct store_bundle got;
+	memset(id, 1, 32);
+	CHECK(store_bundle_get(s, id, &c, &got, NULL, 0, NULL) == 0 &&
+	      got.state == STORE_QUARANTINED);
+
+	/* Bit rot in the file's chunk 20: the same. */
+	char file[700];
+	char hex[65];
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", 2);
+	snprintf(file, sizeof(file), "%s-payloads/%s", path, hex);
+	FILE *f = fopen(file, "r+b");
+	CHECK(f != NULL);
+	if (f) {
+		fseek(f, 20 * 65536 + 100, SEEK_SET);
+		fputc(p2[20 * 65536 + 100] ^ 0x40, f);
+		fclose(f);
+	}
+	CHECK_EQ(store_payload_pread(s, big, 19 * 65536, buf, 10), 10);
+	CHECK_EQ(store_payload_pread(s, big, 20 * 65536 + 3, buf, 10), -EBADMSG);
+	CHECK(strstr(store_errmsg(s), "chunk 20 checksum mismatch") != NULL);
+	memset(id, 2, 32);
+	CHECK(store_bundle_get(s, id, &c, &got, NULL, 0, NULL) == 0 &&
+	      got.state == STORE_QUARANTINED);
+out:
+	store_close(s);
+	free(p1);
+	free(p2);
+}
+
+/* ---- sessions ------------------------------------------------------------------------ */
+
+static bool a_acked_two(struct side *a, struct side *b)
+{
+	struct link_stats st;
+	(void)b;
+	link_session_stats(a->s, &st);
+	return st.acked_out >= 2;
+}
+
+/* A text and a 3 MB file from A to B: delivered, acked, released; receipts come back. */
+static void test_transfer(void)
+{
+	struct side a, b;
+	const char *text = "the generator needs diesel by friday";
+	size_t big_len = 3 * 1000 * 1000;
+	uint8_t *big = pattern(big_len, 3);
+	struct link_stats st;
+
+	if (!pair_open(&a, &b) || !big) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(submit(&a, (const uint8_t *)text, strlen(text), false, STORE_NORMAL, NULL));
+	CHECK(submit(&a, big, big_len, true, STORE_NORMAL, NULL));
+	CHECK_EQ(count_bundles(&a.n, STORE_QUEUED), 2);
+	CHECK(session_open(&a, NULL) && session_open(&b, NULL) && start(&a, &b, 0));
+
+	run(&a, &b, 0, 200000, a_acked_two, 1000);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	/*
+	 * Custody passed: both released at A. The file's sent row is handed over; the text's
+	 * delivery receipt overtook the file (sent while the file was under way): delivered.
+	 */
+	CHECK_EQ(count_bundles(&a.n, STORE_QUEUED), 0);
+	struct sent_count sc = count_sent(&a.n);
+	CHECK_EQ(sc.by_state[STORE_SENT_HANDED_OVER], 1);
+	CHECK_EQ(sc.by_state[STORE_SENT_DELIVERED], 1);
+	CHECK_EQ(sc.by_state[STORE_SENT_QUEUED], 0);
+	CHECK_EQ(count_inbox(&b.n), 2);
+	CHECK_EQ(inbox_has(&b.n, (const uint8_t *)text, strlen(text)), 1);
+	CHECK_EQ(inbox_has(&b.n, big, big_len), 1);
+	link_session_stats(a.s, &st);
+	CHECK_EQ(st.offered, 2);
+	CHECK_EQ(st.released, 2);
+	CHECK(st.bytes_out > big_len);
+	/* Every DATA record within the peer's max_record. */
+	size_t longest = 0;
+	for (size_t i = 0; i < a.n_out; i++)
+		if (a.out[i].len > longest)
+			longest = a.out[i].len;
+	CHECK(longest <= LINK_RECORD_MAX);
+	CHECK(find_rec(&a, LINK_DATA, NULL, 0) >= 0);
+
+	/* Then the delivery receipts flow back over the same session. */
+	run(&a, &b, 0, 200000, NULL, 1000);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	sc = count_sent(&a.n);
+	CHECK_EQ(sc.by_state[STORE_SENT_DELIVERED], 2);
+	CHECK_EQ(count_bundles(&b.n, STORE_QUEUED), 0); /* the receipt was released at B */
+	CHECK_EQ(count_bundles(&a.n, STORE_QUEUED), 0);
+	link_session_stats(b.s, &st);
+	CHECK_EQ(st.offered, 2); /* a receipt bundle after each delivery's commit */
+	CHECK_EQ(st.released, 2);
+
+	/* A clean end: BYE done, and the peer ends too. */
+	CHECK_EQ(link_session_close(a.s), -ESHUTDOWN);
+	CHECK_EQ(a.out[a.n_out - 1].buf[0], LINK_BYE);
+	CHECK_EQ(a.out[a.n_out - 1].buf[1], LINK_BYE_DONE);
+	deliver_one(&a, &b, 0);
+	CHECK_EQ(b.ret, -ESHUTDOWN);
+out:
+	pair_close(&a, &b);
+	free(big);
+}
+
+/* Both directions on one session at once. */
+static void test_both_ways(void)
+{
+	struct side a, b;
+	const char *ta = "from a", *tb = "from b";
+	size_t big_len = 1200 * 1000;
+	uint8_t *big = pattern(big_len, 4);
+	if (!pair_open(&a, &b) || !big) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(submit(&a, (const uint8_t *)ta, strlen(ta), false, STORE_NORMAL, NULL));
+	CHECK(submit(&a, big, big_len, true, STORE_BULK, NULL));
+	CHECK(submit(&b, (const uint8_t *)tb, strlen(tb), false, STORE_NORMAL, NULL));
+	CHECK(submit(&b, big, big_len, true, STORE_NORMAL, NULL));
+	CHECK(session_open(&a, NULL) && session_open(&b, NULL) && start(&a, &b, 0));
+	run(&a, &b, 0, 30000, NULL, 5000);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	CHECK_EQ(inbox_has(&b.n, (const uint8_t *)ta, strlen(ta)), 1);
+	CHECK_EQ(inbox_has(&b.n, big, big_len), 1);
+	CHECK_EQ(inbox_has(&a.n, (const uint8_t *)tb, strlen(tb)), 1);
+	CHECK_EQ(inbox_has(&a.n, big, big_len), 1);
+	CHECK_EQ(count_bundles(&a.n, STORE_QUEUED), 0);
+	CHECK_EQ(count_bundles(&b.n, STORE_QUEUED), 0);
+	/* Transfers really ran both ways at once: B's HEAD before A's last END. */
+	long b_head = find_rec(&b, LINK_HEAD, NULL, 0);
+	CHECK(b_head >= 0);
+	CHECK(count_rec(&a, LINK_END) >= 2 && count_rec(&b, LINK_END) >= 2);
+	struct sent_count sa = count_sent(&a.n), sb = count_sent(&b.n);
+	CHECK_EQ(sa.by_state[STORE_SENT_DELIVERED], 2);
+	CHECK_EQ(sb.by_state[STORE_SENT_DELIVERED], 2);
+out:
+	pair_close(&a, &b);
+	free(big);
+}
+
+static int to_buf(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct mem *m = ctx;
+	if (len > m->len - m->off)
+		return -ENOSPC;
+	memcpy((uint8_t *)m->buf + m->off, buf, len);
+	m->off += len;
+	return 0;
+}
+
+/* A bundle B already has is ACKed at the offer: no transfer, custody passes all the same. */
+static void test_already_there(void)
+{
+	struct side a, b;
+	const char *text = "sent by stick, then the link came up";
+	uint8_t id[32];
+	static uint8_t buf[65536];
+	struct store_bundle bd;
+	uint8_t head[BUNDLE_HEAD_MAX];
+	size_t headlen = 0;
+	struct ingest *in = NULL;
+	struct ingest_result res;
+	if (!pair_open(&a, &b)) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(submit(&a, (const uint8_t *)text, strlen(text), false, STORE_NORMAL, id));
+	/* The same bundle reaches B by another way. */
+	struct mem m = {buf, sizeof(buf), 0};
+	CHECK_EQ(store_bundle_get(a.n.store, id, &a.n.now, &bd, head, sizeof(head), &headlen), 0);
+	CHECK_EQ(node_emit(&a.n, &bd, head, headlen, to_buf, &m, NULL), 0);
+	CHECK_EQ(ingest_new(&b.n, &in), 0);
+	if (in) {
+		ingest_feed(in, buf, m.off);
+		CHECK_EQ(ingest_finish(in, &res), 0);
+		CHECK_EQ(res.verdict, INGEST_DELIVERED);
+	}
+	CHECK(store_bundle_exists(b.n.store, id));
+	CHECK(session_open(&a, NULL) && session_open(&b, NULL) && start(&a, &b, 0));
+	run(&a, &b, 0, 100000, NULL, 100);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	CHECK(find_rec(&a, LINK_OFFER, NULL, 0) >= 0);
+	CHECK_EQ(find_rec(&a, LINK_HEAD, id, 0), -1);	/* nothing sent twice */
+	CHECK_EQ(find_rec(&b, LINK_WANT, NULL, 0), -1); /* not wanted: ACKed at once */
+	CHECK(find_rec(&b, LINK_ACK, NULL, 0) >= 0);
+	CHECK_EQ(count_bundles(&a.n, STORE_QUEUED), 0);
+	CHECK_EQ(count_sent(&a.n).by_state[STORE_SENT_HANDED_OVER], 1);
+	CHECK_EQ(count_inbox(&b.n), 1);
+out:
+	pair_close(&a, &b);
+}
+
+static bool a_data_sent(struct side *a, struct side *b)
+{
+	(void)b;
+	return count_rec(a, LINK_DATA) >= 4;
+}
+
+/* An urgent bundle offered while a bulk one is half sent overtakes it between segments. */
+static void test_overtake(void)
+{
+	struct side a, b;
+	const char *text = "evacuate the east warehouse";
+	size_t big_len = 3 * 1000 * 1000;
+	uint8_t *big = pattern(big_len, 5);
+	uint8_t bulk[32], urgent[32];
+	struct link_limits lim;
+	link_limits_default(&lim);
+	if (!pair_open(&a, &b) || !big) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(submit(&a, big, big_len, true, STORE_BULK, bulk));
+	CHECK(session_open(&a, &lim) && session_open(&b, &lim) && start(&a, &b, 0));
+	run(&a, &b, 0, 20000, a_data_sent, 1000);
+	CHECK(find_rec(&a, LINK_HEAD, bulk, 0) >= 0);
+	CHECK_EQ(find_rec(&a, LINK_END, bulk, 0), -1);
+
+	CHECK(submit(&a, (const uint8_t *)text, strlen(text), false, STORE_URGENT, urgent));
+	CHECK_EQ(link_session_deadline(a.s), 1000ull * lim.rescan_s);
+	CHECK_EQ(link_session_tick(a.s, 1000ull * lim.rescan_s), 0); /* the rescan offers it */
+	run(&a, &b, 1000ull * lim.rescan_s, 20000, NULL, 5000);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	long bulk_head = find_rec(&a, LINK_HEAD, bulk, 0);
+	long bulk_end = find_rec(&a, LINK_END, bulk, 0);
+	long urgent_head = find_rec(&a, LINK_HEAD, urgent, 0);
+	long urgent_end = find_rec(&a, LINK_END, urgent, 0);
+	CHECK(bulk_head >= 0 && urgent_head > bulk_head);
+	CHECK(urgent_end > urgent_head && bulk_end > urgent_end);
+	/* A DATA of the bulk one went out before the urgent HEAD, and after its END. */
+	long d1 = find_rec(&a, LINK_DATA, bulk, 0);
+	CHECK(d1 >= 0 && d1 < urgent_head);
+	CHECK(find_rec(&a, LINK_DATA, bulk, (size_t)(urgent_end > 0 ? urgent_end : 0)) >
+	      urgent_end);
+	CHECK_EQ(inbox_has(&b.n, (const uint8_t *)text, strlen(text)), 1);
+	CHECK_EQ(inbox_has(&b.n, big, big_len), 1);
+	CHECK_EQ(count_bundles(&a.n, STORE_QUEUED), 0);
+out:
+	pair_close(&a, &b);
+	free(big);
+}
+
+/* HELLO from a node other than the one the key belongs to: BYE protocol. */
+static void test_wrong_node(void)
+{
+	struct side a, b;
+	if (!pair_open(&a, &b)) {
+		CHECK(!"pair");
+		goto out;
+	}
+	b.peer.node ^= 1; /* B believes the key is another node's */
+	CHECK(session_open(&a, NULL) && session_open(&b, NULL) && start(&a, &b, 0));
+	CHECK(deliver_one(&a, &b, 0));
+	CHECK_EQ(b.ret, -EPROTO);
+	CHECK(b.n_out >= 2 && b.out[b.n_out - 1].buf[0] == LINK_BYE &&
+	      b.out[b.n_out - 1].buf[1] == LINK_BYE_PROTOCOL);
+	CHECK(strstr(link_session_why(b.s), "HELLO from node") != NULL);
+	/* Over: every call says so, and nothing more is sent. */
+	size_t sent = b.n_out;
+	CHECK_EQ(link_session_tick(b.s, 100000), -EPROTO);
+	CHECK_EQ(link_session_pump(b.s, 0, 100000, NULL), -EPROTO);
+	CHECK_EQ(b.n_out, sent);
+	/* And A, told BYE, ends too. */
+	deliver_one(&b, &a, 0);
+	deliver_one(&b, &a, 0);
+	CHECK_EQ(a.ret, -ESHUTDOWN);
+out:
+	pair_close(&a, &b);
+}
+
+/* Records out of order end the session with BYE protocol. */
+static void test_out_of_order(void)
+{
+	struct side a, b;
+	uint8_t rec[256], id[32], data[10] = {0};
+	int len;
+	if (!pair_open(&a, &b)) {
+		CHECK(!"pair");
+		goto out;
+	}
+	memset(id, 0x5a, 32);
+	/* Before HELLO. */
+	CHECK(session_open(&b, NULL) && link_session_start(b.s, 0) == 0);
+	len = link_encode_ping(rec, sizeof(rec), LINK_PING, 7);
+	CHECK_EQ(link_session_input(b.s, rec, (size_t)len, 0), -EPROTO);
+	session_close(&b);
+
+	/* DATA without WANT (after a proper HELLO). */
+	CHECK(session_open(&a, NULL) && session_open(&b, NULL) && start(&a, &b, 0));
+	run(&a, &b, 0, 10000, NULL, 10);
+	CHECK_EQ(b.ret, 0);
+	len = link_encode_ping(rec, sizeof(rec), LINK_PING, 7);
+	CHECK_EQ(link_session_input(b.s, rec, (size_t)len, 0), 0);
+	CHECK_EQ(b.out[b.n_out - 1].buf[0], LINK_PONG);
+	CHECK_MEM(b.out[b.n_out - 1].buf + 1, rec + 1, 8);
+	len = link_encode_data(rec, sizeof(rec), id, 0, data, sizeof(data));
+	CHECK_EQ(link_session_input(b.s, rec, (size_t)len, 0), -EPROTO);
+	CHECK(b.out[b.n_out - 1].buf[0] == LINK_BYE &&
+	      b.out[b.n_out - 1].buf[1] == LINK_BYE_PROTOCOL);
+	session_close(&a);
+	session_close(&b);
+
+	/* WANT and ACK of what was never offered. */
+	CHECK(session_open(&a, NULL) && session_open(&b, NULL) && start(&a, &b, 0));
+	run(&a, &b, 0, 10000, NULL, 10);
+	struct link_want w = {.offset = 0};
+	memcpy(w.id, id, 32);
+	len = link_encode_want(rec, sizeof(rec), &w, 1);
+	CHECK_EQ(link_session_input(b.s, rec, (size_t)len, 0), -EPROTO);
+	len = link_encode_ack(rec, sizeof(rec), id, 1);
+	CHECK_EQ(link_session_input(a.s, rec, (size_t)len, 0), -EPROTO);
+out:
+	pair_close(&a, &b);
+}
+
+static bool b_got_data(struct side *a, struct side *b)
+{
+	(void)b;
+	return a->delivered > 0 && count_rec(a, LINK_DATA) >= 6 &&
+	       a->out[a->delivered - 1].buf[0] == LINK_DATA;
+}
+
+/* A cut mid-transfer stores nothing at B and keeps the bundle at A; a new session delivers. */
+static void test_cut(void)
+{
+	struct side a, b;
+	size_t big_len = 3 * 1000 * 1000;
+	uint8_t *big = pattern(big_len, 6);
+	uint8_t id[32];
+	if (!pair_open(&a, &b) || !big) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(submit(&a, big, big_len, true, STORE_NORMAL, id));
+	CHECK(session_open(&a, NULL) && session_open(&b, NULL) && start(&a, &b, 0));
+	run(&a, &b, 0, 65536, b_got_data, 1000);
+	CHECK(b_got_data(&a, &b));
+	CHECK_EQ(find_rec(&a, LINK_END, NULL, 0), -1);
+	session_close(&a);
+	session_close(&b);
+	CHECK(!store_bundle_exists(b.n.store, id));
+	CHECK_EQ(count_bundles(&b.n, STORE_QUEUED) + count_bundles(&b.n, STORE_DELIVERED), 0);
+	CHECK_EQ(count_inbox(&b.n), 0);
+	CHECK_EQ(payload_files(b.path), 0);
+	struct store_bundle bd;
+	CHECK_EQ(store_bundle_get(a.n.store, id, NULL, &bd, NULL, 0, NULL), 0);
+	CHECK_EQ(bd.state, STORE_QUEUED);
+	CHECK_EQ(bd.export_count, 1); /* handed out once, never taken */
+	CHECK_EQ(count_sent(&a.n).by_state[STORE_SENT_QUEUED], 1);
+
+	CHECK(session_open(&a, NULL) && session_open(&b, NULL) && start(&a, &b, 0));
+	run(&a, &b, 0, 65536, NULL, 1000);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	CHECK_EQ(inbox_has(&b.n, big, big_len), 1);
+	CHECK(!store_bundle_exists(a.n.store, id));
+out:
+	pair_close(&a, &b);
+	free(big);
+}
+
+/* Keepalive with fake time: PING after keepalive_s idle, PONG back; three unanswered, BYE idle. */
+static void test_keepalive(void)
+{
+	struct side a, b;
+	struct link_limits lim;
+	link_limits_default(&lim);
+	lim.keepalive_s = 10;
+	lim.rescan_s = 0;
+	if (!pair_open(&a, &b)) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(session_open(&a, &lim) && session_open(&b, &lim) && start(&a, &b, 0));
+	run(&a, &b, 0, 10000, NULL, 10);
+	CHECK_EQ(link_session_deadline(a.s), 10000);
+	CHECK_EQ(link_session_tick(a.s, 9999), 0);
+	CHECK_EQ(count_rec(&a, LINK_PING), 0);
+	CHECK_EQ(link_session_tick(a.s, 10000), 0);
+	CHECK_EQ(count_rec(&a, LINK_PING), 1);
+	CHECK(deliver_one(&a, &b, 10000));
+	CHECK_EQ(count_rec(&b, LINK_PONG), 1);
+	CHECK(deliver_one(&b, &a, 10500)); /* the PONG: A counts from here */
+	CHECK_EQ(link_session_deadline(a.s), 20500);
+
+	/* B goes silent. */
+	uint64_t t = 20500;
+	for (int i = 0; i < 3; i++, t += 10000) {
+		CHECK_EQ(link_session_tick(a.s, t), 0);
+		CHECK_EQ(link_session_deadline(a.s), t + 10000);
+	}
+	CHECK_EQ(count_rec(&a, LINK_PING), 4);
+	CHECK_EQ(link_session_tick(a.s, t - 1), 0); /* not due yet */
+	CHECK_EQ(link_session_tick(a.s, t), -ETIMEDOUT);
+	CHECK(a.out[a.n_out - 1].buf[0] == LINK_BYE && a.out[a.n_out - 1].buf[1] == LINK_BYE_IDLE);
+	CHECK_EQ(link_session_deadline(a.s), UINT64_MAX);
+out:
+	pair_close(&a, &b);
+}
+
+/* An overtaking transfer over the memory bound is refused `later`, and the rest goes on. */
+static void test_overtake_bound(void)
+{
+	struct side a, b;
+	size_t big_len = 2 * 1000 * 1000;
+	uint8_t *big = pattern(big_len, 7), *mid = pattern(300000, 8);
+	uint8_t bulk[32], urgent[32];
+	struct link_limits lim;
+	link_limits_default(&lim);
+	lim.overtake_max = 100000;
+	if (!pair_open(&a, &b) || !big || !mid) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(submit(&a, big, big_len, true, STORE_BULK, bulk));
+	CHECK(session_open(&a, &lim) && session_open(&b, &lim) && start(&a, &b, 0));
+	run(&a, &b, 0, 20000, a_data_sent, 1000);
+	CHECK(submit(&a, mid, 300000, true, STORE_URGENT, urgent));
+	CHECK_EQ(link_session_tick(a.s, 1000ull * lim.rescan_s), 0);
+	run(&a, &b, 1000ull * lim.rescan_s, 20000, NULL, 5000);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	CHECK(find_rec(&b, LINK_REFUSE, NULL, 0) >= 0);
+	CHECK_EQ(find_rec(&a, LINK_END, urgent, 0), -1); /* stopped when refused */
+	CHECK_EQ(inbox_has(&b.n, big, big_len), 1);
+	CHECK_EQ(inbox_has(&b.n, mid, 300000), 0);
+	CHECK(store_bundle_exists(a.n.store, urgent));
+	CHECK(!store_bundle_exists(a.n.store, bulk));
+out:
+	pair_close(&a, &b);
+	free(big);
+	free(mid);
+}
+
+int main(void)
+{
+	if (tern_crypto_init() < 0 || !mkdtemp(dir))
+		return 1;
+	test_pread();
+	test_transfer();
+	test_both_ways();
+	test_already_there();
+	test_overtake();
+	test_overtake_bound();
+	test_wrong_node();
+	test_out_of_order();
+	test_cut();
+	test_keepalive();
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "test_link: could not remove %s\n", dir);
+	TEST_MAIN_END();
+}
