@@ -1,5 +1,4 @@
-/* The link session engine: offers, wants, transfers and custody over one peer session, without I/O.
- */
+/* The link session engine: offers, wants, transfers and custody over one peer session. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>

@@ -1,5 +1,4 @@
-/* The link session engine: the bundle exchange of docs/link.md over one authenticated session, sans
- * I/O. */
+/* The link session engine: docs/link.md's bundle exchange over one peer session, sans I/O. */
 #pragma once
 
 #include <stddef.h>

@@ -1,5 +1,4 @@
-/* Tests of the link session engine: two nodes joined by an in-memory pipe of records, and
- * store_payload_pread. */
+/* The link session engine, two nodes joined by an in-memory pipe; and store_payload_pread. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
