@@ -1,4 +1,5 @@
-/* Queues and delivers N short messages through the real node code, against raw SQLite inserts of the same rows. */
+/* Queues and delivers N short messages through the real node code, against raw SQLite inserts of
+ * the same rows. */
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -120,8 +121,9 @@ static double raw_sqlite(const char *dir, int count, size_t row_bytes)
 	snprintf(path, sizeof(path), "%s/raw.db", dir);
 	if (sqlite3_open(path, &db) != SQLITE_OK)
 		return -1;
-	sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-			 "CREATE TABLE t(id BLOB UNIQUE, dest INTEGER, prio INTEGER, data BLOB);",
+	sqlite3_exec(db,
+		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+		     "CREATE TABLE t(id BLOB UNIQUE, dest INTEGER, prio INTEGER, data BLOB);",
 		     NULL, NULL, NULL);
 	sqlite3_prepare_v2(db, "INSERT INTO t VALUES(?, ?, ?, ?)", -1, &st, NULL);
 	uint8_t *data = calloc(1, row_bytes);
@@ -168,12 +170,12 @@ int main(int argc, char **argv)
 	for (int i = 0; i < count; i++) {
 		struct mem m = {(const uint8_t *)text, 160, 0};
 		struct submit_request req = {
-			.kind = ENVELOPE_TEXT,
-			.size = 160,
-			.read = read_mem,
-			.read_ctx = &m,
-			.priority = STORE_NORMAL,
-			.lifetime_ms = NODE_DEFAULT_LIFETIME_MS,
+		    .kind = ENVELOPE_TEXT,
+		    .size = 160,
+		    .read = read_mem,
+		    .read_ctx = &m,
+		    .priority = STORE_NORMAL,
+		    .lifetime_ms = NODE_DEFAULT_LIFETIME_MS,
 		};
 		const char *why;
 		if (node_submit(&a, &to_b, 1, &req, &res, &why) < 0) {
@@ -195,7 +197,8 @@ int main(int argc, char **argv)
 	       count / t_raw);
 	printf("queue (seal+commit):    %8.0f msg/s  ratio %.2f\n", count / t_queue,
 	       t_raw / t_queue);
-	printf("deliver (emit+ingest+open+commit): %8.0f msg/s  ratio %.2f  (%d delivered, %d failed)\n",
+	printf("deliver (emit+ingest+open+commit): %8.0f msg/s  ratio %.2f  (%d delivered, %d "
+	       "failed)\n",
 	       count / t_deliver, t_raw / t_deliver, d.delivered, d.failed);
 	node_close(&a);
 	node_close(&b);

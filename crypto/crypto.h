@@ -307,16 +307,16 @@ enum noise_next noise_next(const struct noise *st);
  * Writes the next handshake message, carrying payload (len bytes, may be NULL if 0), to
  * out (cap bytes); *outlen gets its length (at most len + NOISE_HANDSHAKE_OVERHEAD_MAX).
  * payload and out must not overlap. Payloads of the first messages are weaker than
- * transport data (docs/noise.md): no secrets, nothing that must not be replayed. Returns 0; -EINVAL if it is not our turn
- * or the message would exceed NOISE_MSG_MAX; -ENOSPC if cap is too small (nothing
- * changes); -EBADMSG if a DH fails (low-order remote key): the state is then dead.
+ * transport data (docs/noise.md): no secrets, nothing that must not be replayed. Returns 0; -EINVAL
+ * if it is not our turn or the message would exceed NOISE_MSG_MAX; -ENOSPC if cap is too small
+ * (nothing changes); -EBADMSG if a DH fails (low-order remote key): the state is then dead.
  */
 int noise_write_message(struct noise *st, const uint8_t *payload, size_t len, uint8_t *out,
 			size_t cap, size_t *outlen);
 /*
  * Reads the peer's next handshake message (in, len) and writes its payload to payload
- * (cap bytes, may be NULL if 0; not overlapping in), its length to *plen. Returns 0; -EINVAL if it is not
- * the peer's turn; -ENOSPC if cap is too small (nothing changes); -EBADMSG for anything
+ * (cap bytes, may be NULL if 0; not overlapping in), its length to *plen. Returns 0; -EINVAL if it
+ * is not the peer's turn; -ENOSPC if cap is too small (nothing changes); -EBADMSG for anything
  * wrong with the message (short, long, bad tag, low-order key): the state is wiped and
  * dead, and the caller drops the connection without a reply.
  */
@@ -363,8 +363,8 @@ int noise_encrypt(struct noise_cipher *c, const uint8_t *in, size_t len, uint8_t
  * reordered, nonce exhausted): the cipher's key is wiped and every later call fails too,
  * so a decryption failure ends the session.
  */
-int noise_decrypt(struct noise_cipher *c, const uint8_t *in, size_t len, uint8_t *out,
-		  size_t cap, size_t *outlen);
+int noise_decrypt(struct noise_cipher *c, const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+		  size_t *outlen);
 /*
  * Noise's SetNonce: the next message uses nonce n. For links whose frames carry their
  * own sequence number, and for tests of exhaustion; the caller must never reuse a nonce.

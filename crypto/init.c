@@ -54,8 +54,8 @@ void tern_crypto_test_set_rng(tern_test_rng_fn fn, void *ctx)
 
 	if (!system)
 		system = strcmp(randombytes_implementation_name(), "sysrandom") == 0
-				 ? &randombytes_sysrandom_implementation
-				 : &randombytes_internal_implementation;
+			     ? &randombytes_sysrandom_implementation
+			     : &randombytes_internal_implementation;
 	test_fn = fn;
 	test_ctx = ctx;
 	randombytes_set_implementation(fn ? &test_rng : system);

@@ -9,8 +9,8 @@
 #include "relay/node.h"
 
 /* Exit codes (STYLE.md): success, failure, usage error. */
-#define EXIT_OK 0
-#define EXIT_FAIL 1
+#define EXIT_OK	   0
+#define EXIT_FAIL  1
 #define EXIT_USAGE 2
 
 struct cli_command {

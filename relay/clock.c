@@ -1,4 +1,5 @@
-/* Reads the clocks the node needs: wall time, boot time and boot id, and whether wall time is trustworthy. */
+/* Reads the clocks the node needs: wall time, boot time and boot id, and whether wall time is
+ * trustworthy. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* tern bundle export/import: queued bundles out as raw BPv7 files, and raw files in, each judged alone. */
+/* tern bundle export/import: queued bundles out as raw BPv7 files, and raw files in, each judged
+ * alone. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -75,7 +76,8 @@ static int export_one(void *ctx, const struct store_bundle *b, const uint8_t *he
 	hex_encode(rnd, sizeof(rnd), rhex);
 	snprintf(tmp, sizeof(tmp), ".%s.part", rhex);
 
-	r->file.fd = openat(r->dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	r->file.fd =
+	    openat(r->dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (r->file.fd < 0) {
 		cli_fail(r->dir, "cannot write: %s", strerror(errno));
 		return -errno;
@@ -102,7 +104,8 @@ static int export_one(void *ctx, const struct store_bundle *b, const uint8_t *he
 		unlinkat(r->dfd, tmp, 0);
 		cli_fail(name, "not exported: %s", strerror(-err));
 		r->failed++;
-		/* A full or failing medium will fail the next file too; a damaged bundle will not. */
+		/* A full or failing medium will fail the next file too; a damaged bundle will not.
+		 */
 		return err == -EBADMSG ? 0 : err;
 	}
 	printf("%s\n", name);

@@ -1,4 +1,5 @@
-/* tern id: prints the identity string to share (first line) and the fingerprint to compare aloud. */
+/* tern id: prints the identity string to share (first line) and the fingerprint to compare aloud.
+ */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>

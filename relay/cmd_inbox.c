@@ -1,4 +1,5 @@
-/* tern inbox, read, save: what was delivered, opened again from its sealed form only when asked for. */
+/* tern inbox, read, save: what was delivered, opened again from its sealed form only when asked
+ * for. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -43,9 +44,10 @@ static int print_entry(void *ctx, const struct store_inbox *e)
 		format_time(e->created_unix_ms, sent, sizeof(sent));
 		printf("%s\n  {\"id\": \"%s\", \"from\": ", l->count ? "," : "", id);
 		json_string(stdout, who);
-		printf(", \"received\": \"%s\", \"sent\": \"%s\", \"kind\": \"%s\", \"size\": %llu, "
-		       "\"name\": ",
-		       when, sent, kind, (unsigned long long)e->size);
+		printf(
+		    ", \"received\": \"%s\", \"sent\": \"%s\", \"kind\": \"%s\", \"size\": %llu, "
+		    "\"name\": ",
+		    when, sent, kind, (unsigned long long)e->size);
 		json_string(stdout, e->name);
 		printf(", \"read\": %s}", e->read ? "true" : "false");
 	} else {
@@ -276,7 +278,8 @@ static int place_file(int dfd, int fd, const char *tmp, const char *name, char *
 			continue;
 		if (!tmp || (errno != EINVAL && errno != ENOSYS))
 			return -errno;
-		/* The filesystem cannot refuse to replace; check first (racy, but only with ourselves). */
+		/* The filesystem cannot refuse to replace; check first (racy, but only with
+		 * ourselves). */
 		if (faccessat(dfd, final, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 			continue;
 		return renameat(dfd, tmp, dfd, final) == 0 ? 0 : -errno;

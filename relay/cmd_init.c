@@ -62,9 +62,9 @@ static int write_keyfile(const char *dir, const uint8_t *buf, size_t len)
 int cmd_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"passphrase", no_argument, NULL, 'p'},
-		{"clock", required_argument, NULL, 'c'},
-		{0},
+	    {"passphrase", no_argument, NULL, 'p'},
+	    {"clock", required_argument, NULL, 'c'},
+	    {0},
 	};
 	bool want_pass = getenv("TERN_PASSPHRASE_FILE") && *getenv("TERN_PASSPHRASE_FILE");
 	const char *clock = "auto";
@@ -130,7 +130,8 @@ int cmd_init(int argc, char **argv)
 	identity_get_public(id, &pub);
 	identity_public_encode(&pub, idstr, sizeof(idstr));
 	identity_fingerprint(pub.sign_pk, fpr);
-	printf("created a tern node in %s%s\n", dir, want_pass ? " (key protected by passphrase)" : "");
+	printf("created a tern node in %s%s\n", dir,
+	       want_pass ? " (key protected by passphrase)" : "");
 	printf("identity:    %s\nfingerprint: %s\nnode:        ipn:%u.%d\n", idstr, fpr,
 	       identity_node_number(pub.sign_pk), NODE_SERVICE_MESSAGES);
 	ret = EXIT_OK;

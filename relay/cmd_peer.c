@@ -9,9 +9,9 @@
 static int peer_add(struct node *n, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"sneakernet", no_argument, NULL, 's'},
-		{"addr", required_argument, NULL, 'a'},
-		{0},
+	    {"sneakernet", no_argument, NULL, 's'},
+	    {"addr", required_argument, NULL, 'a'},
+	    {0},
 	};
 	struct store_peer p = {0}, old;
 	struct identity_public pub;
@@ -68,7 +68,8 @@ static int print_peer(void *ctx, const struct store_peer *p)
 		json_string(stdout, p->name);
 		printf(", \"fingerprint\": \"%s\", \"node\": \"ipn:%llu\", \"sneakernet\": %s, "
 		       "\"addr\": ",
-		       fpr, (unsigned long long)p->node, p->links & STORE_LINK_SNEAKERNET ? "true" : "false");
+		       fpr, (unsigned long long)p->node,
+		       p->links & STORE_LINK_SNEAKERNET ? "true" : "false");
 		json_string(stdout, p->addr);
 		printf("}");
 	} else {
@@ -107,7 +108,7 @@ int cmd_peer(int argc, char **argv)
 	} else {
 		int err = store_peer_remove(n.store, argv[2]);
 		ret = err == -ENOENT ? cli_fail(argv[2], "no such peer")
-		      : err < 0      ? cli_fail(argv[2], "%s", store_errmsg(n.store))
+		      : err < 0	     ? cli_fail(argv[2], "%s", store_errmsg(n.store))
 				     : EXIT_OK;
 	}
 	node_close(&n);

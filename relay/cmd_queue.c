@@ -52,12 +52,12 @@ static int print_bundle(void *ctx, const struct store_bundle *b, const uint8_t *
 	if (l->json) {
 		printf("%s\n  {\"id\": \"%s\", \"to\": ", l->count ? "," : "", id);
 		json_string(stdout, to);
-		printf(", \"dest\": \"ipn:%" PRIu64 ".%d\", \"size\": %" PRIu64
-		       ", \"priority\": \"%s\", \"age_ms\": %" PRIu64 ", \"expires_in_ms\": %" PRIu64
-		       ", \"origin\": \"%s\", \"exported\": %" PRIu64 "}",
-		       b->dest_node, NODE_SERVICE_MESSAGES, b->payload_len,
-		       priority_name(b->priority), b->age_now_ms, left, b->local ? "local" : "relayed",
-		       b->export_count);
+		printf(
+		    ", \"dest\": \"ipn:%" PRIu64 ".%d\", \"size\": %" PRIu64
+		    ", \"priority\": \"%s\", \"age_ms\": %" PRIu64 ", \"expires_in_ms\": %" PRIu64
+		    ", \"origin\": \"%s\", \"exported\": %" PRIu64 "}",
+		    b->dest_node, NODE_SERVICE_MESSAGES, b->payload_len, priority_name(b->priority),
+		    b->age_now_ms, left, b->local ? "local" : "relayed", b->export_count);
 	} else {
 		format_size(b->payload_len, size, sizeof(size));
 		printf("%.16s  %-20s %10s  %-6s  expires in %" PRIu64 "h%02" PRIu64 "m  %s", id, to,
@@ -127,7 +127,8 @@ int cmd_queue(int argc, char **argv)
 	uint64_t purged = 0;
 	int err = store_purge_expired(n.store, &n.now, &purged);
 	if (err == 0 && purged)
-		fprintf(stderr, "dropped %" PRIu64 " expired bundle%s\n", purged, purged == 1 ? "" : "s");
+		fprintf(stderr, "dropped %" PRIu64 " expired bundle%s\n", purged,
+			purged == 1 ? "" : "s");
 	if (l.json)
 		printf("{\"bundles\": [");
 	if (err == 0)
@@ -144,7 +145,8 @@ int cmd_queue(int argc, char **argv)
 		char total[32];
 		format_size(l.bytes, total, sizeof(total));
 		fflush(stdout);
-		fprintf(stderr, "%d bundle%s queued, %s\n", bundles, bundles == 1 ? "" : "s", total);
+		fprintf(stderr, "%d bundle%s queued, %s\n", bundles, bundles == 1 ? "" : "s",
+			total);
 	}
 	int ret = err < 0 ? cli_fail("queue", "%s", store_errmsg(n.store)) : EXIT_OK;
 	node_close(&n);

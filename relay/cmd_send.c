@@ -179,8 +179,9 @@ static int send_lines(struct node *n, const struct store_contact *rcpt, size_t n
 			ret = node_submit(n, rcpt, n_rcpt, &req, res, &why);
 			if (ret < 0) {
 				store_batch_abort(n->store);
-				status = cli_fail("send", "line %zu: %s%s%s (the %zu messages before "
-							  "it in this batch were not queued either)",
+				status = cli_fail("send",
+						  "line %zu: %s%s%s (the %zu messages before "
+						  "it in this batch were not queued either)",
 						  ls->lineno[i], why, *why ? ": " : "",
 						  strerror(-ret), i);
 				break;
@@ -216,19 +217,16 @@ static const char *base_name(const char *path)
 int cmd_send(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"message", required_argument, NULL, 'm'},
-		{"file", required_argument, NULL, 'f'},
-		{"priority", required_argument, NULL, 'p'},
-		{"lifetime", required_argument, NULL, 'l'},
-		{"lines", no_argument, NULL, 'L'},
-		{0},
+	    {"message", required_argument, NULL, 'm'},	{"file", required_argument, NULL, 'f'},
+	    {"priority", required_argument, NULL, 'p'}, {"lifetime", required_argument, NULL, 'l'},
+	    {"lines", no_argument, NULL, 'L'},		{0},
 	};
 	const char *text = NULL, *file = NULL;
 	bool lines = false;
 	struct submit_request req = {
-		.kind = ENVELOPE_TEXT,
-		.priority = STORE_NORMAL,
-		.lifetime_ms = NODE_DEFAULT_LIFETIME_MS,
+	    .kind = ENVELOPE_TEXT,
+	    .priority = STORE_NORMAL,
+	    .lifetime_ms = NODE_DEFAULT_LIFETIME_MS,
 	};
 	int c;
 	optind = 0;
@@ -250,8 +248,9 @@ int cmd_send(int argc, char **argv)
 			break;
 		case 'l':
 			if (parse_duration_ms(optarg, &req.lifetime_ms) < 0)
-				return cli_usage("send", "--lifetime %s: like 90m, 12h, 7d (up to 10 years)",
-						 optarg);
+				return cli_usage(
+				    "send", "--lifetime %s: like 90m, 12h, 7d (up to 10 years)",
+				    optarg);
 			break;
 		default:
 			return cli_usage("send", "unknown option %s", argv[optind - 1]);
@@ -287,7 +286,8 @@ int cmd_send(int argc, char **argv)
 		req.name = base_name(file);
 		req.size = (uint64_t)st.st_size;
 	} else if (!lines && isatty(STDIN_FILENO)) {
-		return cli_usage("send", "nothing to send: give -m TEXT, --file PATH, or pipe text in");
+		return cli_usage("send",
+				 "nothing to send: give -m TEXT, --file PATH, or pipe text in");
 	}
 
 	struct node n;

@@ -30,8 +30,8 @@ static int no_payload(void *ctx, const uint8_t *buf, size_t len)
 static int decode_head(const uint8_t *head, size_t headlen, struct bundle_header *h)
 {
 	static const struct bundle_parser_cb cb = {
-		.on_header = capture_header,
-		.on_payload = no_payload,
+	    .on_header = capture_header,
+	    .on_payload = no_payload,
 	};
 	struct head_capture c = {.h = h};
 	struct bundle_limits lim = {.max_payload = UINT64_MAX};

@@ -1,4 +1,5 @@
-/* The node home: where it is, its key file and its store, opened with the checks an operator expects. */
+/* The node home: where it is, its key file and its store, opened with the checks an operator
+ * expects. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -76,7 +77,8 @@ int home_passphrase(const char *prompt, bool confirm, char *out, size_t len)
 	if (file && *file) {
 		FILE *f = fopen(file, "re");
 		if (!f)
-			return cli_fail(file, "cannot read the passphrase file: %s", strerror(errno)),
+			return cli_fail(file, "cannot read the passphrase file: %s",
+					strerror(errno)),
 			       -errno;
 		if (!fgets(out, (int)len, f))
 			out[0] = '\0';
@@ -102,8 +104,8 @@ int home_passphrase(const char *prompt, bool confirm, char *out, size_t len)
 	}
 	fclose(tty);
 	if (ret < 0)
-		cli_fail("passphrase", "%s", ret == -EINVAL ? "empty or not the same twice"
-							    : "cannot read it");
+		cli_fail("passphrase", "%s",
+			 ret == -EINVAL ? "empty or not the same twice" : "cannot read it");
 	return ret;
 }
 

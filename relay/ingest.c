@@ -1,4 +1,5 @@
-/* Takes one bundle from any source: checks it, stores it durably, delivers or queues it, or says why not. */
+/* Takes one bundle from any source: checks it, stores it durably, delivers or queues it, or says
+ * why not. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@ struct ingest {
 	bool control; /* a delivery receipt: opened and recorded, not stored */
 	uint8_t *ctl;
 	size_t ctl_len;
-	bool expect; /* the bundle id the caller expects (a file name says it) */
+	bool expect;   /* the bundle id the caller expects (a file name says it) */
 	bool no_relay; /* ingest_no_relay: bundles for other nodes are passed by */
 	bool passed;
 	uint8_t expect_id[32];
@@ -49,7 +50,7 @@ static int reject(struct ingest *in, const char *fmt, ...)
 static uint64_t dtn_now(const struct node *n)
 {
 	return n->now.unix_ms > BUNDLE_DTN_EPOCH_UNIX_MS ? n->now.unix_ms - BUNDLE_DTN_EPOCH_UNIX_MS
-							  : 0;
+							 : 0;
 }
 
 /* The age the bundle has on arrival (RFC 9171 §4.4.2), as well as we can know it. */
@@ -174,8 +175,8 @@ static int on_payload(void *ctx, const uint8_t *buf, size_t len)
 }
 
 static const struct bundle_parser_cb ingest_cb = {
-	.on_header = on_header,
-	.on_payload = on_payload,
+    .on_header = on_header,
+    .on_payload = on_payload,
 };
 
 int ingest_new(struct node *n, struct ingest **out)
@@ -259,7 +260,8 @@ static int record_receipt(struct ingest *in, struct ingest_result *res)
 	int ret = envelope_open_final(in->opener, node_candidates, n, &meta);
 	if (ret < 0) {
 		reject(in, "%s", open_error(ret));
-	} else if (meta.kind != ENVELOPE_CONTROL || receipt_parse(in->ctl, in->ctl_len, &count) < 0) {
+	} else if (meta.kind != ENVELOPE_CONTROL ||
+		   receipt_parse(in->ctl, in->ctl_len, &count) < 0) {
 		reject(in, "a malformed delivery receipt");
 	}
 	if (in->rejected) {
@@ -363,15 +365,15 @@ static int decide(struct ingest *in, struct ingest_result *res)
 		return 0;
 	}
 	struct store_bundle b = {
-		.state = in->for_us ? STORE_DELIVERED : STORE_QUEUED,
-		.dest_node = res->dest_node,
-		.priority = in->h.priority <= STORE_URGENT ? (enum store_priority)in->h.priority
-							   : STORE_NORMAL,
-		.lifetime_ms = in->h.lifetime_ms,
-		.age_ms = age_on_arrival(n, &in->h),
-		.payload_len = in->h.payload_len,
-		.received_unix_ms = n->now.unix_ms,
-		.local = false,
+	    .state = in->for_us ? STORE_DELIVERED : STORE_QUEUED,
+	    .dest_node = res->dest_node,
+	    .priority =
+		in->h.priority <= STORE_URGENT ? (enum store_priority)in->h.priority : STORE_NORMAL,
+	    .lifetime_ms = in->h.lifetime_ms,
+	    .age_ms = age_on_arrival(n, &in->h),
+	    .payload_len = in->h.payload_len,
+	    .received_unix_ms = n->now.unix_ms,
+	    .local = false,
 	};
 	memcpy(b.id, res->bundle_id, 32);
 	int ret = store_writer_commit(in->w, &b, head, (size_t)headlen, in->for_us ? &inbox : NULL);

@@ -6,31 +6,31 @@
 #include "relay/cli.h"
 
 static const struct cli_command commands[] = {
-	{"init", cmd_init, "[--passphrase] [--clock auto|trusted|untrusted]",
-	 "create this node's identity and store"},
-	{"id", cmd_id, "[--json]", "print this node's identity string and fingerprint"},
-	{"contact", cmd_contact, "add NAME IDSTRING | list [--json] | remove NAME",
-	 "manage the address book"},
-	{"send", cmd_send,
-	 "NAME[,NAME...] (-m TEXT | --file PATH | --lines | < stdin) [--priority bulk|normal|urgent] "
-	 "[--lifetime 7d]",
-	 "seal a message or file and queue it"},
-	{"inbox", cmd_inbox, "[--json]", "list what was delivered to this node"},
-	{"read", cmd_read, "ID", "print a delivered text message"},
-	{"save", cmd_save, "ID DIR", "write a delivered file into DIR under its own name"},
-	{"queue", cmd_queue, "[--json]", "list the bundles waiting for a next hop"},
-	{"bundle", cmd_bundle, "export DIR | import FILE...", "hand bundles over as raw BPv7 files"},
-	{"export", cmd_export,
-	 "DIR [--for NAME[,NAME...]] [--max-bytes SIZE] [--min-priority bulk|normal|urgent] "
-	 "[--json]",
-	 "write the bundles that travel by stick onto the stick mounted at DIR"},
-	{"import", cmd_import, "DIR [--json]",
-	 "take in what a stick carries: bundles, receipts, manifests"},
-	{"peer", cmd_peer,
-	 "add NAME IDSTRING [--sneakernet] [--addr HOST:PORT] | list [--json] | remove NAME",
-	 "manage the nodes this one exchanges bundles with"},
-	{"route", cmd_route, "add DEST VIA | list | remove DEST",
-	 "choose the next hop for a destination (DEST: name, ipn:N or default)"},
+    {"init", cmd_init, "[--passphrase] [--clock auto|trusted|untrusted]",
+     "create this node's identity and store"},
+    {"id", cmd_id, "[--json]", "print this node's identity string and fingerprint"},
+    {"contact", cmd_contact, "add NAME IDSTRING | list [--json] | remove NAME",
+     "manage the address book"},
+    {"send", cmd_send,
+     "NAME[,NAME...] (-m TEXT | --file PATH | --lines | < stdin) [--priority bulk|normal|urgent] "
+     "[--lifetime 7d]",
+     "seal a message or file and queue it"},
+    {"inbox", cmd_inbox, "[--json]", "list what was delivered to this node"},
+    {"read", cmd_read, "ID", "print a delivered text message"},
+    {"save", cmd_save, "ID DIR", "write a delivered file into DIR under its own name"},
+    {"queue", cmd_queue, "[--json]", "list the bundles waiting for a next hop"},
+    {"bundle", cmd_bundle, "export DIR | import FILE...", "hand bundles over as raw BPv7 files"},
+    {"export", cmd_export,
+     "DIR [--for NAME[,NAME...]] [--max-bytes SIZE] [--min-priority bulk|normal|urgent] "
+     "[--json]",
+     "write the bundles that travel by stick onto the stick mounted at DIR"},
+    {"import", cmd_import, "DIR [--json]",
+     "take in what a stick carries: bundles, receipts, manifests"},
+    {"peer", cmd_peer,
+     "add NAME IDSTRING [--sneakernet] [--addr HOST:PORT] | list [--json] | remove NAME",
+     "manage the nodes this one exchanges bundles with"},
+    {"route", cmd_route, "add DEST VIA | list | remove DEST",
+     "choose the next hop for a destination (DEST: name, ipn:N or default)"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -56,9 +56,10 @@ static void print_usage(FILE *f)
 		   "An end-to-end encrypted store-and-forward relay.\n\ncommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\nThe node home is --home DIR, else $TERN_HOME, else ~/.local/share/tern.\n"
-		   "A protected key reads its passphrase from the file named by "
-		   "$TERN_PASSPHRASE_FILE,\nor from the terminal. `tern COMMAND --help` tells more.\n");
+	fprintf(
+	    f, "\nThe node home is --home DIR, else $TERN_HOME, else ~/.local/share/tern.\n"
+	       "A protected key reads its passphrase from the file named by "
+	       "$TERN_PASSPHRASE_FILE,\nor from the terminal. `tern COMMAND --help` tells more.\n");
 }
 
 int main(int argc, char **argv)

@@ -25,7 +25,7 @@
 #define NODE_MAX_PAYLOAD (4ull * 1024 * 1024 * 1024 - 1 - BUNDLE_HEAD_MAX)
 
 #define NODE_DEFAULT_LIFETIME_MS (14ull * 24 * 3600 * 1000)
-#define NODE_DEFAULT_HOP_LIMIT 16
+#define NODE_DEFAULT_HOP_LIMIT	 16
 
 struct node {
 	struct identity *id; /* owned */
@@ -33,7 +33,7 @@ struct node {
 	uint32_t node_num;
 	struct store *store; /* owned */
 	struct store_clock now;
-	bool clock_trusted; /* stamp creation times; else creation time 0 + Bundle Age */
+	bool clock_trusted;	       /* stamp creation times; else creation time 0 + Bundle Age */
 	struct envelope_opener *spare; /* owned: an opener kept for the next bundle */
 };
 
@@ -47,8 +47,8 @@ typedef long (*node_reader)(void *ctx, uint8_t *buf, size_t cap);
 
 struct submit_request {
 	enum envelope_kind kind;
-	const char *name;      /* file base name, or NULL for text */
-	uint64_t size;         /* exact plaintext length */
+	const char *name; /* file base name, or NULL for text */
+	uint64_t size;	  /* exact plaintext length */
 	node_reader read;
 	void *read_ctx;
 	enum store_priority priority;
@@ -78,11 +78,11 @@ int node_submit(struct node *n, const struct store_contact *rcpt, size_t n_rcpt,
 
 enum ingest_verdict {
 	INGEST_DELIVERED = 1, /* for this node: opened, verified, in the inbox */
-	INGEST_QUEUED,        /* for another node: stored to forward */
+	INGEST_QUEUED,	      /* for another node: stored to forward */
 	INGEST_DUPLICATE,     /* already stored or already delivered: nothing changed */
 	INGEST_REJECTED,      /* bad: nothing stored; reason says why */
-	INGEST_RECEIPT,       /* a delivery receipt for messages we sent: recorded */
-	INGEST_PASSED,        /* for another node, and ingest_no_relay: not looked at further */
+	INGEST_RECEIPT,	      /* a delivery receipt for messages we sent: recorded */
+	INGEST_PASSED,	      /* for another node, and ingest_no_relay: not looked at further */
 };
 
 struct ingest_result {
@@ -91,7 +91,7 @@ struct ingest_result {
 	uint8_t bundle_id[32];
 	uint64_t dest_node;
 	struct store_inbox inbox; /* when delivered */
-	unsigned receipts;        /* INGEST_RECEIPT: messages now known delivered */
+	unsigned receipts;	  /* INGEST_RECEIPT: messages now known delivered */
 };
 
 struct ingest;

@@ -1,4 +1,5 @@
-/* Opens what was delivered: the inbox keeps envelopes sealed and they are opened again on reading. */
+/* Opens what was delivered: the inbox keeps envelopes sealed and they are opened again on reading.
+ */
 #include <errno.h>
 #include <string.h>
 

@@ -11,7 +11,7 @@
  * sender's node number is not in it: it is the signer's, so a receipt can only
  * speak for messages sent to the node that signed it.
  */
-#define RECEIPT_VERSION 1
+#define RECEIPT_VERSION	  1
 #define RECEIPT_DELIVERED 1
 
 int receipt_parse(const uint8_t *buf, size_t len, size_t *count)
@@ -88,12 +88,12 @@ int receipt_batch_flush(struct node *n, struct receipt_batch *b, unsigned *queue
 		memcpy(body + 2, t->ids, t->n * ENVELOPE_MSG_ID_LEN);
 		struct body_reader r = {body, len, 0};
 		struct submit_request req = {
-			.kind = ENVELOPE_CONTROL,
-			.size = len,
-			.read = read_body,
-			.read_ctx = &r,
-			.priority = STORE_NORMAL,
-			.lifetime_ms = NODE_DEFAULT_LIFETIME_MS,
+		    .kind = ENVELOPE_CONTROL,
+		    .size = len,
+		    .read = read_body,
+		    .read_ctx = &r,
+		    .priority = STORE_NORMAL,
+		    .lifetime_ms = NODE_DEFAULT_LIFETIME_MS,
 		};
 		struct submit_result *res = malloc(sizeof(*res));
 		int err = res ? node_submit(n, &c, 1, &req, res, NULL) : -ENOMEM;

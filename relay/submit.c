@@ -13,7 +13,8 @@ static void header_for(const struct node *n, const struct store_contact *rcpt,
 		       struct bundle_header *h)
 {
 	bundle_header_init(h, rcpt->node,
-			   req->kind == ENVELOPE_CONTROL ? NODE_SERVICE_RECEIPTS : NODE_SERVICE_MESSAGES);
+			   req->kind == ENVELOPE_CONTROL ? NODE_SERVICE_RECEIPTS
+							 : NODE_SERVICE_MESSAGES);
 	h->lifetime_ms = req->lifetime_ms;
 	h->priority = (uint8_t)req->priority;
 	h->payload_len = payload_len;
@@ -55,14 +56,14 @@ static int commit_bundle(struct node *n, struct store_writer *w, const struct bu
 		}
 	}
 	struct store_bundle b = {
-		.state = STORE_QUEUED,
-		.dest_node = h->dest.node,
-		.priority = (enum store_priority)h->priority,
-		.lifetime_ms = h->lifetime_ms,
-		.age_ms = 0,
-		.payload_len = h->payload_len,
-		.received_unix_ms = n->now.unix_ms,
-		.local = true,
+	    .state = STORE_QUEUED,
+	    .dest_node = h->dest.node,
+	    .priority = (enum store_priority)h->priority,
+	    .lifetime_ms = h->lifetime_ms,
+	    .age_ms = 0,
+	    .payload_len = h->payload_len,
+	    .received_unix_ms = n->now.unix_ms,
+	    .local = true,
 	};
 	memcpy(b.id, id, 32);
 	return store_writer_commit(w, &b, head, (size_t)headlen, NULL);
@@ -169,8 +170,8 @@ static int submit_compact(struct node *n, const struct store_contact *rcpt,
 	}
 	memcpy(r.sign_pk, rcpt->sign_pk, 32);
 	memcpy(r.box_pk, rcpt->box_pk, 32);
-	ret = envelope_seal_compact(n->id, &r, text, len, &meta, sealed, sizeof(sealed),
-				    &sealed_len);
+	ret =
+	    envelope_seal_compact(n->id, &r, text, len, &meta, sealed, sizeof(sealed), &sealed_len);
 	if (ret < 0) {
 		*why = "sealing failed";
 		goto out;
@@ -197,7 +198,8 @@ static int submit_compact(struct node *n, const struct store_contact *rcpt,
 	}
 	res->n_bundles = 1;
 	res->compact = true;
-	res->bundle_len[0] = (uint64_t)bundle_encode_head(&h, head, BUNDLE_HEAD_MAX) + sealed_len + 1;
+	res->bundle_len[0] =
+	    (uint64_t)bundle_encode_head(&h, head, BUNDLE_HEAD_MAX) + sealed_len + 1;
 	memcpy(res->msg_id, meta.msg_id, sizeof(res->msg_id));
 out:
 	store_writer_abort(w);
@@ -214,8 +216,8 @@ static int submit_full(struct node *n, const struct store_contact *rcpt, size_t 
 	struct bundle_id_state *ids[ENVELOPE_MAX_RECIPIENTS] = {0};
 	struct bundle_header *h = calloc(n_rcpt, sizeof(*h));
 	struct envelope_meta meta = {
-		.kind = req->kind,
-		.size = req->size,
+	    .kind = req->kind,
+	    .size = req->size,
 	};
 	struct envelope_sealer *sealer = NULL;
 	struct seal_sink sink = {.ids = ids, .n_ids = n_rcpt};
@@ -302,8 +304,8 @@ static int submit_full(struct node *n, const struct store_contact *rcpt, size_t 
 	}
 	res->n_bundles = n_rcpt;
 	for (size_t i = 0; i < n_rcpt; i++)
-		res->bundle_len[i] = (uint64_t)bundle_encode_head(&h[i], head, BUNDLE_HEAD_MAX) +
-				     sealed_len + 1;
+		res->bundle_len[i] =
+		    (uint64_t)bundle_encode_head(&h[i], head, BUNDLE_HEAD_MAX) + sealed_len + 1;
 	memcpy(res->msg_id, meta.msg_id, sizeof(res->msg_id));
 out:
 	envelope_sealer_free(sealer);

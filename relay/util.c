@@ -87,10 +87,10 @@ size_t utf8_valid_len(const unsigned char *p, size_t avail)
 	for (size_t i = 1; i < n; i++)
 		if ((p[i] & 0xc0) != 0x80)
 			return 0;
-	uint32_t cp = n == 2 ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3f)
+	uint32_t cp = n == 2   ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3f)
 		      : n == 3 ? (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3f)
 			       : (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 |
-					 (p[3] & 0x3f);
+				     (p[3] & 0x3f);
 	/* Overlong forms, surrogates and code points past U+10FFFF are not text. */
 	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
 	    (cp >= 0xd800 && cp <= 0xdfff))
@@ -128,7 +128,8 @@ void safe_text(const char *in, char *out, size_t outlen)
 	while (left && o + 4 < outlen) {
 		size_t n = utf8_valid_len(p, left);
 		/* C0 and C1 controls would let a sender drive the terminal. */
-		bool control = n == 1 ? (*p < 0x20 || *p == 0x7f) : n == 2 && p[0] == 0xc2 && p[1] < 0xa0;
+		bool control =
+		    n == 1 ? (*p < 0x20 || *p == 0x7f) : n == 2 && p[0] == 0xc2 && p[1] < 0xa0;
 		if (n == 0 || control) {
 			out[o++] = '?';
 			n = n ? n : 1;

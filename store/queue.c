@@ -897,8 +897,8 @@ ssize_t store_payload_pread(struct store *s, int64_t rowid, uint64_t offset, uin
 			ret = -ENOMEM;
 			goto out;
 		}
-		ret = file_piece(s, id, payload_len, crcs, ncrcs, seq, chunk, want, bad,
-				 sizeof(bad));
+		ret =
+		    file_piece(s, id, payload_len, crcs, ncrcs, seq, chunk, want, bad, sizeof(bad));
 		n = want;
 		/* Deleted meanwhile (by another process) is not corruption. */
 		if (ret == 0 && bad[0])
@@ -913,8 +913,7 @@ ssize_t store_payload_pread(struct store *s, int64_t rowid, uint64_t offset, uin
 	} else if (ret == 0 && store_crc32c(0, chunk, n) != crc) {
 		snprintf(bad, sizeof(bad), "chunk %" PRIu64 " checksum mismatch", seq);
 	} else if (ret == 0 && n != want) {
-		snprintf(bad, sizeof(bad), "chunk %" PRIu64 " is %zu bytes, not %zu", seq, n,
-			 want);
+		snprintf(bad, sizeof(bad), "chunk %" PRIu64 " is %zu bytes, not %zu", seq, n, want);
 	}
 check:
 	if (ret)

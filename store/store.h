@@ -31,9 +31,9 @@ struct store;
  * store counts up to the last checkpoint it recorded.
  */
 struct store_clock {
-	uint64_t unix_ms;   /* wall clock, maybe wrong */
+	uint64_t unix_ms; /* wall clock, maybe wrong */
 	uint8_t boot_id[16];
-	uint64_t boot_ms;   /* CLOCK_BOOTTIME */
+	uint64_t boot_ms; /* CLOCK_BOOTTIME */
 };
 
 /*
@@ -83,7 +83,7 @@ struct store_contact {
  * Like every function here that writes, it joins an open batch.
  */
 int store_contact_add(struct store *s, const struct store_contact *c);
-int store_contact_remove(struct store *s, const char *name); /* -ENOENT */
+int store_contact_remove(struct store *s, const char *name);			     /* -ENOENT */
 int store_contact_get(struct store *s, const char *name, struct store_contact *out); /* -ENOENT */
 int store_contact_by_key(struct store *s, const uint8_t sign_pk[static 32],
 			 struct store_contact *out); /* -ENOENT */
@@ -108,13 +108,13 @@ struct store_bundle {
 	int64_t rowid;
 	uint8_t id[32];
 	enum store_state state;
-	uint64_t dest_node;        /* ipn node number; 0 for other schemes */
+	uint64_t dest_node; /* ipn node number; 0 for other schemes */
 	enum store_priority priority;
 	uint64_t lifetime_ms;
-	uint64_t age_ms;           /* age when received or created */
+	uint64_t age_ms; /* age when received or created */
 	uint64_t payload_len;
 	uint64_t received_unix_ms; /* local wall clock, for display only */
-	bool local;                /* created on this node */
+	bool local;		   /* created on this node */
 	/* filled by reads: the age now, after the time spent here */
 	uint64_t age_now_ms;
 	/* filled by reads: custody (store_bundle_mark_exported); 0 until first exported */
@@ -156,10 +156,10 @@ struct store_inbox {
 	uint8_t msg_id[16];
 	uint8_t bundle_id[32];
 	uint8_t sender_pk[32];
-	int kind;                       /* enum envelope_kind */
-	char name[256];                 /* file base name or "" */
-	uint64_t size;                  /* plaintext bytes */
-	uint64_t created_unix_ms;       /* sender's clock, 0 if unknown */
+	int kind;		  /* enum envelope_kind */
+	char name[256];		  /* file base name or "" */
+	uint64_t size;		  /* plaintext bytes */
+	uint64_t created_unix_ms; /* sender's clock, 0 if unknown */
 	uint64_t received_unix_ms;
 	bool read;
 };
@@ -293,7 +293,7 @@ int store_inbox_bundle(struct store *s, const struct store_inbox *e, int64_t *bu
 /* ---- sent messages: what became of what this node sent ---------------------- */
 
 enum store_sent_state {
-	STORE_SENT_QUEUED = 1,      /* the bundle waits here for a next hop */
+	STORE_SENT_QUEUED = 1,	    /* the bundle waits here for a next hop */
 	STORE_SENT_HANDED_OVER = 2, /* a next hop took custody (store_bundle_release) */
 	STORE_SENT_DELIVERED = 3,   /* the recipient's delivery receipt came home */
 };
@@ -365,7 +365,7 @@ int store_peer_add(struct store *s, const struct store_peer *p);
 int store_peer_remove(struct store *s, const char *name);
 int store_peer_get(struct store *s, const char *name, struct store_peer *out); /* -ENOENT */
 int store_peer_by_key(struct store *s, const uint8_t sign_pk[static 32],
-		      struct store_peer *out); /* -ENOENT */
+		      struct store_peer *out);					/* -ENOENT */
 int store_peer_by_node(struct store *s, uint64_t node, struct store_peer *out); /* -ENOENT */
 /*
  * Calls fn for each peer in name order (bytewise); a non-zero return from fn stops

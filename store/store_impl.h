@@ -166,8 +166,7 @@ int store_sent_insert(struct store *s, const uint8_t msg_id[16], uint64_t to_nod
 int store_files_open(struct store *s, const char *db_path, const char **why);
 void store_files_close(struct store *s);
 int store_file_create(struct store *s, int *fd, char tmp[static STORE_TMP_NAME]);
-int store_file_place(struct store *s, int fd, const char *tmp, const uint8_t id[32],
-		     int64_t rowid);
+int store_file_place(struct store *s, int fd, const char *tmp, const uint8_t id[32], int64_t rowid);
 void store_file_discard(struct store *s, const char *tmp, const uint8_t *id);
 int store_files_note_new(struct store *s, const uint8_t id[32]);
 void store_files_committed(struct store *s);

@@ -185,8 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ret == 0 && plen + NOISE_TRANSPORT_OVERHEAD != rlen)
 			abort();
 		if (ret != 0) {
-			if (ret != -EBADMSG || noise_decrypt(recv, data, size, pl, sizeof(pl), &plen) !=
-						   -EBADMSG)
+			if (ret != -EBADMSG ||
+			    noise_decrypt(recv, data, size, pl, sizeof(pl), &plen) != -EBADMSG)
 				abort();
 			break;
 		}

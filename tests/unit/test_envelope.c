@@ -688,7 +688,8 @@ static void test_garbage(void)
 /* A reset opener opens the next envelope as a fresh one would, whatever the last one left. */
 static void test_reset(void)
 {
-	struct envelope_meta m1 = {.kind = ENVELOPE_FILE, .name = "a.bin"}, m2 = {.kind = ENVELOPE_TEXT};
+	struct envelope_meta m1 = {.kind = ENVELOPE_FILE, .name = "a.bin"},
+			     m2 = {.kind = ENVELOPE_TEXT};
 	struct envelope_meta got;
 	struct membuf full = {0}, plain = {0};
 	uint8_t compact[ENVELOPE_COMPACT_OVERHEAD + 100], text[100];
