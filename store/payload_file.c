@@ -331,10 +331,14 @@ static int sweep_orphans(struct store *s, unsigned *removed)
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		uint8_t id[32];
+		uint64_t peer;
 		bool tmp = strncmp(e->d_name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0;
 		/* Under the write lock no writer is between create and commit: a tmp file is dead.
+		 * A stage file is one as long as a row names it (stage.c creates both in one unit).
 		 */
-		if ((tmp || (parse_id(e->d_name, id) && !owned(s, id, -1))) &&
+		if ((tmp || (parse_id(e->d_name, id) && !owned(s, id, -1)) ||
+		     (store_stage_parse_name(e->d_name, &peer, id) &&
+		      !store_stage_owned(s, peer, id))) &&
 		    unlinkat(s->files_fd, e->d_name, 0) == 0)
 			(*removed)++;
 	}
@@ -345,7 +349,7 @@ static int sweep_orphans(struct store *s, unsigned *removed)
 /* Anything for a sweep to look at, seen without the lock (a process that only reads takes none). */
 static bool sweep_needed(struct store *s, bool orphans)
 {
-	if (!trash_empty(s))
+	if (!trash_empty(s) || !store_stage_trash_empty(s))
 		return true;
 	if (!orphans)
 		return false;
@@ -355,8 +359,11 @@ static bool sweep_needed(struct store *s, bool orphans)
 	struct dirent *e;
 	while (d && !needed && (e = readdir(d))) {
 		uint8_t id[32];
+		uint64_t peer;
 		needed = strncmp(e->d_name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0 ||
-			 (parse_id(e->d_name, id) && !owned(s, id, -1));
+			 (parse_id(e->d_name, id) && !owned(s, id, -1)) ||
+			 (store_stage_parse_name(e->d_name, &peer, id) &&
+			  !store_stage_owned(s, peer, id));
 	}
 	if (d)
 		closedir(d);
@@ -366,9 +373,9 @@ static bool sweep_needed(struct store *s, bool orphans)
 }
 
 /*
- * Removes the files of deleted bundles and, with orphans, what a crash left (temporary
- * files, files whose row never committed). Takes the write lock without waiting: if
- * another process holds it, the sweep is left for later (its files are in use).
+ * Removes the files of deleted bundles and stages and, with orphans, what a crash left
+ * (temporary files, payload and stage files whose row never committed). Takes the write lock
+ * without waiting: if another process holds it, the sweep is left for later (its files are in use).
  */
 int store_files_sweep(struct store *s, bool orphans)
 {
@@ -381,6 +388,8 @@ int store_files_sweep(struct store *s, bool orphans)
 	if (ret)
 		return ret == -EBUSY ? 0 : ret;
 	ret = sweep_trash(s, &removed);
+	if (ret == 0)
+		ret = store_stage_sweep_trash(s, &removed);
 	if (ret == 0 && orphans)
 		ret = sweep_orphans(s, &removed);
 	if (ret) {

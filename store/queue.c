@@ -1085,10 +1085,16 @@ int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t
 		goto rollback;
 	/* Counts the bundles only: chunks go by ON DELETE CASCADE, which changes() omits. */
 	n = (uint64_t)sqlite3_changes(s->db); /* not changes64: that needs 3.37 */
+	ret = store_stage_purge(s, now);
+	if (ret)
+		goto rollback;
 	ret = store_unit_checkpoint(s);
 	if (ret)
 		goto rollback;
 	ret = store_unit_commit(s);
+	/* The files of what the purge deleted (expired stages above all) go now. */
+	if (ret == 0 && !s->batch)
+		store_files_sweep(s, false);
 	goto out;
 rollback:
 	store_unit_rollback(s);

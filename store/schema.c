@@ -165,6 +165,36 @@ static const char *const migrations[] = {
 	"  peer INTEGER NOT NULL,"
 	"  PRIMARY KEY (bundle, peer)"
 	") WITHOUT ROWID;",
+
+	/* 5: transfers being received over a link, staged in files to resume after a cut (stage.c). */
+	/*
+	 * One row per (peer, bundle id) whose bytes are kept in <db>-payloads/in-<peer>-<id>.
+	 * have: the bytes of the file that are durable (fdatasync'd before the row said so),
+	 * what the next WANT may ask from. rowid: the stage's handle (AUTOINCREMENT, so a
+	 * session whose stage was purged and made again never writes into the new one's row).
+	 * Expiry as for bundles: age_ms plus residence on the boot clock, against life_ms.
+	 */
+	"CREATE TABLE stages ("
+	"  rowid INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  peer INTEGER NOT NULL,"
+	"  id BLOB NOT NULL CHECK (length(id) = 32),"
+	"  payload_len INTEGER NOT NULL,"
+	"  have INTEGER NOT NULL CHECK (have >= 0),"
+	"  life_ms INTEGER NOT NULL,"
+	"  age_ms INTEGER NOT NULL,"
+	"  created_unix_ms INTEGER NOT NULL,"
+	"  boot_id BLOB NOT NULL,"
+	"  boot_ms INTEGER NOT NULL,"
+	"  UNIQUE (peer, id)"
+	");"
+	/* As payload_trash: a stage's file is removed only after its row's deletion committed. */
+	"CREATE TABLE stage_trash ("
+	"  peer INTEGER NOT NULL,"
+	"  id BLOB NOT NULL CHECK (length(id) = 32),"
+	"  PRIMARY KEY (peer, id)"
+	") WITHOUT ROWID;"
+	"CREATE TRIGGER stages_trash AFTER DELETE ON stages "
+	"BEGIN INSERT OR IGNORE INTO stage_trash (peer, id) VALUES (old.peer, old.id); END;",
 };
 /* clang-format on */
 

@@ -131,6 +131,23 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_FILE_OWNED] = "SELECT 1 FROM bundles WHERE id = ?1 AND payload_file != 0 AND rowid != ?2",
 	[ST_TRASH_NEXT] = "SELECT id FROM payload_trash LIMIT 1",
 	[ST_TRASH_DELETE] = "DELETE FROM payload_trash WHERE id = ?1",
+	[ST_STAGE_GET] = "SELECT rowid, payload_len, have FROM stages WHERE peer = ?1 AND id = ?2",
+	[ST_STAGE_PEER_BYTES] = "SELECT coalesce(sum(payload_len), 0) FROM stages "
+				"WHERE peer = ?1 AND id != ?2",
+	[ST_STAGE_INSERT] = "INSERT INTO stages (peer, id, payload_len, have, life_ms, age_ms, "
+			    "created_unix_ms, boot_id, boot_ms) "
+			    "VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?6, ?7)",
+	[ST_STAGE_SET_HAVE] = "UPDATE stages SET have = ?2 WHERE rowid = ?1",
+	[ST_STAGE_DELETE] = "DELETE FROM stages WHERE rowid = ?1",
+	[ST_STAGE_PURGE] = "DELETE FROM stages WHERE age_ms + CASE "
+			   "WHEN boot_id = ?1 THEN max(?2 - boot_ms, 0) "
+			   "WHEN boot_id = ?3 THEN max(?4 - boot_ms, 0) "
+			   "ELSE 0 END >= life_ms",
+	[ST_STAGE_REBASE] = "UPDATE stages SET age_ms = age_ms + CASE "
+			    "WHEN boot_id = ?1 THEN max(?2 - boot_ms, 0) ELSE 0 END, "
+			    "boot_id = ?3, boot_ms = ?4 WHERE boot_id != ?3",
+	[ST_STAGE_TRASH_NEXT] = "SELECT peer, id FROM stage_trash LIMIT 1",
+	[ST_STAGE_TRASH_DELETE] = "DELETE FROM stage_trash WHERE peer = ?1 AND id = ?2",
 	[ST_BUNDLE_EXPORTED] = "UPDATE bundles SET export_count = export_count + 1, "
 			       "last_export_unix_ms = ?2 WHERE id = ?1 AND state != 0",
 	[ST_BUNDLE_EXPORTED_TO] = "INSERT OR IGNORE INTO exported (bundle, peer) "
@@ -601,6 +618,8 @@ int store_clock_rebase(struct store *s, const struct store_clock *now)
 		sqlite3_bind_blob(st, 3, now->boot_id, 16, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, store_i64(now->boot_ms));
 		ret = store_step_done(s, ST_BUNDLE_REBASE, st);
+		if (ret == 0)
+			ret = store_stage_rebase(s, have ? ck_id : NULL, ck_ms, now);
 		if (ret)
 			goto rollback;
 	}

@@ -247,8 +247,78 @@ int store_bundle_delete(struct store *s, const uint8_t id[static 32]);
  * how many. Delivered bundles stay (they are the sealed inbox), and so do
  * quarantined ones. Also records a clock checkpoint: call it periodically. Sent
  * rows of purged bundles stay STORE_SENT_QUEUED (the message was never handed on).
+ * Stages past their life_ms go too (not counted), and the files of what was deleted
+ * are swept at once (outside a batch).
  */
 int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t *count);
+
+/* ---- stages: transfers being received over a link, kept across a cut ---------- */
+
+/*
+ * A stage holds the payload bytes received so far of one transfer from one peer, so
+ * that a cut link resumes where it stopped (docs/link.md, "Resuming a cut transfer"):
+ * a file beside the payload files, <db>-payloads/in-<peer>-<id>, and a row saying how
+ * many of its bytes are durable ("have": what the next WANT may ask from). Nothing of
+ * it is a bundle: the bytes are checked only when the whole bundle goes through ingest.
+ * Files and rows follow the payload files' rules (docs/store.md, "Stages"). A stage's
+ * write units are short (creation, each sync, the drop): no write lock is held between
+ * calls, whatever the transfer's length. A stage is used by one session at a time (its
+ * file is locked): another open of it gets -EBUSY. Close or drop every stage before its
+ * store.
+ */
+struct store_stage;
+
+/* Bytes of a stage kept in memory before they go to its file; a shorter one never does. */
+#define STORE_STAGE_BUF (256 * 1024)
+
+/*
+ * The durable count of the stage of (peer, id) for a payload of payload_len bytes: *have
+ * gets 0 if there is none, its payload length differs, or its file is missing or short.
+ * *peer_bytes (may be NULL) gets the payload bytes that peer's other stages reserve.
+ * Reads only. 0 or a store error.
+ */
+int store_stage_have(struct store *s, uint64_t peer, const uint8_t id[static 32],
+		     uint64_t payload_len, uint64_t *have, uint64_t *peer_bytes);
+/*
+ * Opens the stage of (peer, id) to continue at payload byte from (the WANT offset):
+ * bytes at and past from are written over. from 0 starts afresh (a stage of another
+ * payload length is dropped); from above 0 needs a stage whose have is at least from
+ * (store_stage_have), else -ESTALE. A new stage gets a file and a row only once it
+ * holds STORE_STAGE_BUF bytes, and then -EDQUOT (from append or sync) if that peer's
+ * stages would reserve more than peer_max payload bytes with it; -EDQUOT at once if
+ * they already do. life_ms: the stage expires that long after its creation here, by
+ * the boot clock as bundles do (store_purge_expired drops it). now may be NULL (the
+ * latest clock the store saw). -EBUSY another session has it open; -EINVAL.
+ */
+int store_stage_open(struct store *s, uint64_t peer, const uint8_t id[static 32],
+		     uint64_t payload_len, uint64_t from, uint64_t life_ms, uint64_t peer_max,
+		     const struct store_clock *now, struct store_stage **out);
+/*
+ * Appends payload bytes (buffered up to STORE_STAGE_BUF). -EINVAL past payload_len;
+ * -EDQUOT, -ENOSPC, -EBUSY (the store's write lock, to create the file), -EIO. An
+ * error sticks: the stage can then only be dropped or closed.
+ */
+int store_stage_append(struct store_stage *st, const uint8_t *buf, size_t len);
+/*
+ * Makes every byte appended durable: the file is fdatasync'd, then the new have is
+ * committed. A stage still shorter than STORE_STAGE_BUF is left in memory (0, have
+ * stays 0: nothing worth resuming). -ENOENT if its row is gone (expired and purged);
+ * a failed sync does not stick (have stays where it was).
+ */
+int store_stage_sync(struct store_stage *st);
+/* Bytes appended (the next payload offset), and bytes durable (have as last synced here). */
+uint64_t store_stage_length(const struct store_stage *st);
+uint64_t store_stage_durable(const struct store_stage *st);
+/* Up to len staged bytes from offset off into buf: the count, 0 at the end, or -errno. */
+ssize_t store_stage_read(struct store_stage *st, uint64_t off, uint8_t *buf, size_t len);
+/*
+ * Ends the stage for good (its bundle committed, or was refused): the row is deleted,
+ * durably, and its file removed after that. Frees st in every case; a row that could
+ * not be deleted expires. store_stage_drop(NULL) is a no-op returning 0.
+ */
+int store_stage_drop(struct store_stage *st);
+/* Closes without a sync: what was durable stays for a resume. NULL is a no-op. */
+void store_stage_close(struct store_stage *st);
 
 /* ---- custody ---------------------------------------------------------------- */
 

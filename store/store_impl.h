@@ -90,6 +90,15 @@ enum store_stmt {
 	ST_FILE_OWNED,
 	ST_TRASH_NEXT,
 	ST_TRASH_DELETE,
+	ST_STAGE_GET,
+	ST_STAGE_PEER_BYTES,
+	ST_STAGE_INSERT,
+	ST_STAGE_SET_HAVE,
+	ST_STAGE_DELETE,
+	ST_STAGE_PURGE,
+	ST_STAGE_REBASE,
+	ST_STAGE_TRASH_NEXT,
+	ST_STAGE_TRASH_DELETE,
 	ST__COUNT
 };
 
@@ -176,6 +185,16 @@ int store_file_read(struct store *s, const uint8_t id[32], uint64_t payload_len,
 		    int (*fn)(void *ctx, const uint8_t *buf, size_t len), void *ctx, char *bad,
 		    size_t badlen);
 int store_files_sweep(struct store *s, bool orphans);
+
+/* stage.c: transfers being received, staged in files beside the database */
+#define STORE_STAGE_NAME 85 /* "in-" 16 hex "-" 64 hex, and the NUL */
+bool store_stage_parse_name(const char *name, uint64_t *peer, uint8_t id[32]);
+bool store_stage_owned(struct store *s, uint64_t peer, const uint8_t id[32]);
+bool store_stage_trash_empty(struct store *s);
+int store_stage_sweep_trash(struct store *s, unsigned *removed);
+int store_stage_purge(struct store *s, const struct store_clock *now);
+int store_stage_rebase(struct store *s, const uint8_t *ck_id, uint64_t ck_ms,
+		       const struct store_clock *now);
 
 /* inbox.c */
 int store_inbox_insert(struct store *s, int64_t bundle_rowid, const uint8_t bundle_id[32],
