@@ -8,12 +8,14 @@
 
 #include "relay/link.h"
 
-#define DATA_OVERHEAD	41    /* type, id, offset */
-#define SEGMENT_MIN	512   /* a DATA segment shorter than this waits for more budget */
-#define READ_AHEAD	65536 /* one store chunk: each is read and checked once */
-#define PINGS_MAX	3     /* unanswered, then BYE idle */
-#define RETRY_LATER_S	60    /* retry_after_s of a `later` refusal */
-#define RETRY_DAMAGED_S 3600  /* a damaged copy is quarantined here: an operator must act */
+#define DATA_OVERHEAD	 41	    /* type, id, offset */
+#define SEGMENT_MIN	 512	    /* a DATA segment shorter than this waits for more budget */
+#define READ_AHEAD	 65536	    /* one store chunk: each is read and checked once */
+#define PINGS_MAX	 3	    /* unanswered, then BYE idle */
+#define RETRY_LATER_S	 60	    /* retry_after_s of a `later` refusal */
+#define RETRY_DAMAGED_S	 3600	    /* a damaged copy is quarantined here: an operator must act */
+#define RETRY_QUOTA_S	 600	    /* this peer's stages are at their cap */
+#define STAGE_SYNC_BYTES (4u << 20) /* a receiving stage is made durable this often */
 
 /* Our offers: each bundle offered once a session (ids stay, so none is offered twice). */
 enum out_state { OUT_OFFERED = 1, OUT_WANTED, OUT_SENDING, OUT_DONE };
@@ -39,13 +41,14 @@ enum in_state { IN_WANTED = 1, IN_RECV, IN_DRAIN };
 struct in_entry {
 	uint8_t id[32];
 	uint64_t size;
+	uint64_t life_ms; /* the lifetime it had left when offered: its stage's */
 	enum in_state state;
-	uint64_t got; /* payload bytes received */
-	/* An overtaking transfer, kept in memory until the one being stored is done. */
-	uint8_t *pend;
-	size_t pend_len, pend_cap;
-	bool pending, ended;
-	uint64_t pend_order;
+	uint64_t from;	 /* the WANT offset: the stage's durable count then */
+	uint64_t got;	 /* the next payload offset expected */
+	uint64_t synced; /* got at the stage's last sync */
+	struct store_stage *stage;
+	uint8_t *head; /* the HEAD's bytes, until the END */
+	size_t headlen;
 };
 
 enum op_kind { OP_MARK = 1, OP_RELEASE };
@@ -79,9 +82,6 @@ struct link_session {
 	/* the peer's offers under way */
 	struct in_entry *in;
 	size_t n_in, cap_in;
-	struct ingest *ingest; /* the transfer being stored (its writer is open) */
-	uint8_t active[32];
-	size_t pend_bytes;
 
 	/* answers gathered while a record is handled, sent together */
 	struct link_offer *offers;
@@ -93,7 +93,7 @@ struct link_session {
 	uint8_t *acks;
 	size_t n_acks, cap_acks;
 
-	/* custody marks and releases, in order; deferred while our writer is open */
+	/* custody marks and releases, in order, written between records */
 	struct op *ops;
 	size_t n_ops, cap_ops;
 	struct receipt_batch receipts;
@@ -123,7 +123,8 @@ void link_limits_default(struct link_limits *lim)
 	    .min_life_ms = 1000,
 	    .max_offers = 1000,
 	    .rescan_s = 10,
-	    .overtake_max = 1u << 20,
+	    .max_stages = 8,
+	    .stage_peer_max = 8ull << 30,
 	};
 }
 
@@ -154,10 +155,7 @@ static void hex8(const uint8_t id[32], char out[17])
 
 static int apply_ops(struct link_session *s);
 
-/*
- * Ends the session with err; bye >= 0 sends BYE with that reason and the text first.
- * A transfer being stored is rolled back at once: its writer must not outlive the session.
- */
+/* Ends the session with err; bye >= 0 sends BYE with that reason and the text first. */
 static int fail(struct link_session *s, int err, int bye, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int fail(struct link_session *s, int err, int bye, const char *fmt, ...)
@@ -181,8 +179,6 @@ static int fail(struct link_session *s, int err, int bye, const char *fmt, ...)
 			s->send(s->ctx, s->rec,
 				(size_t)len); /* the session ends whatever it says */
 	}
-	ingest_free(s->ingest);
-	s->ingest = NULL;
 	apply_ops(s);
 	return err;
 }
@@ -333,13 +329,11 @@ static int queue_op(struct link_session *s, const uint8_t id[32], enum op_kind k
 	return 0;
 }
 
-/* Writes the queued marks and releases unless our writer is open; 0 or a store error. */
+/* Writes the queued marks and releases; 0 or a store error. */
 static int apply_ops(struct link_session *s)
 {
 	size_t i = 0;
 	int ret = 0;
-	if (s->ingest)
-		return 0;
 	for (; i < s->n_ops; i++) {
 		struct op *o = &s->ops[i];
 		uint64_t released = 0;
@@ -423,17 +417,18 @@ static struct in_entry *find_in(struct link_session *s, const uint8_t id[32])
 	return NULL;
 }
 
+/* Forgets a transfer of the peer's; its stage, if still open, keeps what is durable. */
 static void drop_in(struct link_session *s, struct in_entry *e)
 {
-	if (e->pending)
-		s->pend_bytes -= e->pend_len;
-	free(e->pend);
+	store_stage_close(e->stage);
+	free(e->head);
 	*e = s->in[--s->n_in];
 }
 
 static int take_offer(struct link_session *s, const struct link_offer *o)
 {
 	struct store_bundle b;
+	uint64_t have = 0, bytes = 0;
 	struct in_entry *e = find_in(s, o->id);
 	if (e)
 		return 0; /* offered again while under way: the transfer answers it */
@@ -441,13 +436,19 @@ static int take_offer(struct link_session *s, const struct link_offer *o)
 		return answer_refuse(s, o->id, LINK_REFUSE_TOO_BIG, 0);
 	if (o->expires_in_ms < s->lim.min_life_ms)
 		return answer_refuse(s, o->id, LINK_REFUSE_EXPIRED, 0);
-	int have = store_bundle_get(s->n->store, o->id, NULL, &b, NULL, 0, NULL);
-	if (have == 0 && b.state != STORE_QUARANTINED)
+	int ret = store_bundle_get(s->n->store, o->id, NULL, &b, NULL, 0, NULL);
+	if (ret == 0 && b.state != STORE_QUARANTINED)
 		return answer_ack(s, o->id); /* durably here already: custody passes */
-	if (have == 0 || have == -EBADMSG)
+	if (ret == 0 || ret == -EBADMSG)
 		return answer_refuse(s, o->id, LINK_REFUSE_LATER, RETRY_DAMAGED_S);
-	if (have != -ENOENT || s->n_in >= s->lim.max_offers)
+	if (ret != -ENOENT || s->n_in >= s->lim.max_offers)
 		return answer_refuse(s, o->id, LINK_REFUSE_LATER, RETRY_LATER_S);
+	/* What a cut transfer of it left here: the WANT asks from there. */
+	if (store_stage_have(s->n->store, s->peer.node, o->id, o->size, &have, &bytes) < 0)
+		have = bytes = 0; /* unreadable: from the start, and the stage's open will say */
+	if (o->size >= STORE_STAGE_BUF && have == 0 &&
+	    (bytes > s->lim.stage_peer_max || o->size > s->lim.stage_peer_max - bytes))
+		return answer_refuse(s, o->id, LINK_REFUSE_QUOTA, RETRY_QUOTA_S);
 	struct in_entry *in = grow(s->in, &s->cap_in, s->n_in + 1, sizeof(*in));
 	struct link_want *w = grow(s->wants, &s->cap_wants, s->n_wants + 1, sizeof(*w));
 	if (in)
@@ -456,33 +457,91 @@ static int take_offer(struct link_session *s, const struct link_offer *o)
 		s->wants = w;
 	if (!in || !w)
 		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
-	in[s->n_in++] = (struct in_entry){.size = o->size, .state = IN_WANTED};
+	in[s->n_in++] = (struct in_entry){
+	    .size = o->size, .life_ms = o->expires_in_ms, .state = IN_WANTED, .from = have};
 	memcpy(in[s->n_in - 1].id, o->id, 32);
 	memcpy(w[s->n_wants].id, o->id, 32);
-	w[s->n_wants++].offset = 0; /* this version keeps nothing of a cut transfer */
+	w[s->n_wants++].offset = have;
 	return 0;
 }
 
 /* ---- storing the peer's transfers --------------------------------------------------- */
 
-/* The transfer being stored has a verdict (or ended early): answer, and free the writer. */
-static int finish_active(struct link_session *s)
+/*
+ * Transfer e is refused before its END (or its stage failed): what still comes of it
+ * is read and dropped. keep: its stage stays for a resume (synced), else it goes.
+ */
+static int refuse_in(struct link_session *s, struct in_entry *e, uint8_t reason, uint32_t retry_s,
+		     bool keep)
 {
+	if (keep && e->stage)
+		store_stage_sync(e->stage);
+	if (keep)
+		store_stage_close(e->stage);
+	else
+		store_stage_drop(e->stage);
+	e->stage = NULL;
+	free(e->head);
+	e->head = NULL;
+	e->state = IN_DRAIN;
+	return answer_refuse(s, e->id, reason, retry_s);
+}
+
+/* A stage error, answered: the session goes on unless memory ran out. */
+static int stage_failed(struct link_session *s, struct in_entry *e, int err)
+{
+	if (err == -ENOMEM)
+		return fail(s, err, LINK_BYE_DONE, "out of memory");
+	if (err == -EDQUOT)
+		return refuse_in(s, e, LINK_REFUSE_QUOTA, RETRY_QUOTA_S, false);
+	if (err == -ENOSPC)
+		return refuse_in(s, e, LINK_REFUSE_DISK_FULL, RETRY_LATER_S * 10, false);
+	/* Busy (another session stages it), stale, or an I/O error: from 0 another time. */
+	return refuse_in(s, e, LINK_REFUSE_LATER, RETRY_LATER_S, err == -EBUSY);
+}
+
+/*
+ * Transfer e is whole: head, staged bytes and tail go through ingest in one local pass,
+ * the store's writer open only for it. ACK once the commit returned.
+ */
+static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *tail, size_t tlen)
+{
+	struct ingest *in = NULL;
 	struct ingest_result *res = malloc(sizeof(*res));
-	struct in_entry *e = find_in(s, s->active);
 	char hex[17];
-	if (!res) {
+	int ret = res ? ingest_new(s->n, &in) : -ENOMEM;
+	if (ret < 0) {
+		free(res);
 		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
 	}
-	int ret = ingest_finish(s->ingest, res);
-	s->ingest = NULL;
-	hex8(s->active, hex);
+	hex8(e->id, hex);
+	ingest_expect_id(in, e->id);
+	bool decided = ingest_feed(in, e->head, e->headlen) != 0;
+	/* The read-ahead buffer carries the staged bytes: it is only a cache of our sending. */
+	s->ra_owner = 0;
+	for (uint64_t off = 0; !decided && off < e->size;) {
+		ssize_t n = store_stage_read(e->stage, off, s->ra, READ_AHEAD);
+		if (n <= 0) {
+			ingest_free(in);
+			free(res);
+			ret = stage_failed(s, e, n < 0 ? (int)n : -EIO);
+			if (!s->err)
+				drop_in(s, e); /* its END is here: nothing more of it comes */
+			return ret;
+		}
+		decided = ingest_feed(in, s->ra, (size_t)n) != 0;
+		off += (uint64_t)n;
+	}
+	if (!decided)
+		ingest_feed(in, tail, tlen);
+	ret = ingest_finish(in, res);
 	if (ret == -ENOSPC) {
-		ret = answer_refuse(s, s->active, LINK_REFUSE_DISK_FULL, RETRY_LATER_S * 10);
+		ret = refuse_in(s, e, LINK_REFUSE_DISK_FULL, RETRY_LATER_S * 10, true);
 	} else if (ret == -EBUSY) {
-		ret = answer_refuse(s, s->active, LINK_REFUSE_LATER, RETRY_LATER_S);
+		/* Kept whole: the next session's WANT asks from its end, and only END comes. */
+		ret = refuse_in(s, e, LINK_REFUSE_LATER, RETRY_LATER_S, true);
 	} else if (ret < 0) {
-		ret = store_failed(s, ret, hex);
+		ret = store_failed(s, ret, hex); /* the stage stays (link_session_free syncs it) */
 	} else {
 		switch (res->verdict) {
 		case INGEST_DELIVERED:
@@ -493,111 +552,37 @@ static int finish_active(struct link_session *s)
 		case INGEST_DUPLICATE:
 		case INGEST_RECEIPT:
 			s->stats.received++;
-			ret = answer_ack(s, s->active); /* the commit returned: custody is ours */
+			ret = answer_ack(s, e->id); /* the commit returned: custody is ours */
 			break;
 		case INGEST_REJECTED:
-			ret = answer_refuse(s, s->active, LINK_REFUSE_BAD, 0);
+			/* Resumed: the bytes kept here may be what is wrong; whole next time. */
+			if (e->from > 0)
+				ret = answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_LATER_S);
+			else
+				ret = answer_refuse(s, e->id, LINK_REFUSE_BAD, 0);
 			break;
 		case INGEST_PASSED:
-			ret = answer_refuse(s, s->active, LINK_REFUSE_POLICY, 0);
+			ret = answer_refuse(s, e->id, LINK_REFUSE_POLICY, 0);
 			break;
 		}
+		if (!s->err) {
+			/* The bundle is in (or refused): the stage is done with. */
+			store_stage_drop(e->stage);
+			e->stage = NULL;
+		}
 	}
+	if (!s->err)
+		drop_in(s, e); /* answered at its END: nothing more of it comes */
 	free(res);
-	if (e && e->state == IN_RECV && !e->ended)
-		e->state = IN_DRAIN; /* decided early: what still comes of it is dropped */
-	else if (e)
-		drop_in(s, e);
 	return ret;
 }
 
-/* Feeds the transfer being stored; a verdict known early ends it at once. */
-static int feed_active(struct link_session *s, const uint8_t *buf, size_t len)
+static size_t receiving(const struct link_session *s)
 {
-	if (len && ingest_feed(s->ingest, buf, len) != 0)
-		return finish_active(s);
-	return 0;
-}
-
-static int start_active(struct link_session *s, struct in_entry *e)
-{
-	int ret = ingest_new(s->n, &s->ingest);
-	if (ret < 0)
-		return fail(s, ret, LINK_BYE_DONE, "out of memory");
-	ingest_expect_id(s->ingest, e->id);
-	memcpy(s->active, e->id, 32);
-	return 0;
-}
-
-/* Keeps bytes of an overtaking transfer, within overtake_max; else refuses it `later`. */
-static int keep_pending(struct link_session *s, struct in_entry *e, const uint8_t *buf, size_t len)
-{
-	if (e->state != IN_RECV)
-		return 0;
-	if (len > s->lim.overtake_max - s->pend_bytes) {
-		s->pend_bytes -= e->pend_len;
-		free(e->pend);
-		e->pend = NULL;
-		e->pend_len = e->pend_cap = 0;
-		e->pending = false;
-		e->state = IN_DRAIN;
-		return answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_LATER_S);
-	}
-	uint8_t *p = grow(e->pend, &e->pend_cap, e->pend_len + len, 1);
-	if (!p)
-		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
-	e->pend = p;
-	memcpy(p + e->pend_len, buf, len);
-	e->pend_len += len;
-	s->pend_bytes += len;
-	return 0;
-}
-
-/* Bytes of transfer e, to the store if it is the one being stored, else to memory. */
-static int take_bytes(struct link_session *s, struct in_entry *e, const uint8_t *buf, size_t len)
-{
-	if (e->state != IN_RECV)
-		return 0;
-	if (s->ingest && memcmp(s->active, e->id, 32) == 0)
-		return feed_active(s, buf, len);
-	return keep_pending(s, e, buf, len);
-}
-
-/* When no transfer is being stored, the oldest kept one is, and a whole one is decided. */
-static int advance(struct link_session *s)
-{
-	while (!s->err && !s->ingest) {
-		struct in_entry *e = NULL;
-		for (size_t i = 0; i < s->n_in; i++)
-			if (s->in[i].pending && (!e || s->in[i].pend_order < e->pend_order))
-				e = &s->in[i];
-		if (!e)
-			return 0;
-		int ret = start_active(s, e);
-		if (ret < 0)
-			return ret;
-		e->pending = false;
-		s->pend_bytes -= e->pend_len;
-		uint8_t *buf = e->pend;
-		size_t len = e->pend_len;
-		bool ended = e->ended;
-		e->pend = NULL;
-		e->pend_len = e->pend_cap = 0;
-		ret = feed_active(s, buf, len);
-		free(buf);
-		if (ret < 0)
-			return ret;
-		if (ended && s->ingest && memcmp(s->active, e->id, 32) == 0)
-			ret = finish_active(s);
-		if (ret < 0)
-			return ret;
-	}
-	return s->err;
-}
-
-static uint64_t pend_counter(struct link_session *s)
-{
-	return ++s->order;
+	size_t k = 0;
+	for (size_t i = 0; i < s->n_in; i++)
+		k += s->in[i].state == IN_RECV;
+	return k;
 }
 
 static int on_head(struct link_session *s, const struct link_msg *m)
@@ -607,15 +592,21 @@ static int on_head(struct link_session *s, const struct link_msg *m)
 		return protocol(s, "HEAD for a bundle not wanted");
 	if (m->payload_len != e->size)
 		return protocol(s, "HEAD with another payload size than offered");
-	e->state = IN_RECV;
-	e->got = 0;
-	if (!s->ingest) {
-		int ret = start_active(s, e);
-		return ret < 0 ? ret : feed_active(s, m->bytes, m->len);
+	e->got = e->from;
+	if (receiving(s) >= s->lim.max_stages) {
+		e->state = IN_DRAIN;
+		return answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_LATER_S);
 	}
-	e->pending = true;
-	e->pend_order = pend_counter(s);
-	return keep_pending(s, e, m->bytes, m->len);
+	e->state = IN_RECV;
+	e->synced = e->from;
+	e->head = malloc(m->len ? m->len : 1);
+	if (!e->head)
+		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+	memcpy(e->head, m->bytes, m->len);
+	e->headlen = m->len;
+	int ret = store_stage_open(s->n->store, s->peer.node, e->id, e->size, e->from, e->life_ms,
+				   s->lim.stage_peer_max, &s->n->now, &e->stage);
+	return ret < 0 ? stage_failed(s, e, ret) : 0;
 }
 
 static int on_data(struct link_session *s, const struct link_msg *m)
@@ -626,7 +617,17 @@ static int on_data(struct link_session *s, const struct link_msg *m)
 	if (m->offset != e->got || m->len > e->size - e->got)
 		return protocol(s, "DATA not at the next offset, or past the payload");
 	e->got += m->len;
-	return take_bytes(s, e, m->bytes, m->len);
+	if (e->state != IN_RECV)
+		return 0;
+	int ret = store_stage_append(e->stage, m->bytes, m->len);
+	if (ret < 0)
+		return stage_failed(s, e, ret);
+	/* Durable every few MiB: what a cut leaves for the next session's WANT. */
+	if (e->got - e->synced >= STAGE_SYNC_BYTES) {
+		store_stage_sync(e->stage); /* a failed sync only keeps the resume point back */
+		e->synced = e->got;
+	}
+	return 0;
 }
 
 static int on_end(struct link_session *s, const struct link_msg *m)
@@ -640,17 +641,7 @@ static int on_end(struct link_session *s, const struct link_msg *m)
 		drop_in(s, e);
 		return 0;
 	}
-	e->ended = true;
-	if (s->ingest && memcmp(s->active, e->id, 32) == 0) {
-		int ret = feed_active(s, m->bytes, m->len);
-		if (ret == 0 && s->ingest && memcmp(s->active, e->id, 32) == 0)
-			ret = finish_active(s);
-		return ret;
-	}
-	int ret = keep_pending(s, e, m->bytes, m->len);
-	if (ret == 0 && e->state == IN_DRAIN)
-		drop_in(s, e); /* refused for want of memory: nothing more of it comes */
-	return ret;
+	return commit_in(s, e, m->bytes, m->len);
 }
 
 /* ---- the peer's answers to our offers --------------------------------------------- */
@@ -743,7 +734,7 @@ static int on_hello(struct link_session *s, const struct link_msg *m)
 
 static int settle(struct link_session *s)
 {
-	if (s->err || s->ingest)
+	if (s->err)
 		return s->err;
 	int ret = apply_ops(s);
 	if (ret < 0)
@@ -770,7 +761,7 @@ int link_session_new(struct node *n, const struct store_peer *peer, const struct
 		lim = &def;
 	}
 	if (!n || !peer || !send || !out || lim->max_record < LINK_RECORD_MIN ||
-	    lim->max_record > LINK_RECORD_MAX || lim->max_offers == 0 ||
+	    lim->max_record > LINK_RECORD_MAX || lim->max_offers == 0 || lim->max_stages == 0 ||
 	    lim->max_offers > UINT16_MAX * 16u)
 		return -EINVAL;
 	struct link_session *s = calloc(1, sizeof(*s));
@@ -798,8 +789,6 @@ void link_session_free(struct link_session *s)
 {
 	if (!s)
 		return;
-	ingest_free(s->ingest); /* rolls back a transfer being stored */
-	s->ingest = NULL;
 	apply_ops(s);
 	if (s->receipts_due) {
 		unsigned queued;
@@ -808,8 +797,13 @@ void link_session_free(struct link_session *s)
 	receipt_batch_free(&s->receipts);
 	for (size_t i = 0; i < s->n_out; i++)
 		free(s->out[i].head);
-	for (size_t i = 0; i < s->n_in; i++)
-		free(s->in[i].pend);
+	for (size_t i = 0; i < s->n_in; i++) {
+		/* Cut: what was received is made durable, for the next session's WANT. */
+		if (s->in[i].state == IN_RECV && s->in[i].stage)
+			store_stage_sync(s->in[i].stage);
+		store_stage_close(s->in[i].stage);
+		free(s->in[i].head);
+	}
 	free(s->out);
 	free(s->idx);
 	free(s->in);
@@ -900,8 +894,6 @@ int link_session_input(struct link_session *s, const uint8_t *rec, size_t len, u
 	s->unanswered = 0;
 	s->next_ping = now_ms + 1000ull * s->lim.keepalive_s;
 	handle(s, &m);
-	if (!s->err)
-		advance(s);
 	if (!s->err)
 		flush_answers(s);
 	if (!s->err)

@@ -23,14 +23,13 @@
  * Custody (DESIGN.md §6): an ACK is sent only after the bundle's commit returned; an
  * ACK received releases the bundle (store_bundle_release) for this peer only.
  *
- * Limit of this version: the receiving side stores a transfer through one store writer
- * held open from its HEAD to its END, so a slow transfer holds the store's write lock
- * that long (other writers of the store get -EBUSY; this session defers its own custody
- * marks, releases and delivery receipts until the transfer ends). A transfer that
- * overtakes the one being stored is kept in memory (up to link_limits.overtake_max
- * bytes, else refused `later`) and stored after it. A cut transfer starts again from
- * offset 0 in the next session: staging received bytes for a resume is the next step
- * (docs/link.md, "Resuming a cut transfer").
+ * Receiving: each transfer is staged (store_stage_*: bytes in a file beside the store,
+ * tied to this peer and the bundle id) from its HEAD to its END, and made durable every
+ * few MiB and when the session is freed; only at END does ingest check and commit the
+ * whole bundle, with the store's writer open for that local pass alone, so a slow link
+ * holds no write lock. An offered id with a stage here is wanted from the stage's
+ * durable count (WANT offset): a cut transfer resumes. Transfers may interleave (up to
+ * link_limits.max_stages at once); none is kept in memory beyond a stage's buffer.
  *
  * Return values: 0, or a negative errno when the session is over and the caller closes
  * the connection (the engine sent BYE first where the protocol says so): -EPROTO the
@@ -48,10 +47,14 @@ struct link_limits {
 	uint64_t min_life_ms; /* offers with less lifetime left are refused `expired` */
 	uint32_t max_offers;  /* offers outstanding (not yet ACKed or REFUSEd) at a time */
 	uint32_t rescan_s;    /* how often tick looks for newly queued bundles to offer; 0 never */
-	size_t overtake_max;  /* bytes of overtaking transfers kept in memory (see above) */
+	uint32_t max_stages;  /* transfers received at once (HEAD to END); more: REFUSE later */
+	uint64_t stage_peer_max; /* payload bytes this peer's stages may reserve; more: quota */
 };
 
-/* max_record LINK_RECORD_MAX, keepalive 30 s, NODE_MAX_PAYLOAD, 1 s, 1,000 offers, 10 s, 1 MiB. */
+/*
+ * max_record LINK_RECORD_MAX, keepalive 30 s, NODE_MAX_PAYLOAD, 1 s, 1,000 offers, 10 s,
+ * 8 stages, 8 GiB.
+ */
 void link_limits_default(struct link_limits *lim);
 
 /* Hands one record (at most the peer's max_record bytes) to the transport: 0 or -errno. */
@@ -66,9 +69,10 @@ struct link_session;
 int link_session_new(struct node *n, const struct store_peer *peer, const struct link_limits *lim,
 		     link_send_fn send, void *ctx, struct link_session **out);
 /*
- * Ends the session without a word (the connection is gone): a transfer being received
- * is rolled back (nothing of it stored), custody marks and releases not yet written
- * are written. link_session_free(NULL) is a no-op.
+ * Ends the session without a word (the connection is gone): transfers being received
+ * are made durable as far as they came (their stages stay, for the next session to
+ * resume), custody marks and releases not yet written are written.
+ * link_session_free(NULL) is a no-op.
  */
 void link_session_free(struct link_session *s);
 
