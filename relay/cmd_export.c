@@ -326,6 +326,7 @@ static int export_one(struct exporter *x, const struct planned *p, uint8_t *head
 		say_fail(x, hex, "not exported: its stored copy is damaged (quarantined)");
 		return 0;
 	case -EFBIG:
+	case -ENOTDIR: /* its subdirectory bundles/<h> is a link or a file: the other 15 may do */
 		x->failed++;
 		say_fail(x, hex, stick_error(x->stick));
 		return 0;

@@ -520,7 +520,7 @@ for link in ("tern/bundles", "tern"):
     check(os.listdir(elsewhere) == [],
           f"nothing written where {link} points: {os.listdir(elsewhere)}")
     check(queued(a) == before, "the queue is unchanged")
-# The bundle's own subdirectory bundles/<h> a link elsewhere: the export stops, names it.
+# The bundle's own subdirectory bundles/<h> a link elsewhere: that bundle is refused and named.
 elsewhere, trap = s.sub("elsewhere-sub"), s.sub("trap-sub")
 os.makedirs(os.path.join(trap, "tern", "bundles"))
 os.symlink(elsewhere, os.path.join(trap, "tern", "bundles", nolink[0]))
