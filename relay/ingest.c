@@ -312,17 +312,18 @@ static int decide(struct ingest *in, struct ingest_result *res)
 	res->dest_node = in->h.dest.scheme == BUNDLE_SCHEME_IPN ? in->h.dest.node : 0;
 	struct store_bundle old;
 	int have = store_bundle_get(n->store, res->bundle_id, NULL, &old, NULL, 0, NULL);
-	if (have == 0 && old.state == STORE_QUARANTINED) {
+	if ((have == 0 && old.state == STORE_QUARANTINED) || have == -EBADMSG) {
 		/*
-		 * Not a duplicate to acknowledge: the copy here rotted, and a custody receipt
-		 * for it would make the sender drop the last good one.
+		 * Not a duplicate to acknowledge: the copy here rotted (quarantined, or its head
+		 * failed its checksum just now, which the open writer keeps from being recorded),
+		 * and a custody receipt for it would make the sender drop the last good one.
 		 */
 		reject(in, "a damaged copy of this bundle is quarantined here (an operator must "
 			   "remove it before a good copy can be taken)");
 		result_rejected(in, res);
 		return 0;
 	}
-	if (have == 0 || have == -EBADMSG) {
+	if (have == 0) {
 		res->verdict = INGEST_DUPLICATE;
 		return 0;
 	}

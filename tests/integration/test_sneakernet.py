@@ -199,6 +199,25 @@ bare = Node(s, "bare")
 p = bare.run(["export", stick4], check_rc=1)
 check("--sneakernet" in p.stderr, "without sneakernet peers, export says how to mark one")
 
+# A copy here whose head rotted: a good copy from a stick is refused, never taken as a duplicate
+# (a receipt for it would make the sender drop the last good copy).
+q1, q2 = Node(s, "q1"), Node(s, "q2")
+q1.add_contact(q2)
+q2.add_contact(q1)
+peer(q1, q2)
+peer(q2, q1)
+q1.run(["send", "q2", "-m", "keep me"], check_rc=0)
+rot = s.sub("rot")
+export(q1, rot)
+check(import_(q2, rot)["delivered"] == 1, "q2 takes the message")
+subprocess.run(["sqlite3", os.path.join(q2.home, "store.db"),
+                "UPDATE bundles SET head_crc = head_crc + 1"], check=True)
+r = import_(q2, rot, rc=1)
+check(r["rejected"] == 1 and r["duplicate"] == 0 and r["custody_receipted"] == 0,
+      f"the good copy is refused while a damaged one is here: {r}")
+check(any("damaged copy of this bundle" in f["detail"] for f in r["files"]),
+      f"and says why: {r['files']}")
+
 # Bundles above the piece limit travel in pieces and are joined on import.
 big = os.path.join(s.path, "big.bin")
 with open(big, "wb") as f:
