@@ -26,8 +26,7 @@ static int no_payload(void *ctx, const uint8_t *buf, size_t len)
 	return -EPROTO;
 }
 
-/* Decodes the head the store keeps (everything up to the payload bytes). */
-static int decode_head(const uint8_t *head, size_t headlen, struct bundle_header *h)
+int node_decode_head(const uint8_t *head, size_t headlen, struct bundle_header *h)
 {
 	static const struct bundle_parser_cb cb = {
 	    .on_header = capture_header,
@@ -72,7 +71,7 @@ int node_emit(struct node *n, const struct store_bundle *b, const uint8_t *head,
 
 	if (!h || !out)
 		goto out;
-	ret = decode_head(head, headlen, h);
+	ret = node_decode_head(head, headlen, h);
 	if (ret < 0)
 		goto out;
 	if (!b->local && h->has_hop_count)

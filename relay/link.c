@@ -914,43 +914,6 @@ static int capture_head(void *ctx, const uint8_t *buf, size_t len)
 	return -ECANCELED; /* the head is all we take from node_emit: payload goes by pread */
 }
 
-struct header_capture {
-	struct bundle_header *h;
-	bool done;
-};
-
-static int take_header(void *ctx, const struct bundle_header *h)
-{
-	struct header_capture *c = ctx;
-	*c->h = *h;
-	c->done = true;
-	return 0;
-}
-
-static int no_payload(void *ctx, const uint8_t *buf, size_t len)
-{
-	(void)ctx;
-	(void)buf;
-	(void)len;
-	return -EPROTO;
-}
-
-/* The payload block's CRC type and the like, from the head we are about to send. */
-static int head_header(const uint8_t *head, size_t len, struct bundle_header *h)
-{
-	static const struct bundle_parser_cb cb = {.on_header = take_header,
-						   .on_payload = no_payload};
-	struct header_capture c = {.h = h};
-	struct bundle_limits lim = {.max_payload = UINT64_MAX};
-	struct bundle_parser *p;
-	int ret = bundle_parser_new(&lim, &cb, &c, &p);
-	if (ret < 0)
-		return ret;
-	ret = bundle_parser_feed(p, head, len);
-	bundle_parser_free(p);
-	return ret == 0 && !c.done ? -EBADMSG : ret;
-}
-
 /* Payload bytes of e at off into buf, through the read-ahead (one chunk read at a time). */
 static int read_payload(struct link_session *s, size_t k, uint64_t off, uint8_t *buf, size_t len)
 {
@@ -1010,7 +973,7 @@ static int prepare(struct link_session *s, size_t k)
 		ret = ret == -ENOMEM ? ret : -EBADMSG;
 		goto out;
 	}
-	ret = head_header(e->head, e->headlen, h);
+	ret = node_decode_head(e->head, e->headlen, h);
 	if (ret < 0) {
 		ret = -EBADMSG;
 		goto out;

@@ -127,6 +127,12 @@ void ingest_free(struct ingest *in);
 typedef int (*node_sink)(void *ctx, const uint8_t *buf, size_t len);
 
 /*
+ * Decodes an encoded head as the store keeps it (everything up to the payload bytes):
+ * 0 and *h filled, -EBADMSG if it is not a whole head, -ENOMEM.
+ */
+int node_decode_head(const uint8_t *head, size_t headlen, struct bundle_header *h);
+
+/*
  * Streams a stored bundle as BPv7 bytes for the next hop: Bundle Age updated to
  * the time spent here, Hop Count incremented for bundles we did not create.
  * The Previous Node block is dropped (the next hop knows who we are from the link).
