@@ -17,6 +17,8 @@ int tern_crypto_init(void);
 
 /* Fills buf with len random bytes. */
 void tern_random(void *buf, size_t len);
+/* Overwrites len bytes with zeros in a way the compiler keeps (plaintext left in a buffer). */
+void tern_wipe(void *buf, size_t len);
 
 /* ---- hash.c: BLAKE2b for modules that must not include sodium.h ---------------- */
 

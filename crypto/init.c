@@ -15,6 +15,11 @@ void tern_random(void *buf, size_t len)
 		randombytes_buf(buf, len);
 }
 
+void tern_wipe(void *buf, size_t len)
+{
+	sodium_memzero(buf, len);
+}
+
 /*
  * The test generator is installed as libsodium's randombytes implementation rather
  * than only behind tern_random, so that draws inside libsodium (the secretstream
