@@ -78,9 +78,9 @@ static const char *sent_state(enum store_sent_state st)
 {
 	switch (st) {
 	case STORE_SENT_QUEUED:
-		return "waiting";
+		return "queued";
 	case STORE_SENT_HANDED_OVER:
-		return "handed over";
+		return "forwarded";
 	case STORE_SENT_DELIVERED:
 		return "delivered";
 	}

@@ -14,7 +14,7 @@ introduce(alice, mallory)
 alice.run(["send", "bob", "-m", "did you get this?"], check_rc=0)
 alice.run(["send", "bob,mallory", "-m", "x" * 2000], check_rc=0)
 sent = alice.sent()
-check(len(sent) == 3 and all(e["state"] == "waiting" for e in sent), "three sent records, waiting")
+check(len(sent) == 3 and all(e["state"] == "queued" for e in sent), "three sent records, queued")
 
 # The stick goes to bob: delivered, and bob queues one receipt for alice.
 files, p = carry(alice, bob, s, "to-bob")
@@ -41,8 +41,8 @@ p = alice.run(["bundle", "import"] + [os.path.join(stick, f) for f in os.listdir
 check("delivery receipt for 2 messages" in p.stdout, "alice records the receipt")
 states = {(e["id"], e["to"]): e["state"] for e in alice.sent()}
 check(sum(1 for st in states.values() if st == "delivered") == 2, "both messages to bob delivered")
-check([st for (i, to), st in states.items() if to == "mallory"] == ["waiting"],
-      "the copy for mallory is still waiting: bob's receipt cannot speak for mallory")
+check([st for (i, to), st in states.items() if to == "mallory"] == ["queued"],
+      "the copy for mallory is still queued: bob's receipt cannot speak for mallory")
 check(all(b["to"] != "bob" for b in alice.queue()), "bundles for bob left alice's queue")
 check(any(b["to"] == "mallory" for b in alice.queue()), "the bundle for mallory stays queued")
 p = alice.run(["queue"], check_rc=0)

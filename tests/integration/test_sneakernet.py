@@ -109,7 +109,7 @@ check(files(stick1, "receipts") == [] and files(stick1, "manifests") == [],
       "and the receipt it consumed, and its own manifest that lists nothing any more")
 check(field.queue() == [], "field's queue is empty")
 states = {e["state"] for e in field.sent()}
-check(states == {"handed over"}, f"field's messages are handed over: {states}")
+check(states == {"forwarded"}, f"field's messages are forwarded: {states}")
 x = export(mule, stick1)
 check(x["exported"] == 1, "the mule sends the delivery receipt on to field")
 r = import_(field, stick1)

@@ -213,7 +213,7 @@ try:
     check(p.returncode == 0 and out.get("released") == 2,
           f"the custody receipt comes home and releases both: {p.returncode} {p.stdout} {p.stderr}")
     check(a.queue() == [], "the sender's queue is empty")
-    check(states(a) == ["handed over", "handed over"], f"sent, handed over: {a.sent()}")
+    check(states(a) == ["forwarded", "forwarded"], f"sent, forwarded: {a.sent()}")
     check(listing("receipts") == [] and listing("bundles") == [],
           f"the receipt and the delivered bundles left the stick: {listing('receipts')} "
           f"{listing('bundles')}")
