@@ -604,8 +604,11 @@ static int on_head(struct link_session *s, const struct link_msg *m)
 		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
 	memcpy(e->head, m->bytes, m->len);
 	e->headlen = m->len;
+	struct store_stage_limits sl;
+	store_stage_limits_default(&sl);
+	sl.peer_max = s->lim.stage_peer_max;
 	int ret = store_stage_open(s->n->store, s->peer.node, e->id, e->size, e->from, e->life_ms,
-				   s->lim.stage_peer_max, &s->n->now, &e->stage);
+				   &sl, &s->n->now, &e->stage);
 	return ret < 0 ? stage_failed(s, e, ret) : 0;
 }
 

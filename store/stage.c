@@ -7,9 +7,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "store/store_impl.h"
+#include "store/store_testing.h"
 
 /*
  * A stage is a file <db>-payloads/in-<peer>-<id> and a row in stages. What keeps the
@@ -25,14 +27,18 @@
  *   stage_trash, and the sweep unlinks it under the lock unless a row names it again;
  * - a stage belongs to one session: its file is flock'd while open. The row is found by
  *   its rowid, never reused, so a session whose stage was purged meanwhile cannot move
- *   the have of a new stage of the same transfer.
+ *   the have of a new stage of the same transfer;
+ * - a failed fdatasync poisons the stage: the kernel may have dropped the pages it could
+ *   not write and a later fdatasync would not say so, so have never moves again.
  */
 
 struct store_stage {
-	struct store *s;
+	struct store *s;		 /* NULL once store_close orphaned it */
+	struct store_stage *prev, *next; /* the store's open stages */
 	uint64_t peer;
 	uint8_t id[32];
-	uint64_t payload_len, life_ms, peer_max;
+	uint64_t payload_len, life_ms;
+	struct store_stage_limits lim;
 	uint64_t unix_ms, boot_ms; /* the clock at open: the row's creation */
 	uint8_t boot_id[16];
 	int64_t row;	  /* 0 until the file and the row exist */
@@ -43,6 +49,67 @@ struct store_stage {
 	size_t buf_len, buf_cap;
 	int err;
 };
+
+void store_stage_limits_default(struct store_stage_limits *lim)
+{
+	*lim = (struct store_stage_limits){
+	    .peer_max = 8ull << 30,
+	    .total_max = 16ull << 30,
+	    .reserve = 256ull << 20,
+	    .reserve_pct = 5,
+	    .life_max_ms = STORE_STAGE_LIFE_MAX_MS,
+	};
+}
+
+static void link_stage(struct store_stage *st)
+{
+	st->prev = NULL;
+	st->next = st->s->stages;
+	if (st->next)
+		st->next->prev = st;
+	st->s->stages = st;
+}
+
+static void unlink_stage(struct store_stage *st)
+{
+	if (!st->s)
+		return;
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		st->s->stages = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	st->prev = st->next = NULL;
+}
+
+/* Tests only (store_testing.h): the next this many stage fdatasyncs fail with EIO. */
+static unsigned sync_failures;
+
+void store_testing_stage_sync_fail(unsigned count)
+{
+	sync_failures = count;
+}
+
+/* Tests only: called in reopen between the row's lookup and the file's lock. */
+static void (*before_lock)(void *ctx);
+static void *before_lock_ctx;
+
+void store_testing_stage_before_lock(void (*fn)(void *ctx), void *ctx)
+{
+	before_lock = fn;
+	before_lock_ctx = ctx;
+}
+
+static int stage_fdatasync(int fd)
+{
+	if (sync_failures) {
+		sync_failures--;
+		errno = EIO;
+		return -1;
+	}
+	return fdatasync(fd);
+}
 
 static void stage_name(char out[STORE_STAGE_NAME], uint64_t peer, const uint8_t id[32])
 {
@@ -126,6 +193,43 @@ static int peer_bytes(struct store *s, uint64_t peer, const uint8_t id[32], uint
 	return ret;
 }
 
+static int total_bytes(struct store *s, uint64_t peer, const uint8_t id[32], uint64_t *bytes)
+{
+	sqlite3_stmt *st;
+	int ret = store_stmt(s, ST_STAGE_TOTAL_BYTES, &st);
+	if (ret)
+		return ret;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)peer);
+	sqlite3_bind_blob(st, 2, id, 32, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*bytes = store_u64(sqlite3_column_int64(st, 0));
+	else
+		ret = store_err(s, rc);
+	store_stmt_done(s, ST_STAGE_TOTAL_BYTES, st);
+	return ret;
+}
+
+/* The per-peer and total caps, for a stage of (peer, id) that is to have a row. */
+static int check_caps(struct store *s, uint64_t peer, const uint8_t id[32], uint64_t payload_len,
+		      const struct store_stage_limits *lim)
+{
+	uint64_t bytes = 0;
+	int ret = peer_bytes(s, peer, id, &bytes);
+	if (ret == 0 && (bytes > lim->peer_max || payload_len > lim->peer_max - bytes)) {
+		store_seterr(s, "stages of this peer would pass %" PRIu64 " bytes", lim->peer_max);
+		return -EDQUOT;
+	}
+	if (ret == 0)
+		ret = total_bytes(s, peer, id, &bytes);
+	if (ret == 0 && (bytes > lim->total_max || payload_len > lim->total_max - bytes)) {
+		store_seterr(s, "disk full: stages would pass %" PRIu64 " bytes in all",
+			     lim->total_max);
+		return -ENOSPC;
+	}
+	return ret;
+}
+
 static int delete_row(struct store *s, int64_t row)
 {
 	sqlite3_stmt *st;
@@ -144,8 +248,12 @@ static int delete_row(struct store *s, int64_t row)
 	return store_unit_commit(s);
 }
 
-/* File size of the stage of (peer, id): -ENOENT if none, or not a regular file. */
-static int file_size(struct store *s, uint64_t peer, const uint8_t id[32], uint64_t *size)
+/*
+ * File size of the stage of (peer, id), and the bytes allocated to it (alloc may be
+ * NULL): -ENOENT if none, or not a regular file.
+ */
+static int file_size(struct store *s, uint64_t peer, const uint8_t id[32], uint64_t *size,
+		     uint64_t *alloc)
 {
 	char name[STORE_STAGE_NAME];
 	struct stat st;
@@ -155,6 +263,8 @@ static int file_size(struct store *s, uint64_t peer, const uint8_t id[32], uint6
 	if (!S_ISREG(st.st_mode))
 		return -ENOENT;
 	*size = (uint64_t)st.st_size;
+	if (alloc)
+		*alloc = (uint64_t)st.st_blocks * 512;
 	return 0;
 }
 
@@ -176,8 +286,52 @@ int store_stage_have(struct store *s, uint64_t peer, const uint8_t id[static 32]
 		return 0;
 	if (ret)
 		return ret;
-	if (len == payload_len && file_size(s, peer, id, &size) == 0 && size >= h)
+	if (len == payload_len && file_size(s, peer, id, &size, NULL) == 0 && size >= h)
 		*have = h;
+	return 0;
+}
+
+int store_stage_admit(struct store *s, uint64_t peer, const uint8_t id[static 32],
+		      uint64_t payload_len, uint64_t have, const struct store_stage_limits *lim)
+{
+	struct store_stage_limits def;
+	struct statvfs vfs;
+	uint64_t size = 0, alloc = 0;
+	if (!s || !id || have > payload_len)
+		return -EINVAL;
+	if (!lim) {
+		store_stage_limits_default(&def);
+		lim = &def;
+	}
+	bool filed = payload_len >= STORE_STAGE_BUF;
+	if (filed) {
+		int ret = check_caps(s, peer, id, payload_len, lim);
+		if (ret)
+			return ret;
+	}
+	if (s->files_fd < 0 || fstatvfs(s->files_fd, &vfs) != 0)
+		return 0;
+	uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	uint64_t disk = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	uint64_t reserve = disk / 100 * lim->reserve_pct;
+	if (reserve < lim->reserve)
+		reserve = lim->reserve;
+	/* The copy into the queue at the end, and what the stage still has to write. */
+	uint64_t need = payload_len;
+	if (filed) {
+		uint64_t rest = payload_len - have;
+		/* A stage's file was allocated whole at its creation: that is out of avail. */
+		if (file_size(s, peer, id, &size, &alloc) == 0)
+			rest = alloc >= payload_len ? 0 : rest;
+		need = need + rest < need ? UINT64_MAX : need + rest;
+	}
+	if (avail < reserve || need > avail - reserve) {
+		store_seterr(s,
+			     "disk full: %" PRIu64 " bytes free, %" PRIu64
+			     " needed over a reserve of %" PRIu64,
+			     avail, need, reserve);
+		return -ENOSPC;
+	}
 	return 0;
 }
 
@@ -192,6 +346,11 @@ static int reopen(struct store_stage *st, int64_t row, uint64_t have, uint64_t f
 	int fd = openat(st->s->files_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ESTALE : -errno;
+	if (before_lock) {
+		void (*fn)(void *) = before_lock;
+		before_lock = NULL;
+		fn(before_lock_ctx);
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		close(fd);
@@ -199,9 +358,23 @@ static int reopen(struct store_stage *st, int64_t row, uint64_t have, uint64_t f
 			store_seterr(st->s, "the stage is in use by another session");
 		return err;
 	}
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < have) {
+	/*
+	 * Under the lock the stage is ours; its row must still be the one read before it was
+	 * taken: another session may have dropped it, or made it again, meanwhile.
+	 */
+	int64_t row2 = 0;
+	uint64_t len2 = 0, have2 = 0;
+	int ret = lookup(st->s, st->peer, st->id, &row2, &len2, &have2);
+	if (ret == 0 && (row2 != row || len2 != st->payload_len || have2 < from))
+		ret = -ESTALE;
+	if (ret == -ENOENT)
+		ret = -ESTALE;
+	if (ret == 0 &&
+	    (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < have2))
+		ret = -ESTALE;
+	if (ret) {
 		close(fd);
-		return -ESTALE;
+		return ret;
 	}
 	st->row = row;
 	st->fd = fd;
@@ -211,17 +384,23 @@ static int reopen(struct store_stage *st, int64_t row, uint64_t have, uint64_t f
 }
 
 int store_stage_open(struct store *s, uint64_t peer, const uint8_t id[static 32],
-		     uint64_t payload_len, uint64_t from, uint64_t life_ms, uint64_t peer_max,
-		     const struct store_clock *now, struct store_stage **out)
+		     uint64_t payload_len, uint64_t from, uint64_t life_ms,
+		     const struct store_stage_limits *lim, const struct store_clock *now,
+		     struct store_stage **out)
 {
 	int64_t row = 0;
-	uint64_t len = 0, have = 0, bytes = 0;
+	uint64_t len = 0, have = 0;
 	int ret;
 	if (!s || !id || !out || from > payload_len)
 		return -EINVAL;
 	*out = NULL;
 	if (s->files_fd < 0)
 		return -EBADF;
+	if (s->batch) {
+		/* Its units would join the batch: a have committed only if the batch is. */
+		store_seterr(s, "a batch is open");
+		return -EBUSY;
+	}
 	store_clock_observe(s, now);
 	struct store_stage *st = calloc(1, sizeof(*st));
 	if (!st)
@@ -230,13 +409,19 @@ int store_stage_open(struct store *s, uint64_t peer, const uint8_t id[static 32]
 	st->peer = peer;
 	memcpy(st->id, id, 32);
 	st->payload_len = payload_len;
-	st->life_ms = life_ms;
-	st->peer_max = peer_max;
+	if (lim)
+		st->lim = *lim;
+	else
+		store_stage_limits_default(&st->lim);
+	st->life_ms = life_ms < st->lim.life_max_ms ? life_ms : st->lim.life_max_ms;
 	st->fd = -1;
 	st->unix_ms = s->unix_ms;
 	memcpy(st->boot_id, now ? now->boot_id : s->boot_id, 16);
 	st->boot_ms = now ? now->boot_ms : s->boot_ms;
 
+	ret = store_stage_admit(s, peer, id, payload_len, from, &st->lim);
+	if (ret)
+		goto fail;
 	ret = lookup(s, peer, id, &row, &len, &have);
 	if (ret == 0) {
 		ret = len == payload_len ? reopen(st, row, have, from) : -ESTALE;
@@ -251,14 +436,8 @@ int store_stage_open(struct store *s, uint64_t peer, const uint8_t id[static 32]
 	}
 	if (ret)
 		goto fail;
-	ret = peer_bytes(s, peer, id, &bytes);
-	if (ret == 0 && (bytes > peer_max || payload_len > peer_max - bytes)) {
-		store_seterr(s, "stages of this peer would pass %" PRIu64 " bytes", peer_max);
-		ret = -EDQUOT;
-	}
-	if (ret)
-		goto fail;
 done:
+	link_stage(st);
 	*out = st;
 	return 0;
 fail:
@@ -272,7 +451,7 @@ static int create(struct store_stage *st)
 	struct store *s = st->s;
 	char name[STORE_STAGE_NAME] = "";
 	int64_t row;
-	uint64_t len, have, bytes = 0;
+	uint64_t len, have;
 	sqlite3_stmt *q;
 	int fd = -1;
 	if (s->batch) {
@@ -287,11 +466,8 @@ static int create(struct store_stage *st)
 		store_seterr(s, "another session staged this transfer meanwhile");
 		ret = -EBUSY;
 	} else if (ret == -ENOENT) {
-		ret = peer_bytes(s, st->peer, st->id, &bytes);
-	}
-	if (ret == 0 && (bytes > st->peer_max || st->payload_len > st->peer_max - bytes)) {
-		store_seterr(s, "stages of this peer would pass %" PRIu64 " bytes", st->peer_max);
-		ret = -EDQUOT;
+		/* Again under the lock: other sessions may have made stages since the open. */
+		ret = check_caps(s, st->peer, st->id, st->payload_len, &st->lim);
 	}
 	if (ret)
 		goto rollback;
@@ -299,7 +475,23 @@ static int create(struct store_stage *st)
 	/* No row names it: a stale file (trash not swept yet, or a crash's orphan). */
 	unlinkat(s->files_fd, name, 0);
 	fd = openat(s->files_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 || fsync(s->files_fd) != 0) {
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		ret = -errno;
+		store_seterr(s, "cannot create a stage file: %s", strerror(errno));
+		goto rollback;
+	}
+	/*
+	 * The blocks of the whole payload now, so that the disk cannot fill under an admitted
+	 * transfer (and statvfs counts them). fallocate, not posix_fallocate: where the file
+	 * system cannot, glibc's emulation would write the whole file under the write lock.
+	 */
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)st->payload_len) != 0 &&
+	    errno != EOPNOTSUPP && errno != ENOSYS) {
+		ret = -errno;
+		store_seterr(s, "cannot allocate a stage file: %s", strerror(errno));
+		goto rollback;
+	}
+	if (fsync(s->files_fd) != 0) {
 		ret = -errno;
 		store_seterr(s, "cannot create a stage file: %s", strerror(errno));
 		goto rollback;
@@ -421,10 +613,10 @@ int store_stage_sync(struct store_stage *st)
 		return st->err = ret;
 	if (st->written == st->durable)
 		return 0;
-	if (fdatasync(st->fd) != 0) {
+	if (stage_fdatasync(st->fd) != 0) {
 		ret = -errno;
 		store_seterr(st->s, "stage file not written: %s", strerror(errno));
-		return ret;
+		return st->err = ret; /* poisoned: see the top of the file */
 	}
 	ret = store_unit_begin(st->s);
 	if (ret)
@@ -433,6 +625,8 @@ int store_stage_sync(struct store_stage *st)
 	if (ret == 0) {
 		sqlite3_bind_int64(q, 1, st->row);
 		sqlite3_bind_int64(q, 2, store_i64(st->written));
+		sqlite3_bind_blob(q, 3, st->s->boot_id, 16, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 4, store_i64(st->s->boot_ms));
 		ret = store_step_done(st->s, ST_STAGE_SET_HAVE, q);
 	}
 	if (ret == 0 && sqlite3_changes(st->s->db) == 0) {
@@ -451,6 +645,8 @@ int store_stage_sync(struct store_stage *st)
 
 ssize_t store_stage_read(struct store_stage *st, uint64_t off, uint8_t *buf, size_t len)
 {
+	if (!st->s)
+		return st->err;
 	uint64_t end = store_stage_length(st);
 	if (off >= end || !len)
 		return 0;
@@ -477,6 +673,7 @@ ssize_t store_stage_read(struct store_stage *st, uint64_t off, uint8_t *buf, siz
 
 static void stage_free(struct store_stage *st)
 {
+	unlink_stage(st);
 	if (st->fd >= 0)
 		close(st->fd);
 	free(st->buf);
@@ -488,8 +685,16 @@ int store_stage_drop(struct store_stage *st)
 	if (!st)
 		return 0;
 	struct store *s = st->s;
+	if (!s) {
+		int err = st->err;
+		stage_free(st);
+		return err;
+	}
 	int ret = st->row ? delete_row(s, st->row) : 0;
 	bool swept = st->row && ret == 0;
+	/* The row stays: void its bytes, or the next session would resume from them. */
+	if (st->row && ret && st->fd >= 0 && ftruncate(st->fd, 0) == 0)
+		fdatasync(st->fd);
 	stage_free(st);
 	if (swept && !s->batch && !s->writer)
 		store_files_sweep(s, false); /* best effort: else the next sweep */
@@ -500,6 +705,20 @@ void store_stage_close(struct store_stage *st)
 {
 	if (st)
 		stage_free(st);
+}
+
+void store_stages_orphan(struct store *s)
+{
+	while (s->stages) {
+		struct store_stage *st = s->stages;
+		store_stage_sync(st); /* best effort: the next session resumes from there */
+		unlink_stage(st);
+		if (st->fd >= 0)
+			close(st->fd);
+		st->fd = -1;
+		st->s = NULL;
+		st->err = -EBADF;
+	}
 }
 
 /* ---- for the sweep, the purge and the clock ----------------------------------------- */
@@ -550,10 +769,11 @@ int store_stage_sweep_trash(struct store *s, unsigned *removed)
 	}
 }
 
-/* Inside store_purge_expired's unit: stages whose residence here passed their life_ms. */
-int store_stage_purge(struct store *s, const struct store_clock *now)
+/* Inside a unit: stages past their life_ms, or idle_ms without progress (0: no idle). */
+static int purge(struct store *s, const struct store_clock *now, uint64_t idle_ms, uint64_t *count)
 {
 	sqlite3_stmt *st;
+	*count = 0;
 	if (store_schema_version(s) < 5)
 		return 0; /* a test's capped schema */
 	int ret = store_stmt(s, ST_STAGE_PURGE, &st);
@@ -565,7 +785,45 @@ int store_stage_purge(struct store *s, const struct store_clock *now)
 	}
 	sqlite3_bind_blob(st, 3, s->boot_id, 16, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, store_i64(s->boot_ms));
-	return store_step_done(s, ST_STAGE_PURGE, st);
+	sqlite3_bind_int64(st, 5, store_i64(idle_ms ? idle_ms : UINT64_MAX));
+	ret = store_step_done(s, ST_STAGE_PURGE, st);
+	if (ret == 0)
+		*count = (uint64_t)sqlite3_changes(s->db);
+	return ret;
+}
+
+/* Inside store_purge_expired's unit. */
+int store_stage_purge(struct store *s, const struct store_clock *now)
+{
+	uint64_t count;
+	return purge(s, now, STORE_STAGE_IDLE_MS, &count);
+}
+
+int store_stage_expire(struct store *s, const struct store_clock *now, uint64_t idle_ms,
+		       uint64_t *count)
+{
+	uint64_t n = 0;
+	if (count)
+		*count = 0;
+	if (!s)
+		return -EINVAL;
+	store_clock_observe(s, now);
+	int ret = store_unit_begin(s);
+	if (ret)
+		return ret;
+	ret = purge(s, now, idle_ms, &n);
+	if (ret) {
+		store_unit_rollback(s);
+		return ret;
+	}
+	ret = store_unit_commit(s);
+	if (ret)
+		return ret;
+	if (!s->batch)
+		store_files_sweep(s, false);
+	if (count)
+		*count = n;
+	return 0;
 }
 
 /* Inside store_clock_rebase's unit: as bundles, residence up to the checkpoint folded in. */

@@ -137,12 +137,17 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_STAGE_INSERT] = "INSERT INTO stages (peer, id, payload_len, have, life_ms, age_ms, "
 			    "created_unix_ms, boot_id, boot_ms) "
 			    "VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?6, ?7)",
-	[ST_STAGE_SET_HAVE] = "UPDATE stages SET have = ?2 WHERE rowid = ?1",
+	[ST_STAGE_TOTAL_BYTES] = "SELECT coalesce(sum(payload_len), 0) FROM stages "
+				 "WHERE NOT (peer = ?1 AND id = ?2)",
+	/* Progress restarts the idle clock: the residence so far is taken off life_ms. */
+	[ST_STAGE_SET_HAVE] = "UPDATE stages SET have = ?2, life_ms = max(life_ms - (age_ms + CASE "
+			      "WHEN boot_id = ?3 THEN max(?4 - boot_ms, 0) ELSE 0 END), 0), "
+			      "age_ms = 0, boot_id = ?3, boot_ms = ?4 WHERE rowid = ?1",
 	[ST_STAGE_DELETE] = "DELETE FROM stages WHERE rowid = ?1",
 	[ST_STAGE_PURGE] = "DELETE FROM stages WHERE age_ms + CASE "
 			   "WHEN boot_id = ?1 THEN max(?2 - boot_ms, 0) "
 			   "WHEN boot_id = ?3 THEN max(?4 - boot_ms, 0) "
-			   "ELSE 0 END >= life_ms",
+			   "ELSE 0 END >= min(life_ms, ?5)",
 	[ST_STAGE_REBASE] = "UPDATE stages SET age_ms = age_ms + CASE "
 			    "WHEN boot_id = ?1 THEN max(?2 - boot_ms, 0) ELSE 0 END, "
 			    "boot_id = ?3, boot_ms = ?4 WHERE boot_id != ?3",
@@ -888,6 +893,8 @@ void store_close(struct store *s)
 		store_writer_orphan(s->writer);
 		s->writer = NULL;
 	}
+	/* A session's stages outlive the store: made durable, then orphaned (stage.c). */
+	store_stages_orphan(s);
 	/* Files of bundles deleted by this process go now that their deletion committed. */
 	store_files_sweep(s, false);
 	/* A CLI that only read need not take the write lock (nor fsync) to close. */

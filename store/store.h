@@ -263,13 +263,42 @@ int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t
  * Files and rows follow the payload files' rules (docs/store.md, "Stages"). A stage's
  * write units are short (creation, each sync, the drop): no write lock is held between
  * calls, whatever the transfer's length. A stage is used by one session at a time (its
- * file is locked): another open of it gets -EBUSY. Close or drop every stage before its
- * store.
+ * file is locked): another open of it gets -EBUSY.
+ *
+ * The store keeps a list of its open stages: store_close makes each durable as far as
+ * it came (store_stage_sync) and orphans it, so that a session freed after the store is
+ * safe. An orphaned stage answers every call with -EBADF and only waits to be closed.
  */
 struct store_stage;
 
 /* Bytes of a stage kept in memory before they go to its file; a shorter one never does. */
 #define STORE_STAGE_BUF (256 * 1024)
+/* A stage lives at most this long, whatever its offer's lifetime says (30 days). */
+#define STORE_STAGE_LIFE_MAX_MS (30ull * 24 * 3600 * 1000)
+/* A stage without progress (no sync moved its have) this long goes (7 days). */
+#define STORE_STAGE_IDLE_MS (7ull * 24 * 3600 * 1000)
+
+/*
+ * What stages may take, so that no peer, nor all of them, can fill the disk:
+ * - peer_max: payload bytes one peer's stages (rows) may reserve together: -EDQUOT;
+ * - total_max: payload bytes all peers' stages may reserve together: -ENOSPC;
+ * - reserve, reserve_pct: free space of the store's file system (statvfs) that a new
+ *   transfer must leave, the larger of reserve bytes and reserve_pct % of its size,
+ *   after what the transfer still needs: its bytes not yet staged and, for the copy
+ *   into the queue at its end, its whole payload once more: -ENOSPC;
+ * - life_max_ms: a stage's life_ms is clamped to it.
+ * The caps count the payload lengths of stages with a file (STORE_STAGE_BUF or more).
+ */
+struct store_stage_limits {
+	uint64_t peer_max;
+	uint64_t total_max;
+	uint64_t reserve;
+	uint32_t reserve_pct;
+	uint64_t life_max_ms;
+};
+
+/* 8 GiB per peer, 16 GiB in all, max(256 MiB, 5 %) free, STORE_STAGE_LIFE_MAX_MS. */
+void store_stage_limits_default(struct store_stage_limits *lim);
 
 /*
  * The durable count of the stage of (peer, id) for a payload of payload_len bytes: *have
@@ -280,19 +309,34 @@ struct store_stage;
 int store_stage_have(struct store *s, uint64_t peer, const uint8_t id[static 32],
 		     uint64_t payload_len, uint64_t *have, uint64_t *peer_bytes);
 /*
+ * Whether a transfer of (peer, id), payload_len bytes wanted from have on, may be staged
+ * under lim (the checks store_stage_open makes, for a receiver deciding its WANT): 0,
+ * -EDQUOT over the peer's cap, -ENOSPC over the total cap or under the disk's reserve
+ * (store_errmsg says which, with the numbers), or a store error. Reads only. A file
+ * system that cannot say its free space (statvfs fails) is taken to have room.
+ */
+int store_stage_admit(struct store *s, uint64_t peer, const uint8_t id[static 32],
+		      uint64_t payload_len, uint64_t have, const struct store_stage_limits *lim);
+/*
  * Opens the stage of (peer, id) to continue at payload byte from (the WANT offset):
  * bytes at and past from are written over. from 0 starts afresh (a stage of another
  * payload length is dropped); from above 0 needs a stage whose have is at least from
- * (store_stage_have), else -ESTALE. A new stage gets a file and a row only once it
- * holds STORE_STAGE_BUF bytes, and then -EDQUOT (from append or sync) if that peer's
- * stages would reserve more than peer_max payload bytes with it; -EDQUOT at once if
- * they already do. life_ms: the stage expires that long after its creation here, by
- * the boot clock as bundles do (store_purge_expired drops it). now may be NULL (the
- * latest clock the store saw). -EBUSY another session has it open; -EINVAL.
+ * (store_stage_have) and still names the same row once its file is locked, else -ESTALE.
+ * store_stage_admit's checks are made first (-EDQUOT, -ENOSPC). A new stage gets a file
+ * and a row only once it holds STORE_STAGE_BUF bytes: the caps are checked again then
+ * (-EDQUOT or -ENOSPC from append or sync), and the file's blocks are allocated for the
+ * whole payload (fallocate, where the file system can) so that the disk cannot fill
+ * under a transfer already admitted. life_ms: the stage expires that long after its
+ * creation here, by the boot clock as bundles do, clamped to lim->life_max_ms; and it
+ * expires after STORE_STAGE_IDLE_MS without progress (store_purge_expired,
+ * store_stage_expire). lim NULL: store_stage_limits_default. now may be NULL (the
+ * latest clock the store saw). -EBUSY another session has it open, or a batch is open
+ * on this store; -EINVAL.
  */
 int store_stage_open(struct store *s, uint64_t peer, const uint8_t id[static 32],
-		     uint64_t payload_len, uint64_t from, uint64_t life_ms, uint64_t peer_max,
-		     const struct store_clock *now, struct store_stage **out);
+		     uint64_t payload_len, uint64_t from, uint64_t life_ms,
+		     const struct store_stage_limits *lim, const struct store_clock *now,
+		     struct store_stage **out);
 /*
  * Appends payload bytes (buffered up to STORE_STAGE_BUF). -EINVAL past payload_len;
  * -EDQUOT, -ENOSPC, -EBUSY (the store's write lock, to create the file), -EIO. An
@@ -301,9 +345,12 @@ int store_stage_open(struct store *s, uint64_t peer, const uint8_t id[static 32]
 int store_stage_append(struct store_stage *st, const uint8_t *buf, size_t len);
 /*
  * Makes every byte appended durable: the file is fdatasync'd, then the new have is
- * committed. A stage still shorter than STORE_STAGE_BUF is left in memory (0, have
- * stays 0: nothing worth resuming). -ENOENT if its row is gone (expired and purged);
- * a failed sync does not stick (have stays where it was).
+ * committed, and the stage's idle time starts again. A stage still shorter than
+ * STORE_STAGE_BUF is left in memory (0, have stays 0: nothing worth resuming). -ENOENT
+ * if its row is gone (expired and purged). A failed write or fdatasync sticks (the
+ * stage is poisoned: once a sync failed, the kernel may have dropped pages that a later
+ * sync would not report, so have never moves again); a busy store (-EBUSY, have not
+ * committed) does not, and a later sync may succeed.
  */
 int store_stage_sync(struct store_stage *st);
 /* Bytes appended (the next payload offset), and bytes durable (have as last synced here). */
@@ -313,12 +360,23 @@ uint64_t store_stage_durable(const struct store_stage *st);
 ssize_t store_stage_read(struct store_stage *st, uint64_t off, uint8_t *buf, size_t len);
 /*
  * Ends the stage for good (its bundle committed, or was refused): the row is deleted,
- * durably, and its file removed after that. Frees st in every case; a row that could
- * not be deleted expires. store_stage_drop(NULL) is a no-op returning 0.
+ * durably, and its file removed after that. Frees st in every case. A row that could
+ * not be deleted (the store busy) is voided: its file is cut to 0 bytes, so that no
+ * resume uses its bytes again (the next open starts afresh), and it expires.
+ * store_stage_drop(NULL) is a no-op returning 0.
  */
 int store_stage_drop(struct store_stage *st);
 /* Closes without a sync: what was durable stays for a resume. NULL is a no-op. */
 void store_stage_close(struct store_stage *st);
+/*
+ * Drops the stages past their life_ms or without progress for idle_ms (0: only the
+ * expired ones) as of now, and sweeps their files (outside a batch); *count (may be
+ * NULL) gets how many. store_purge_expired does the same with STORE_STAGE_IDLE_MS; a
+ * daemon calls this on its purge timer to choose another idle time. A stage open in a
+ * session and dropped so finds out at its next sync (-ENOENT).
+ */
+int store_stage_expire(struct store *s, const struct store_clock *now, uint64_t idle_ms,
+		       uint64_t *count);
 
 /* ---- custody ---------------------------------------------------------------- */
 

@@ -92,6 +92,7 @@ enum store_stmt {
 	ST_TRASH_DELETE,
 	ST_STAGE_GET,
 	ST_STAGE_PEER_BYTES,
+	ST_STAGE_TOTAL_BYTES,
 	ST_STAGE_INSERT,
 	ST_STAGE_SET_HAVE,
 	ST_STAGE_DELETE,
@@ -116,7 +117,8 @@ struct store {
 	uint64_t saved_ms; /* boot_ms as last written or read back; close skips an equal one */
 	bool saved;
 	int files_fd; /* the payload files directory, <path>-payloads (payload_file.c) */
-	uint8_t (*new_files)[32]; /* placed in the open batch: removed if it rolls back */
+	uint8_t (*new_files)[32];   /* placed in the open batch: removed if it rolls back */
+	struct store_stage *stages; /* open stages: orphaned by store_close (stage.c) */
 	size_t n_new_files, cap_new_files;
 	char errmsg[256];
 };
@@ -193,6 +195,7 @@ bool store_stage_owned(struct store *s, uint64_t peer, const uint8_t id[32]);
 bool store_stage_trash_empty(struct store *s);
 int store_stage_sweep_trash(struct store *s, unsigned *removed);
 int store_stage_purge(struct store *s, const struct store_clock *now);
+void store_stages_orphan(struct store *s);
 int store_stage_rebase(struct store *s, const uint8_t *ck_id, uint64_t ck_ms,
 		       const struct store_clock *now);
 

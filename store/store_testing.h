@@ -1,4 +1,4 @@
-/* Hooks for store/'s own unit tests only; not part of the store's interface. */
+/* Hooks for unit tests only (the store's and its callers'); not part of the store's interface. */
 #pragma once
 
 struct sqlite3;
@@ -11,3 +11,13 @@ struct sqlite3 *store_sqlite(struct store *s);
  * make a store file as an older tern left it. Process-wide; not thread-safe.
  */
 void store_testing_schema_cap(int version);
+/*
+ * Makes the next count fdatasyncs of stage files fail with EIO (0: none), so a test
+ * can see a failed sync poison its stage. Process-wide; not thread-safe.
+ */
+void store_testing_stage_sync_fail(unsigned count);
+/*
+ * Calls fn(ctx) once, in the next reopen of a stage, after its row was read and before
+ * its file is locked: what another session may do in between.
+ */
+void store_testing_stage_before_lock(void (*fn)(void *ctx), void *ctx);
