@@ -15,10 +15,20 @@
 #define RETRY_LATER_S	 60	    /* retry_after_s of a `later` refusal */
 #define RETRY_DAMAGED_S	 3600	    /* a damaged copy is quarantined here: an operator must act */
 #define RETRY_QUOTA_S	 600	    /* this peer's stages are at their cap */
+#define RETRY_DISK_S	 600	    /* the disk, or the stages of all peers, at their limit */
+#define RETRY_MAX_S	 3600	    /* a peer's retry_after_s is honoured up to this */
 #define STAGE_SYNC_BYTES (4u << 20) /* a receiving stage is made durable this often */
+#define DRAIN_MAX	 64	    /* refused transfers whose late records are still taken */
+#define COMPACT_MIN	 64	    /* finished offers kept before the table is compacted */
+#define HEAD_SLACK	 256	    /* a head re-encoded for the next hop, over the stored one */
+#define END_MAX		 (1 + 32 + LINK_TAIL_MAX)
 
-/* Our offers: each bundle offered once a session (ids stay, so none is offered twice). */
-enum out_state { OUT_OFFERED = 1, OUT_WANTED, OUT_SENDING, OUT_DONE };
+/*
+ * Our offers. An entry lives while the offer is outstanding (OFFERED, WANTED, SENDING),
+ * then while the peer's refusal holds (REFUSED: not offered again before retry_at), and
+ * goes at the next compaction once DONE (ACKed, or its transfer could not start).
+ */
+enum out_state { OUT_OFFERED = 1, OUT_WANTED, OUT_SENDING, OUT_REFUSED, OUT_DONE };
 
 struct out_entry {
 	uint8_t id[32];
@@ -26,20 +36,28 @@ struct out_entry {
 	uint64_t size;
 	uint8_t prio;
 	enum out_state state;
-	bool marked;	 /* store_bundle_mark_exported queued or done */
-	bool end_sent;	 /* END went out: waits for ACK or REFUSE */
-	uint64_t offset; /* next payload byte to send */
-	uint64_t order;	 /* when it was wanted: transfers of one priority go in this order */
+	bool marked;	   /* store_bundle_mark_exported queued or done */
+	bool end_sent;	   /* END went out: waits for ACK or REFUSE */
+	uint64_t offset;   /* next payload byte to send */
+	uint64_t order;	   /* when it was wanted: transfers of one priority go in this order */
+	uint64_t retry_at; /* OUT_REFUSED: offered again from then on; UINT64_MAX never */
+	uint64_t cost;	   /* what its transfer may still produce: held from the budget */
 	struct bundle_tail tail;
 	uint8_t *head; /* the re-encoded head, from the start of the transfer until sent */
 	size_t headlen;
 };
 
-/* The peer's offers that are under way here (wanted, being received, or being drained). */
-enum in_state { IN_WANTED = 1, IN_RECV, IN_DRAIN };
+/*
+ * The peer's offers that are under way here: wanted, or being received. A transfer
+ * refused before its END leaves the table; its id goes to the drain ring, whose late
+ * records (sent before our REFUSE arrived) are read and dropped.
+ */
+enum in_state { IN_WANTED = 1, IN_RECV };
 
 struct in_entry {
 	uint8_t id[32];
+	uint8_t prio;	/* as offered */
+	uint64_t order; /* when it was wanted */
 	uint64_t size;
 	uint64_t life_ms; /* the lifetime it had left when offered: its stage's */
 	enum in_state state;
@@ -69,19 +87,27 @@ struct link_session {
 	char why[240];
 	bool started, hello_in;
 	uint32_t peer_max; /* the peer's max_record: LINK_RECORD_MIN until its HELLO */
+	uint64_t now_ms;   /* as of the latest call */
 
 	/* our offers, with an index by id */
 	struct out_entry *out;
 	size_t n_out, cap_out;
 	uint32_t *idx; /* index + 1, 0 empty; open addressing */
 	size_t idx_cap;
-	size_t outstanding;
-	bool scan_more; /* the last scan stopped at max_offers */
+	size_t outstanding, n_refused, n_done;
+	bool scan_more;	     /* the last scan stopped at max_offers */
+	bool rescan_due;     /* link_session_rescan, a budget, a retry: scan at the next call */
+	uint64_t next_retry; /* the earliest retry_at of a refused offer; UINT64_MAX none */
 	uint64_t order;
+	uint64_t budget;    /* transfer bytes left to produce; UINT64_MAX unlimited */
+	uint64_t committed; /* of it, what outstanding offers may still produce */
 
 	/* the peer's offers under way */
 	struct in_entry *in;
 	size_t n_in, cap_in;
+	uint64_t in_order;
+	uint8_t (*drained)[32]; /* ring of DRAIN_MAX ids */
+	size_t n_drained, drain_next;
 
 	/* answers gathered while a record is handled, sent together */
 	struct link_offer *offers;
@@ -125,6 +151,23 @@ void link_limits_default(struct link_limits *lim)
 	    .rescan_s = 10,
 	    .max_stages = 8,
 	    .stage_peer_max = 8ull << 30,
+	    .stage_total_max = 16ull << 30,
+	    .disk_reserve = 256ull << 20,
+	    .disk_reserve_pct = 5,
+	    .stage_life_max_ms = STORE_STAGE_LIFE_MAX_MS,
+	    .min_priority = STORE_BULK,
+	    .budget_bytes = UINT64_MAX,
+	};
+}
+
+static void stage_limits(const struct link_session *s, struct store_stage_limits *sl)
+{
+	*sl = (struct store_stage_limits){
+	    .peer_max = s->lim.stage_peer_max,
+	    .total_max = s->lim.stage_total_max,
+	    .reserve = s->lim.disk_reserve,
+	    .reserve_pct = s->lim.disk_reserve_pct,
+	    .life_max_ms = s->lim.stage_life_max_ms,
 	};
 }
 
@@ -227,23 +270,31 @@ static long find_out(const struct link_session *s, const uint8_t id[32])
 	}
 }
 
+/* Rebuilds the index for the entries there are, with room for at least need. */
+static int reindex(struct link_session *s, size_t need)
+{
+	size_t cap = 256;
+	while (cap < need * 2)
+		cap *= 2;
+	uint32_t *idx = calloc(cap, sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	for (size_t k = 0; k < s->n_out; k++) {
+		size_t i = id_hash(s->out[k].id, cap);
+		while (idx[i])
+			i = (i + 1) & (cap - 1);
+		idx[i] = (uint32_t)(k + 1);
+	}
+	free(s->idx);
+	s->idx = idx;
+	s->idx_cap = cap;
+	return 0;
+}
+
 static int add_out(struct link_session *s, const struct out_entry *e)
 {
-	if ((s->n_out + 1) * 2 > s->idx_cap) {
-		size_t cap = s->idx_cap ? s->idx_cap * 2 : 256;
-		uint32_t *idx = calloc(cap, sizeof(*idx));
-		if (!idx)
-			return -ENOMEM;
-		for (size_t k = 0; k < s->n_out; k++) {
-			size_t i = id_hash(s->out[k].id, cap);
-			while (idx[i])
-				i = (i + 1) & (cap - 1);
-			idx[i] = (uint32_t)(k + 1);
-		}
-		free(s->idx);
-		s->idx = idx;
-		s->idx_cap = cap;
-	}
+	if ((s->n_out + 1) * 2 > s->idx_cap && reindex(s, 2 * (s->n_out + 1)) < 0)
+		return -ENOMEM;
 	struct out_entry *out = grow(s->out, &s->cap_out, s->n_out + 1, sizeof(*out));
 	if (!out)
 		return -ENOMEM;
@@ -255,6 +306,78 @@ static int add_out(struct link_session *s, const struct out_entry *e)
 	s->idx[i] = (uint32_t)(s->n_out + 1);
 	s->n_out++;
 	return 0;
+}
+
+/*
+ * Forgets the finished offers (DONE), and the refusals over max_offers, those to be
+ * offered again soonest first (nothing is lost: they are offered again early): the
+ * table holds at most max_offers outstanding and max_offers refused, whatever the
+ * session's length. Between records only (indexes move).
+ */
+static int compact(struct link_session *s)
+{
+	while (s->n_refused > s->lim.max_offers) {
+		struct out_entry *soonest = NULL;
+		for (size_t k = 0; k < s->n_out; k++)
+			if (s->out[k].state == OUT_REFUSED &&
+			    (!soonest || s->out[k].retry_at < soonest->retry_at))
+				soonest = &s->out[k];
+		soonest->state = OUT_DONE;
+		s->n_refused--;
+		s->n_done++;
+	}
+	if (!s->n_done)
+		return 0;
+	size_t j = 0;
+	for (size_t k = 0; k < s->n_out; k++)
+		if (s->out[k].state != OUT_DONE)
+			s->out[j++] = s->out[k];
+	s->n_out = j;
+	s->n_done = 0;
+	s->ra_owner = 0; /* a cache of an index that moved */
+	if (s->cap_out > 64 && s->n_out < s->cap_out / 4) {
+		struct out_entry *out = realloc(s->out, s->cap_out / 2 * sizeof(*out));
+		if (out) {
+			s->out = out;
+			s->cap_out /= 2;
+		}
+	}
+	return reindex(s, s->n_out + 1);
+}
+
+/*
+ * What the transfer of a bundle may produce at most: HEAD, DATA, END. pump cuts no DATA
+ * shorter than SEGMENT_MIN but the last, whatever its budget: at most 8 % over the
+ * payload. What the transfer does not use of it goes back at its END.
+ */
+static uint64_t transfer_cost(uint64_t size, size_t headlen)
+{
+	uint64_t records = size / SEGMENT_MIN + 1;
+	return DATA_OVERHEAD + headlen + HEAD_SLACK + size + records * DATA_OVERHEAD + END_MAX;
+}
+
+/* Bytes of e's transfer produced: taken from the budget's hold on it. */
+static void spend(struct link_session *s, struct out_entry *e, uint64_t len)
+{
+	uint64_t k = len < e->cost ? len : e->cost;
+	e->cost -= k;
+	s->committed -= k;
+}
+
+/* Our offer e is over (ACKed, refused, or not to be sent): it holds nothing more. */
+static void out_finish(struct link_session *s, struct out_entry *e, enum out_state state)
+{
+	free(e->head);
+	e->head = NULL;
+	if (s->ra_owner && &s->out[s->ra_owner - 1] == e)
+		s->ra_owner = 0;
+	spend(s, e, e->cost);
+	e->state = state;
+	s->outstanding--;
+	if (state == OUT_DONE)
+		s->n_done++;
+	else
+		s->n_refused++;
 }
 
 static int flush_offers(struct link_session *s)
@@ -271,19 +394,28 @@ static int scan_one(void *ctx, const struct store_bundle *b, const uint8_t *head
 	struct link_session *s = ctx;
 	struct store_peer via;
 	(void)head;
-	(void)headlen;
 	if (s->outstanding >= s->lim.max_offers) {
 		s->scan_more = true;
 		return 1;
 	}
-	if (find_out(s, b->id) >= 0 || node_next_hop(s->n, b->dest_node, &via) < 0 ||
-	    via.node != s->peer.node || b->age_now_ms >= b->lifetime_ms)
+	uint8_t prio = b->priority <= STORE_URGENT ? (uint8_t)b->priority : STORE_NORMAL;
+	if (prio < s->lim.min_priority || find_out(s, b->id) >= 0 ||
+	    node_next_hop(s->n, b->dest_node, &via) < 0 || via.node != s->peer.node ||
+	    b->age_now_ms >= b->lifetime_ms)
 		return 0;
+	uint64_t cost = 0;
+	if (s->budget != UINT64_MAX) {
+		/* Offered only if it can be sent whole: there is no record to stop half-way. */
+		cost = transfer_cost(b->payload_len, headlen);
+		if (s->committed > s->budget || cost > s->budget - s->committed)
+			return 0;
+	}
 	struct out_entry e = {
 	    .rowid = b->rowid,
 	    .size = b->payload_len,
-	    .prio = b->priority <= STORE_URGENT ? (uint8_t)b->priority : STORE_NORMAL,
+	    .prio = prio,
 	    .state = OUT_OFFERED,
+	    .cost = cost,
 	};
 	memcpy(e.id, b->id, 32);
 	if (add_out(s, &e) < 0)
@@ -294,6 +426,7 @@ static int scan_one(void *ctx, const struct store_bundle *b, const uint8_t *head
 	o->priority = e.prio;
 	o->expires_in_ms = b->lifetime_ms - b->age_now_ms;
 	s->outstanding++;
+	s->committed += cost;
 	s->stats.offered++;
 	if (s->n_offers == link_list_fit(LINK_OFFER, s->peer_max))
 		return flush_offers(s);
@@ -306,7 +439,11 @@ static int scan(struct link_session *s)
 	if (s->err)
 		return s->err;
 	s->scan_more = false;
-	int ret = store_bundle_foreach(s->n->store, STORE_QUEUED, &s->n->now, scan_one, s);
+	s->rescan_due = false;
+	int ret = compact(s);
+	if (ret < 0)
+		return fail(s, ret, LINK_BYE_DONE, "out of memory");
+	ret = store_bundle_foreach(s->n->store, STORE_QUEUED, &s->n->now, scan_one, s);
 	if (s->err)
 		return s->err;
 	if (ret == -ENOMEM)
@@ -334,6 +471,8 @@ static int apply_ops(struct link_session *s)
 {
 	size_t i = 0;
 	int ret = 0;
+	if (!s->n->store)
+		return 0; /* closed (node_close): not released, so sent again; never lost */
 	for (; i < s->n_ops; i++) {
 		struct op *o = &s->ops[i];
 		uint64_t released = 0;
@@ -425,13 +564,55 @@ static void drop_in(struct link_session *s, struct in_entry *e)
 	*e = s->in[--s->n_in];
 }
 
+static long find_drained(const struct link_session *s, const uint8_t id[32])
+{
+	for (size_t i = 0; i < s->n_drained; i++)
+		if (memcmp(s->drained[i], id, 32) == 0)
+			return (long)i;
+	return -1;
+}
+
+/*
+ * Records of id that may still come are read and dropped: the peer sent them before
+ * our REFUSE reached it. The oldest of DRAIN_MAX is forgotten (its late records would
+ * then end the session: DRAIN_MAX refusals in one round trip).
+ */
+static void drain(struct link_session *s, const uint8_t id[32])
+{
+	if (find_drained(s, id) >= 0)
+		return;
+	if (s->n_drained < DRAIN_MAX) {
+		memcpy(s->drained[s->n_drained++], id, 32);
+		return;
+	}
+	memcpy(s->drained[s->drain_next], id, 32);
+	s->drain_next = (s->drain_next + 1) % DRAIN_MAX;
+}
+
+static void undrain(struct link_session *s, const uint8_t id[32])
+{
+	long i = find_drained(s, id);
+	if (i < 0)
+		return;
+	memcpy(s->drained[i], s->drained[--s->n_drained], 32);
+	if (s->drain_next >= s->n_drained)
+		s->drain_next = 0;
+}
+
 static int take_offer(struct link_session *s, const struct link_offer *o)
 {
 	struct store_bundle b;
-	uint64_t have = 0, bytes = 0;
+	struct store_stage_limits sl;
+	uint64_t have = 0;
 	struct in_entry *e = find_in(s, o->id);
-	if (e)
+	if (e && e->state == IN_RECV)
 		return 0; /* offered again while under way: the transfer answers it */
+	if (e)
+		drop_in(s, e); /* the peer gave up our WANT (it offers afresh): answered afresh */
+	undrain(s, o->id);
+	/* Anything written now would join the batch: no ACK may rest on it (store.h). */
+	if (store_batch_is_open(s->n->store))
+		return answer_refuse(s, o->id, LINK_REFUSE_LATER, RETRY_LATER_S);
 	if (o->size > s->lim.max_payload || o->size > NODE_MAX_PAYLOAD)
 		return answer_refuse(s, o->id, LINK_REFUSE_TOO_BIG, 0);
 	if (o->expires_in_ms < s->lim.min_life_ms)
@@ -444,11 +625,16 @@ static int take_offer(struct link_session *s, const struct link_offer *o)
 	if (ret != -ENOENT || s->n_in >= s->lim.max_offers)
 		return answer_refuse(s, o->id, LINK_REFUSE_LATER, RETRY_LATER_S);
 	/* What a cut transfer of it left here: the WANT asks from there. */
-	if (store_stage_have(s->n->store, s->peer.node, o->id, o->size, &have, &bytes) < 0)
-		have = bytes = 0; /* unreadable: from the start, and the stage's open will say */
-	if (o->size >= STORE_STAGE_BUF && have == 0 &&
-	    (bytes > s->lim.stage_peer_max || o->size > s->lim.stage_peer_max - bytes))
+	if (store_stage_have(s->n->store, s->peer.node, o->id, o->size, &have, NULL) < 0)
+		have = 0; /* unreadable: from the start, and the stage's open will say */
+	stage_limits(s, &sl);
+	ret = store_stage_admit(s->n->store, s->peer.node, o->id, o->size, have, &sl);
+	if (ret == -EDQUOT)
 		return answer_refuse(s, o->id, LINK_REFUSE_QUOTA, RETRY_QUOTA_S);
+	if (ret == -ENOSPC)
+		return answer_refuse(s, o->id, LINK_REFUSE_DISK_FULL, RETRY_DISK_S);
+	if (ret < 0)
+		return answer_refuse(s, o->id, LINK_REFUSE_LATER, RETRY_LATER_S);
 	struct in_entry *in = grow(s->in, &s->cap_in, s->n_in + 1, sizeof(*in));
 	struct link_want *w = grow(s->wants, &s->cap_wants, s->n_wants + 1, sizeof(*w));
 	if (in)
@@ -457,8 +643,12 @@ static int take_offer(struct link_session *s, const struct link_offer *o)
 		s->wants = w;
 	if (!in || !w)
 		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
-	in[s->n_in++] = (struct in_entry){
-	    .size = o->size, .life_ms = o->expires_in_ms, .state = IN_WANTED, .from = have};
+	in[s->n_in++] = (struct in_entry){.prio = o->priority,
+					  .order = ++s->in_order,
+					  .size = o->size,
+					  .life_ms = o->expires_in_ms,
+					  .state = IN_WANTED,
+					  .from = have};
 	memcpy(in[s->n_in - 1].id, o->id, 32);
 	memcpy(w[s->n_wants].id, o->id, 32);
 	w[s->n_wants++].offset = have;
@@ -468,36 +658,50 @@ static int take_offer(struct link_session *s, const struct link_offer *o)
 /* ---- storing the peer's transfers --------------------------------------------------- */
 
 /*
- * Transfer e is refused before its END (or its stage failed): what still comes of it
- * is read and dropped. keep: its stage stays for a resume (synced), else it goes.
+ * Transfer e is refused before it is committed, and forgotten. keep: its stage stays for
+ * a resume (synced), else it goes. more: records of it may still come (it was refused
+ * before its END): they are drained.
  */
 static int refuse_in(struct link_session *s, struct in_entry *e, uint8_t reason, uint32_t retry_s,
-		     bool keep)
+		     bool keep, bool more)
 {
-	if (keep && e->stage)
-		store_stage_sync(e->stage);
+	uint8_t id[32];
+	memcpy(id, e->id, 32);
+	if (keep && e->stage && store_stage_sync(e->stage) < 0)
+		keep = false; /* poisoned, or purged: nothing to resume from */
 	if (keep)
 		store_stage_close(e->stage);
 	else
-		store_stage_drop(e->stage);
+		store_stage_drop(e->stage); /* if the row stays, its bytes are voided */
 	e->stage = NULL;
-	free(e->head);
-	e->head = NULL;
-	e->state = IN_DRAIN;
-	return answer_refuse(s, e->id, reason, retry_s);
+	drop_in(s, e);
+	if (more)
+		drain(s, id);
+	return answer_refuse(s, id, reason, retry_s);
 }
 
 /* A stage error, answered: the session goes on unless memory ran out. */
-static int stage_failed(struct link_session *s, struct in_entry *e, int err)
+static int stage_failed(struct link_session *s, struct in_entry *e, int err, bool more)
 {
 	if (err == -ENOMEM)
 		return fail(s, err, LINK_BYE_DONE, "out of memory");
 	if (err == -EDQUOT)
-		return refuse_in(s, e, LINK_REFUSE_QUOTA, RETRY_QUOTA_S, false);
+		return refuse_in(s, e, LINK_REFUSE_QUOTA, RETRY_QUOTA_S, false, more);
 	if (err == -ENOSPC)
-		return refuse_in(s, e, LINK_REFUSE_DISK_FULL, RETRY_LATER_S * 10, false);
-	/* Busy (another session stages it), stale, or an I/O error: from 0 another time. */
-	return refuse_in(s, e, LINK_REFUSE_LATER, RETRY_LATER_S, err == -EBUSY);
+		return refuse_in(s, e, LINK_REFUSE_DISK_FULL, RETRY_DISK_S, false, more);
+	/*
+	 * Busy (another session stages it, a batch is open): kept. Stale, purged, a failed
+	 * write or sync (the stage is poisoned): dropped, from 0 another time.
+	 */
+	return refuse_in(s, e, LINK_REFUSE_LATER, RETRY_LATER_S, err == -EBUSY, more);
+}
+
+/* A copy of id here is quarantined (or its head damaged): an operator must act first. */
+static bool quarantined(struct link_session *s, const uint8_t id[32])
+{
+	struct store_bundle b;
+	int ret = store_bundle_get(s->n->store, id, NULL, &b, NULL, 0, NULL);
+	return ret == -EBADMSG || (ret == 0 && b.state == STORE_QUARANTINED);
 }
 
 /*
@@ -507,14 +711,19 @@ static int stage_failed(struct link_session *s, struct in_entry *e, int err)
 static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *tail, size_t tlen)
 {
 	struct ingest *in = NULL;
-	struct ingest_result *res = malloc(sizeof(*res));
+	struct ingest_result *res = NULL;
 	char hex[17];
-	int ret = res ? ingest_new(s->n, &in) : -ENOMEM;
+	int ret;
+	hex8(e->id, hex);
+	/* A commit would join the batch, and its ACK rest on what may be rolled back. */
+	if (store_batch_is_open(s->n->store))
+		return refuse_in(s, e, LINK_REFUSE_LATER, RETRY_LATER_S, true, false);
+	res = malloc(sizeof(*res));
+	ret = res ? ingest_new(s->n, &in) : -ENOMEM;
 	if (ret < 0) {
 		free(res);
 		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
 	}
-	hex8(e->id, hex);
 	ingest_expect_id(in, e->id);
 	bool decided = ingest_feed(in, e->head, e->headlen) != 0;
 	/* The read-ahead buffer carries the staged bytes: it is only a cache of our sending. */
@@ -524,10 +733,7 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 		if (n <= 0) {
 			ingest_free(in);
 			free(res);
-			ret = stage_failed(s, e, n < 0 ? (int)n : -EIO);
-			if (!s->err)
-				drop_in(s, e); /* its END is here: nothing more of it comes */
-			return ret;
+			return stage_failed(s, e, n < 0 ? (int)n : -EIO, false);
 		}
 		decided = ingest_feed(in, s->ra, (size_t)n) != 0;
 		off += (uint64_t)n;
@@ -536,11 +742,15 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 		ingest_feed(in, tail, tlen);
 	ret = ingest_finish(in, res);
 	if (ret == -ENOSPC) {
-		ret = refuse_in(s, e, LINK_REFUSE_DISK_FULL, RETRY_LATER_S * 10, true);
-	} else if (ret == -EBUSY) {
-		/* Kept whole: the next session's WANT asks from its end, and only END comes. */
-		ret = refuse_in(s, e, LINK_REFUSE_LATER, RETRY_LATER_S, true);
-	} else if (ret < 0) {
+		free(res);
+		return refuse_in(s, e, LINK_REFUSE_DISK_FULL, RETRY_DISK_S, true, false);
+	}
+	if (ret == -EBUSY) {
+		/* Kept whole: the next WANT asks from its end, and only HEAD and END come. */
+		free(res);
+		return refuse_in(s, e, LINK_REFUSE_LATER, RETRY_LATER_S, true, false);
+	}
+	if (ret < 0) {
 		ret = store_failed(s, ret, hex); /* the stage stays (link_session_free syncs it) */
 	} else {
 		switch (res->verdict) {
@@ -555,8 +765,11 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 			ret = answer_ack(s, e->id); /* the commit returned: custody is ours */
 			break;
 		case INGEST_REJECTED:
+			/* As at the offer: a rotten copy here, not this one, is what is wrong. */
+			if (quarantined(s, e->id))
+				ret = answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_DAMAGED_S);
 			/* Resumed: the bytes kept here may be what is wrong; whole next time. */
-			if (e->from > 0)
+			else if (e->from > 0)
 				ret = answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_LATER_S);
 			else
 				ret = answer_refuse(s, e->id, LINK_REFUSE_BAD, 0);
@@ -585,19 +798,41 @@ static size_t receiving(const struct link_session *s)
 	return k;
 }
 
+/*
+ * The sender goes on with the transfer of the highest priority, the earliest wanted
+ * within it (docs/link.md, "The engine"): a HEAD of y means that the WANTs sent before
+ * y's of no lower priority will not be answered (the sender found the bundle gone or
+ * damaged). They are forgotten, and drained should their HEAD come after all.
+ */
+static void skipped(struct link_session *s, uint64_t order, uint8_t prio)
+{
+	for (size_t i = 0; i < s->n_in;) {
+		struct in_entry *x = &s->in[i];
+		if (x->state == IN_WANTED && x->order < order && x->prio >= prio) {
+			drain(s, x->id);
+			drop_in(s, x); /* the last entry moved here: look at it again */
+			continue;
+		}
+		i++;
+	}
+}
+
 static int on_head(struct link_session *s, const struct link_msg *m)
 {
 	struct in_entry *e = find_in(s, m->id);
+	if (!e && find_drained(s, m->id) >= 0)
+		/* A WANT taken for skipped was answered after all: not now. */
+		return answer_refuse(s, m->id, LINK_REFUSE_LATER, RETRY_LATER_S);
 	if (!e || e->state != IN_WANTED)
 		return protocol(s, "HEAD for a bundle not wanted");
 	if (m->payload_len != e->size)
 		return protocol(s, "HEAD with another payload size than offered");
 	e->got = e->from;
-	if (receiving(s) >= s->lim.max_stages) {
-		e->state = IN_DRAIN;
-		return answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_LATER_S);
-	}
 	e->state = IN_RECV;
+	skipped(s, e->order, e->prio);
+	e = find_in(s, m->id); /* the table moved */
+	if (receiving(s) > s->lim.max_stages)
+		return refuse_in(s, e, LINK_REFUSE_LATER, RETRY_LATER_S, false, true);
 	e->synced = e->from;
 	e->head = malloc(m->len ? m->len : 1);
 	if (!e->head)
@@ -605,29 +840,31 @@ static int on_head(struct link_session *s, const struct link_msg *m)
 	memcpy(e->head, m->bytes, m->len);
 	e->headlen = m->len;
 	struct store_stage_limits sl;
-	store_stage_limits_default(&sl);
-	sl.peer_max = s->lim.stage_peer_max;
+	stage_limits(s, &sl);
 	int ret = store_stage_open(s->n->store, s->peer.node, e->id, e->size, e->from, e->life_ms,
 				   &sl, &s->n->now, &e->stage);
-	return ret < 0 ? stage_failed(s, e, ret) : 0;
+	return ret < 0 ? stage_failed(s, e, ret, true) : 0;
 }
 
 static int on_data(struct link_session *s, const struct link_msg *m)
 {
 	struct in_entry *e = find_in(s, m->id);
+	if (!e && find_drained(s, m->id) >= 0)
+		return 0; /* sent before our REFUSE arrived */
 	if (!e || e->state == IN_WANTED)
 		return protocol(s, "DATA for a transfer not started");
 	if (m->offset != e->got || m->len > e->size - e->got)
 		return protocol(s, "DATA not at the next offset, or past the payload");
 	e->got += m->len;
-	if (e->state != IN_RECV)
-		return 0;
 	int ret = store_stage_append(e->stage, m->bytes, m->len);
 	if (ret < 0)
-		return stage_failed(s, e, ret);
+		return stage_failed(s, e, ret, true);
 	/* Durable every few MiB: what a cut leaves for the next session's WANT. */
 	if (e->got - e->synced >= STAGE_SYNC_BYTES) {
-		store_stage_sync(e->stage); /* a failed sync only keeps the resume point back */
+		ret = store_stage_sync(e->stage);
+		/* Busy: the resume point only stays back. Else the stage is not to be trusted. */
+		if (ret < 0 && ret != -EBUSY)
+			return stage_failed(s, e, ret, true);
 		e->synced = e->got;
 	}
 	return 0;
@@ -636,28 +873,18 @@ static int on_data(struct link_session *s, const struct link_msg *m)
 static int on_end(struct link_session *s, const struct link_msg *m)
 {
 	struct in_entry *e = find_in(s, m->id);
+	if (!e && find_drained(s, m->id) >= 0) {
+		undrain(s, m->id); /* nothing more of it comes */
+		return 0;
+	}
 	if (!e || e->state == IN_WANTED)
 		return protocol(s, "END for a transfer not started");
 	if (e->got != e->size)
 		return protocol(s, "END before the whole payload");
-	if (e->state == IN_DRAIN) {
-		drop_in(s, e);
-		return 0;
-	}
 	return commit_in(s, e, m->bytes, m->len);
 }
 
 /* ---- the peer's answers to our offers --------------------------------------------- */
-
-static void out_done(struct link_session *s, struct out_entry *e)
-{
-	free(e->head);
-	e->head = NULL;
-	e->state = OUT_DONE;
-	if (s->ra_owner && &s->out[s->ra_owner - 1] == e)
-		s->ra_owner = 0;
-	s->outstanding--;
-}
 
 static int on_want(struct link_session *s, const struct link_msg *m)
 {
@@ -684,10 +911,17 @@ static int on_refuse(struct link_session *s, const struct link_msg *m)
 		long k = find_out(s, r.id);
 		if (k < 0)
 			return protocol(s, "REFUSE for a bundle not offered");
-		if (s->out[k].state == OUT_DONE)
+		struct out_entry *e = &s->out[k];
+		if (e->state == OUT_DONE || e->state == OUT_REFUSED)
 			continue;
-		/* Not again this session (retry_after_s is not honoured within one yet). */
-		out_done(s, &s->out[k]);
+		/* Offered again after retry_after_s (at most RETRY_MAX_S); 0: not this session. */
+		bool never = r.reason == LINK_REFUSE_TOO_BIG || r.reason == LINK_REFUSE_BAD ||
+			     r.retry_after_s == 0;
+		uint32_t retry = r.retry_after_s < RETRY_MAX_S ? r.retry_after_s : RETRY_MAX_S;
+		out_finish(s, e, OUT_REFUSED);
+		e->retry_at = never ? UINT64_MAX : s->now_ms + 1000ull * retry;
+		if (e->retry_at < s->next_retry)
+			s->next_retry = e->retry_at;
 		s->stats.refused_out++;
 	}
 	return 0;
@@ -701,7 +935,7 @@ static int on_ack(struct link_session *s, const struct link_msg *m)
 		if (k < 0)
 			return protocol(s, "ACK for a bundle not offered");
 		struct out_entry *e = &s->out[k];
-		if (e->state == OUT_DONE)
+		if (e->state == OUT_DONE || e->state == OUT_REFUSED)
 			continue;
 		/* Stored there already (an ACK to the offer): it was handed over all the same. */
 		int ret = e->marked ? 0 : queue_op(s, id, OP_MARK);
@@ -710,7 +944,7 @@ static int on_ack(struct link_session *s, const struct link_msg *m)
 		if (ret < 0)
 			return fail(s, ret, LINK_BYE_DONE, "out of memory");
 		e->marked = true;
-		out_done(s, e);
+		out_finish(s, e, OUT_DONE);
 		s->stats.acked_out++;
 	}
 	return 0;
@@ -735,6 +969,27 @@ static int on_hello(struct link_session *s, const struct link_msg *m)
 
 /* ---- between records: custody, receipts, more offers ------------------------------ */
 
+/* Refusals whose retry_after_s has passed: forgotten, so that the next scan offers again. */
+static void retry_due(struct link_session *s)
+{
+	if (s->now_ms < s->next_retry)
+		return;
+	s->next_retry = UINT64_MAX;
+	for (size_t k = 0; k < s->n_out; k++) {
+		struct out_entry *e = &s->out[k];
+		if (e->state != OUT_REFUSED)
+			continue;
+		if (e->retry_at <= s->now_ms) {
+			e->state = OUT_DONE;
+			s->n_refused--;
+			s->n_done++;
+			s->rescan_due = true;
+		} else if (e->retry_at < s->next_retry) {
+			s->next_retry = e->retry_at;
+		}
+	}
+}
+
 static int settle(struct link_session *s)
 {
 	if (s->err)
@@ -742,7 +997,8 @@ static int settle(struct link_session *s)
 	int ret = apply_ops(s);
 	if (ret < 0)
 		return store_failed(s, ret, "custody");
-	bool rescan = s->scan_more && s->outstanding <= s->lim.max_offers / 2;
+	retry_due(s);
+	bool rescan = s->rescan_due || (s->scan_more && s->outstanding <= s->lim.max_offers / 2);
 	if (s->receipts_due) {
 		unsigned queued = 0;
 		/* A receipt is a courtesy: one that cannot be queued loses no message. */
@@ -750,7 +1006,12 @@ static int settle(struct link_session *s)
 		s->receipts_due = false;
 		rescan |= queued > 0;
 	}
-	return rescan ? scan(s) : 0;
+	if (rescan)
+		return scan(s);
+	/* Many offers finished between scans (a long session): memory stays bounded. */
+	if (s->n_done >= COMPACT_MIN && s->n_done * 2 >= s->n_out && compact(s) < 0)
+		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+	return 0;
 }
 
 /* ---- public ----------------------------------------------------------------------- */
@@ -765,7 +1026,8 @@ int link_session_new(struct node *n, const struct store_peer *peer, const struct
 	}
 	if (!n || !peer || !send || !out || lim->max_record < LINK_RECORD_MIN ||
 	    lim->max_record > LINK_RECORD_MAX || lim->max_offers == 0 || lim->max_stages == 0 ||
-	    lim->max_offers > UINT16_MAX * 16u)
+	    lim->max_offers > UINT16_MAX * 16u || lim->disk_reserve_pct > 100 ||
+	    lim->min_priority > STORE_URGENT)
 		return -EINVAL;
 	struct link_session *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -776,11 +1038,14 @@ int link_session_new(struct node *n, const struct store_peer *peer, const struct
 	s->send = send;
 	s->ctx = ctx;
 	s->peer_max = LINK_RECORD_MIN;
+	s->next_retry = UINT64_MAX;
+	s->budget = lim->budget_bytes;
+	s->drained = malloc(DRAIN_MAX * sizeof(*s->drained));
 	s->rec = malloc(LINK_RECORD_MAX);
 	s->data = malloc(LINK_RECORD_MAX);
 	s->ra = malloc(READ_AHEAD);
 	s->offers = malloc(link_list_fit(LINK_OFFER, LINK_RECORD_MAX) * sizeof(*s->offers));
-	if (!s->rec || !s->data || !s->ra || !s->offers) {
+	if (!s->rec || !s->data || !s->ra || !s->offers || !s->drained) {
 		link_session_free(s);
 		return -ENOMEM;
 	}
@@ -793,7 +1058,7 @@ void link_session_free(struct link_session *s)
 	if (!s)
 		return;
 	apply_ops(s);
-	if (s->receipts_due) {
+	if (s->receipts_due && s->n->store) {
 		unsigned queued;
 		receipt_batch_flush(s->n, &s->receipts, &queued);
 	}
@@ -801,12 +1066,19 @@ void link_session_free(struct link_session *s)
 	for (size_t i = 0; i < s->n_out; i++)
 		free(s->out[i].head);
 	for (size_t i = 0; i < s->n_in; i++) {
-		/* Cut: what was received is made durable, for the next session's WANT. */
-		if (s->in[i].state == IN_RECV && s->in[i].stage)
-			store_stage_sync(s->in[i].stage);
-		store_stage_close(s->in[i].stage);
+		/*
+		 * Cut: what was received is made durable, for the next session's WANT. A stage
+		 * whose sync failed is poisoned (dropped); one the store orphaned (the store was
+		 * closed first: it made it durable then) only goes.
+		 */
+		int ret = s->in[i].stage ? store_stage_sync(s->in[i].stage) : 0;
+		if (ret < 0 && ret != -EBUSY && ret != -EBADF)
+			store_stage_drop(s->in[i].stage);
+		else
+			store_stage_close(s->in[i].stage);
 		free(s->in[i].head);
 	}
+	free(s->drained);
 	free(s->out);
 	free(s->idx);
 	free(s->in);
@@ -828,6 +1100,7 @@ int link_session_start(struct link_session *s, uint64_t now_ms)
 	if (s->started)
 		return -EINVAL;
 	s->started = true;
+	s->now_ms = now_ms;
 	struct link_hello h = {
 	    .version = LINK_VERSION,
 	    .node = s->n->node_num,
@@ -895,6 +1168,7 @@ int link_session_input(struct link_session *s, const uint8_t *rec, size_t len, u
 		return protocol(s, what);
 	}
 	s->unanswered = 0;
+	s->now_ms = now_ms;
 	s->next_ping = now_ms + 1000ull * s->lim.keepalive_s;
 	handle(s, &m);
 	if (!s->err)
@@ -1037,7 +1311,7 @@ static int step(struct link_session *s, size_t k, size_t room)
 				return fail(s, ret, LINK_BYE_DONE, "out of memory");
 			if (ret < 0) {
 				/* Never started there: the peer's WANT just goes unanswered. */
-				out_done(s, e);
+				out_finish(s, e, OUT_DONE);
 				return 0;
 			}
 		}
@@ -1059,6 +1333,7 @@ static int step(struct link_session *s, size_t k, size_t room)
 		free(e->head);
 		e->head = NULL;
 		e->state = OUT_SENDING;
+		spend(s, e, (uint64_t)len);
 		return len;
 	}
 	if (e->offset < e->size) {
@@ -1085,6 +1360,7 @@ static int step(struct link_session *s, size_t k, size_t room)
 			return ret;
 		bundle_tail_update(&e->tail, s->data, n);
 		e->offset += n;
+		spend(s, e, (uint64_t)len);
 		return len;
 	}
 	uint8_t tail[LINK_TAIL_MAX];
@@ -1100,17 +1376,18 @@ static int step(struct link_session *s, size_t k, size_t room)
 	e->end_sent = true; /* waits for the ACK, or a REFUSE */
 	if (s->ra_owner == k + 1)
 		s->ra_owner = 0;
+	spend(s, e, e->cost); /* all of it produced: what the estimate held over goes back */
 	return len;
 }
 
 int link_session_pump(struct link_session *s, uint64_t now_ms, size_t budget, size_t *produced)
 {
 	size_t done = 0;
-	(void)now_ms;
 	if (produced)
 		*produced = 0;
 	if (s->err)
 		return s->err;
+	s->now_ms = now_ms;
 	while (s->hello_in) {
 		long k = pick(s);
 		if (k < 0)
@@ -1123,6 +1400,8 @@ int link_session_pump(struct link_session *s, uint64_t now_ms, size_t budget, si
 		done += (size_t)len;
 	}
 	s->stats.bytes_out += done;
+	if (s->budget != UINT64_MAX)
+		s->budget -= done < s->budget ? done : s->budget;
 	if (produced)
 		*produced = done;
 	return settle(s);
@@ -1134,6 +1413,7 @@ int link_session_tick(struct link_session *s, uint64_t now_ms)
 		return s->err;
 	if (!s->started)
 		return -EINVAL;
+	s->now_ms = now_ms;
 	if (s->lim.keepalive_s && now_ms >= s->next_ping) {
 		if (s->unanswered >= PINGS_MAX)
 			return fail(s, -ETIMEDOUT, LINK_BYE_IDLE, "idle: %u keepalives unanswered",
@@ -1161,7 +1441,26 @@ uint64_t link_session_deadline(const struct link_session *s)
 		t = s->next_ping;
 	if (s->lim.rescan_s && s->next_rescan < t)
 		t = s->next_rescan;
-	return t;
+	if (s->next_retry < t)
+		t = s->next_retry;
+	return s->rescan_due ? 0 : t;
+}
+
+void link_session_rescan(struct link_session *s)
+{
+	s->rescan_due = true;
+}
+
+void link_session_set_budget(struct link_session *s, uint64_t bytes)
+{
+	s->budget = bytes;
+	s->rescan_due = true; /* what did not fit may fit now */
+}
+
+bool link_session_idle(const struct link_session *s)
+{
+	return !s->err && s->started && s->outstanding == 0 && s->n_in == 0 && s->n_ops == 0 &&
+	       !s->rescan_due && !s->receipts_due && !(s->scan_more && s->outstanding == 0);
 }
 
 int link_session_close(struct link_session *s)
@@ -1177,4 +1476,6 @@ const char *link_session_why(const struct link_session *s)
 void link_session_stats(const struct link_session *s, struct link_stats *out)
 {
 	*out = s->stats;
+	out->offers_held = s->n_out;
+	out->transfers_held = s->n_in; /* and the drain ring, DRAIN_MAX ids allocated once */
 }

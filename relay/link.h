@@ -49,11 +49,20 @@ struct link_limits {
 	uint32_t rescan_s;    /* how often tick looks for newly queued bundles to offer; 0 never */
 	uint32_t max_stages;  /* transfers received at once (HEAD to END); more: REFUSE later */
 	uint64_t stage_peer_max; /* payload bytes this peer's stages may reserve; more: quota */
+	/* Disk (store_stage_limits): offers that would pass these are refused `disk full`. */
+	uint64_t stage_total_max;   /* payload bytes all peers' stages may reserve together */
+	uint64_t disk_reserve;	    /* free bytes the store's file system keeps, at least... */
+	uint8_t disk_reserve_pct;   /* ...and this percentage of its size (0 to 100) */
+	uint64_t stage_life_max_ms; /* a stage lives at most this long, whatever the offer says */
+	/* Policy of this link (DESIGN.md §7), for what we offer. */
+	enum store_priority min_priority; /* bundles below it are not offered on this session */
+	uint64_t budget_bytes; /* transfer bytes pump may produce; UINT64_MAX unlimited */
 };
 
 /*
  * max_record LINK_RECORD_MAX, keepalive 30 s, NODE_MAX_PAYLOAD, 1 s, 1,000 offers, 10 s,
- * 8 stages, 8 GiB.
+ * 8 stages, 8 GiB per peer, 16 GiB in all, a reserve of max(256 MiB, 5 %), stages live
+ * 30 days at most (STORE_STAGE_LIFE_MAX_MS), every priority, no budget (UINT64_MAX).
  */
 void link_limits_default(struct link_limits *lim);
 
@@ -92,6 +101,30 @@ bool link_session_wants_pump(const struct link_session *s);
 int link_session_tick(struct link_session *s, uint64_t now_ms);
 /* When tick is next due (a now_ms value); UINT64_MAX if never. */
 uint64_t link_session_deadline(const struct link_session *s);
+/*
+ * Makes the next link_session_tick or link_session_pump scan the queue for bundles to
+ * offer (the daemon calls it when a local process queued one: `tern send` goes at once,
+ * not at the next rescan_s). Only marks the session: calls coalesce into one scan, so it
+ * is cheap enough for every submitted bundle; link_session_deadline then says "now" (0),
+ * and the caller must call tick (or pump) for the scan to happen.
+ */
+void link_session_rescan(struct link_session *s);
+/*
+ * Sets the transfer bytes pump may still produce on this session (a daily refill, say);
+ * UINT64_MAX: unlimited. Bytes count as in link_stats.bytes_out (HEAD, DATA and END
+ * records; control records are not counted). A bundle is offered only while what is
+ * left, less what the outstanding offers may still cost, covers its whole transfer
+ * (head, payload, record overhead): else it is not offered, urgent ones too, and waits
+ * for a refill or another link. Offers already made are finished. A refill rescans.
+ */
+void link_session_set_budget(struct link_session *s, uint64_t bytes);
+/*
+ * True if this side has nothing under way: none of our offers outstanding, none of the
+ * peer's transfers wanted or being received, no custody write or rescan pending. (Offers
+ * that the peer refused with a retry_after_s wait for it, or for the next session.) A
+ * dialer on a metered link may hang up then. False once the session is over.
+ */
+bool link_session_idle(const struct link_session *s);
 /* Sends BYE done and ends the session (it returns -ESHUTDOWN from then on). */
 int link_session_close(struct link_session *s);
 /* Why the session ended, in words ("" while it runs). */
@@ -103,5 +136,6 @@ struct link_stats {
 	uint64_t received, acked_in, refused_in;  /* theirs: stored here (or dup), ACKed, refused */
 	uint64_t released;			  /* our bundles released by the peer's ACKs */
 	uint64_t bytes_out;			  /* transfer record bytes produced by pump */
+	uint64_t offers_held, transfers_held;	  /* entries kept now (memory: bounded by limits) */
 };
 void link_session_stats(const struct link_session *s, struct link_stats *out);
