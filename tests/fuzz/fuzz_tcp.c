@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	counter = 2;
-	size_t step = data[0] ? 1 + data[0] % 64 : size;
+	size_t step = data[0] ? 1 + (size_t)data[0] % 64 : size;
 	struct tcp *t;
 	if (tcp_new_responder(me, lookup, NULL, &t) != 0)
 		abort();
