@@ -2,38 +2,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "relay/cli.h"
-
-/* DEST is "default", "ipn:N", or the name of a contact or peer. */
-static int parse_dest(struct node *n, const char *s, uint64_t *dest)
-{
-	struct store_contact c;
-	struct store_peer p;
-	if (strcmp(s, "default") == 0) {
-		*dest = STORE_ROUTE_DEFAULT;
-		return 0;
-	}
-	if (strncmp(s, "ipn:", 4) == 0) {
-		char *end;
-		unsigned long long v = strtoull(s + 4, &end, 10);
-		if (end == s + 4 || (*end && *end != '.') || v == 0)
-			return -EINVAL;
-		*dest = v;
-		return 0;
-	}
-	if (store_peer_get(n->store, s, &p) == 0) {
-		*dest = p.node;
-		return 0;
-	}
-	if (store_contact_get(n->store, s, &c) == 0) {
-		*dest = c.node;
-		return 0;
-	}
-	return -ENOENT;
-}
 
 static void dest_name(struct node *n, uint64_t dest, char *out, size_t len)
 {
@@ -74,7 +45,7 @@ int cmd_route(int argc, char **argv)
 	if (strcmp(sub, "list") == 0) {
 		if (store_route_foreach(n.store, print_route, &n) < 0)
 			ret = cli_fail("route list", "%s", store_errmsg(n.store));
-	} else if (parse_dest(&n, argv[2], &dest) < 0) {
+	} else if (node_parse_dest(&n, argv[2], &dest) < 0) {
 		ret = cli_fail(argv[2], "not a destination: give default, ipn:N or a contact or "
 					"peer name");
 	} else if (strcmp(sub, "remove") == 0) {

@@ -1244,6 +1244,7 @@ static int prepare(struct link_session *s, size_t k)
 	ret = node_emit(s->n, &b, stored, storedlen, capture_head, e, NULL);
 	if (ret == -ELOOP) {
 		store_bundle_delete(s->n->store, e->id); /* nobody will take it: it goes */
+		s->stats.hop_limited++;
 		goto out;
 	}
 	if (ret != -ECANCELED || !e->head) {

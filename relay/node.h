@@ -197,6 +197,11 @@ int node_open_record(struct node *n, const uint8_t *buf, size_t len, uint8_t **b
  * -EHOSTUNREACH a route names a peer that no longer exists.
  */
 int node_next_hop(struct node *n, uint64_t dest, struct store_peer *via);
+/*
+ * A destination as an operator writes it: "default" (STORE_ROUTE_DEFAULT), "ipn:N", or the
+ * name of a peer or contact. 0; -EINVAL malformed; -ENOENT no such name.
+ */
+int node_parse_dest(struct node *n, const char *s, uint64_t *dest);
 
 /* ---- open.c: opening what was delivered ---------------------------------------- */
 
