@@ -35,6 +35,7 @@ int cmd_peer(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 /*
  * Checks a NAME IDSTRING pair given on the command line (cmd_contact.c): a valid

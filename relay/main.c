@@ -31,6 +31,8 @@ static const struct cli_command commands[] = {
      "manage the nodes this one exchanges bundles with"},
     {"route", cmd_route, "add DEST VIA | list | remove DEST",
      "choose the next hop for a destination (DEST: name, ipn:N or default)"},
+    {"config", cmd_config, "check [FILE] | show [--json] [FILE]",
+     "check the daemon's configuration file (default: tern.conf in the node home)"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
