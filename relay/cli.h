@@ -122,3 +122,12 @@ int home_passphrase(const char *prompt, bool confirm, char *out, size_t len);
 void clock_now(struct store_clock *out);
 /* Whether the wall clock can be trusted: an RTC is present or NTP has synchronised it. */
 bool clock_looks_trusted(void);
+
+/* ---- api_notify.c ------------------------------------------------------------- */
+
+/*
+ * Tells a daemon running on this home (<home>/api.sock) that bundles were just
+ * committed, so that it offers them now. Silent when no daemon runs; a warning on
+ * stderr if one does but did not answer within 2 s. Call after a durable commit.
+ */
+void api_notify_queued(void);

@@ -108,6 +108,8 @@ static int commit_lines(struct node *n, struct line_batch *b)
 		printf("%s\n", hex);
 	}
 	b->n = 0;
+	/* Each batch as it commits: a running daemon starts sending while the rest is sealed. */
+	api_notify_queued();
 	return EXIT_OK;
 }
 
@@ -339,6 +341,7 @@ int cmd_send(int argc, char **argv)
 			res->compact ? " (compact envelope)" : "");
 	}
 	free(res);
+	api_notify_queued();
 	ret = EXIT_OK;
 out:
 	if (fd >= 0)
