@@ -660,6 +660,52 @@ static void test_bounded(struct node *a, struct node *b)
 	api_client_free(c);
 }
 
+/* Long texts: not inlined in events past API_EVENT_TEXT_MAX, not read past API_READ_MAX. */
+static void test_long_texts(struct node *a, struct node *b)
+{
+	struct api_client *c;
+	char *r, id[40], req[100];
+	size_t mid = API_EVENT_TEXT_MAX + 1, big = API_READ_MAX + 1;
+	char *text = malloc(big + 1);
+	memset(text, 'q', big);
+	text[big] = '\0';
+	CHECK_EQ(api_client_new(a, NULL, &c), 0);
+	r = talk(c, "subscribe\n", NULL);
+	free(r);
+	text[mid] = '\0';
+	CHECK(b_sends(b, text, NULL));
+	text[mid] = 'q';
+	CHECK(b_sends(b, text, NULL));
+	CHECK_EQ(carry(b, a, NULL), 2);
+	api_client_notify(c);
+	r = drain(c);
+	CHECK_EQ(count(r, "{\"event\":\"message\""), 2);
+	CHECK_EQ(count(r, "\"text\":"), 0);
+	CHECK(field(r, "id", id, sizeof(id)));
+	free(r);
+	snprintf(req, sizeof(req), "read id=%s\n", id);
+	r = talk(c, req, NULL);
+	CHECK(has(r, "\"read\":true,\"text\":\"qqqq"));
+	CHECK(strlen(r) > mid);
+	free(r);
+	r = talk(c, "inbox after=303\n", NULL);
+	CHECK_EQ(count(r, "\"seq\":"), 2);
+	free(r);
+	r = talk(c, "inbox after=304\n", NULL);
+	CHECK(field(r, "id", id, sizeof(id)));
+	free(r);
+	snprintf(req, sizeof(req), "read id=%s\n", id);
+	r = talk(c, req, NULL);
+	CHECK(has(r, "\"code\":\"too_large\""));
+	free(r);
+	/* One recipient twice is the sealer's to refuse, and a bad request. */
+	r = talk(c, "send to=bob,bob length=1\nx", NULL);
+	CHECK(has(r, "\"code\":\"bad_request\",\"error\":\"send: "));
+	free(r);
+	api_client_free(c);
+	free(text);
+}
+
 int main(void)
 {
 	struct node a, b;
@@ -673,6 +719,7 @@ int main(void)
 	test_inbox(&b);
 	test_subscribe(&a, &b);
 	test_bounded(&a, &b);
+	test_long_texts(&a, &b);
 	node_close(&a);
 	node_close(&b);
 	char cmd[600];
