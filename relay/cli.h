@@ -36,6 +36,8 @@ int cmd_route(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /*
  * Checks a NAME IDSTRING pair given on the command line (cmd_contact.c): a valid
@@ -77,6 +79,22 @@ bool contact_name_valid(const char *name);
 
 /* Parses a byte count: digits with an optional k, M, G or T (powers of 1024). -EINVAL. */
 int parse_size(const char *s, uint64_t *out);
+
+/* ---- api_call.c ------------------------------------------------------------- */
+
+/*
+ * Sends one request line (docs/api.md, without its newline) to the daemon running on this
+ * node home and returns its reply line, malloc'd, without the newline, waiting at most
+ * timeout_ms for it. 0; -ENOENT or -ECONNREFUSED when no daemon runs; -ETIMEDOUT,
+ * -ECONNRESET, -EMSGSIZE, -errno.
+ */
+int api_call(const char *request, int timeout_ms, char **reply);
+/*
+ * Tells a daemon running on this home (<home>/api.sock) that bundles were just
+ * committed, so that it offers them now. Silent when no daemon runs; a warning on
+ * stderr if one does but did not answer within 2 s. Call after a durable commit.
+ */
+void api_notify_queued(void);
 
 /* ---- progress.c: a progress bar on stderr when it is a terminal ------------------- */
 
@@ -122,12 +140,3 @@ int home_passphrase(const char *prompt, bool confirm, char *out, size_t len);
 void clock_now(struct store_clock *out);
 /* Whether the wall clock can be trusted: an RTC is present or NTP has synchronised it. */
 bool clock_looks_trusted(void);
-
-/* ---- api_notify.c ------------------------------------------------------------- */
-
-/*
- * Tells a daemon running on this home (<home>/api.sock) that bundles were just
- * committed, so that it offers them now. Silent when no daemon runs; a warning on
- * stderr if one does but did not answer within 2 s. Call after a durable commit.
- */
-void api_notify_queued(void);

@@ -254,6 +254,7 @@ static int bundle_import(int argc, char **argv)
 	if (err < 0)
 		cli_fail("import", "delivery receipts not queued: %s", strerror(-err));
 	node_close(&n);
+	api_notify_queued();
 	fflush(stdout);
 	fprintf(stderr, "%d delivered, %d queued, %d duplicate, %d rejected", t.delivered, t.queued,
 		t.duplicate, t.rejected);

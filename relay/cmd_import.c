@@ -709,5 +709,6 @@ int cmd_import(int argc, char **argv)
 	int status = ret < 0 ? cli_fail("import", "%s", why) : run_import(&x);
 	free_import(&x);
 	node_close(&n);
+	api_notify_queued(); /* forwarded cargo, receipts, deliveries: a running daemon acts now */
 	return status;
 }

@@ -112,5 +112,7 @@ int cmd_peer(int argc, char **argv)
 				     : EXIT_OK;
 	}
 	node_close(&n);
+	if (ret == EXIT_OK && strcmp(sub, "list"))
+		api_notify_queued(); /* a running daemon reads the peers again and dials */
 	return ret;
 }

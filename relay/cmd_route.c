@@ -62,5 +62,7 @@ int cmd_route(int argc, char **argv)
 		ret = cli_fail("route add", "%s", store_errmsg(n.store));
 	}
 	node_close(&n);
+	if (ret == EXIT_OK && strcmp(sub, "list"))
+		api_notify_queued(); /* bundles that waited for a route are offered now */
 	return ret;
 }

@@ -136,7 +136,7 @@ struct link_stats {
 	uint64_t received, acked_in, refused_in;  /* theirs: stored here (or dup), ACKed, refused */
 	uint64_t released;			  /* our bundles released by the peer's ACKs */
 	uint64_t bytes_out;			  /* transfer record bytes produced by pump */
-	uint64_t hop_limited;			  /* ours deleted: one more hop passes their limit */
-	uint64_t offers_held, transfers_held;	  /* entries kept now (memory: bounded by limits) */
+	uint64_t hop_limited;		      /* ours deleted: one more hop passes their limit */
+	uint64_t offers_held, transfers_held; /* entries kept now (memory: bounded by limits) */
 };
 void link_session_stats(const struct link_session *s, struct link_stats *out);

@@ -165,3 +165,173 @@ def stick_names(stick, sub):
         check(all(f[0] == h for f in inside), f"bundles/{h}/ holds only ids {h}...: {inside}")
         names += inside
     return sorted(names)
+
+
+def free_port():
+    """A TCP port on loopback that nothing listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(fn, timeout, what, every=0.05):
+    """Polls fn() until it returns something true; records a failure after timeout seconds.
+    Only tests poll: the daemon itself never does."""
+    import time
+    end = time.monotonic() + timeout * (4 if SANITIZED else 1)
+    while True:
+        got = fn()
+        if got or time.monotonic() > end:
+            check(got, f"{what} (waited {timeout} s)")
+            return got
+        time.sleep(every)
+
+
+class Daemon:
+    """A real `tern run` on a node, its log in the node home."""
+
+    def __init__(self, node, port=None, listen=True, args=()):
+        import time
+        self.node = node
+        self.port = (port or free_port()) if listen else None
+        self.addr = f"127.0.0.1:{self.port}" if listen else None
+        self.log_path = os.path.join(node.home, "daemon.log")
+        cmd = [TERN, "--home", node.home, "run", "--log-level", "debug"]
+        if listen:
+            cmd += ["--listen", self.addr]
+        cmd += list(args)
+        e = dict(os.environ)
+        e.pop("TERN_HOME", None)
+        if node.env:
+            e.update(node.env)
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log, env=e)
+        end = time.monotonic() + (40 if SANITIZED else 10)
+        while "tern run: node" not in self.text() and self.proc.poll() is None:
+            if time.monotonic() > end:
+                break
+            time.sleep(0.02)
+        check(self.proc.poll() is None, f"{node.name}: tern run started:\n{self.text()[-2000:]}")
+
+    def text(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def count(self, pattern):
+        return self.text().count(pattern)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=None, expect_rc=0):
+        """Stops it (SIGTERM unless told) and checks its exit status."""
+        import signal as sigmod
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or sigmod.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=60 if SANITIZED else 20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            check(False, f"{self.node.name}: tern run did not stop")
+        self.log.close()
+        if expect_rc is not None:
+            check(rc == expect_rc, f"{self.node.name}: tern run exit {rc}, expected {expect_rc}:"
+                  f"\n{self.text()[-3000:]}")
+        return rc
+
+    def kill(self):
+        return self.stop(sig=9, expect_rc=None)
+
+
+def link(a, b, b_port=None, contacts=True):
+    """Makes a and b peers (and contacts); a dials b at 127.0.0.1:b_port if given."""
+    if contacts:
+        introduce(a, b)
+    args = ["peer", "add", b.name, b.idstring]
+    if b_port:
+        args += ["--addr", f"127.0.0.1:{b_port}"]
+    a.run(args, check_rc=0)
+    b.run(["peer", "add", a.name, a.idstring], check_rc=0)
+
+
+def inbox_texts(node):
+    out = []
+    for e in node.inbox():
+        if e.get("kind") == "text":
+            out.append(node.run(["read", e["id"]], check_rc=0).stdout)
+    return out
+
+
+class Throttle:
+    """A TCP proxy on loopback that carries each direction at rate bytes/s, so a transfer
+    takes long enough to be cut in the middle; cut() drops every connection at once."""
+
+    def __init__(self, target_port, rate):
+        import socket
+        import threading
+        self.target = target_port
+        self.rate = rate
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while not self.closed:
+            try:
+                a, _ = self.lsock.accept()
+                b = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                continue
+            with self.lock:
+                self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    def _pump(self, src, dst):
+        import socket
+        import time
+        chunk = max(1024, self.rate // 50)
+        try:
+            while True:
+                t0 = time.monotonic()
+                data = src.recv(chunk)
+                if not data:
+                    break
+                dst.sendall(data)
+                pause = len(data) / self.rate - (time.monotonic() - t0)
+                if pause > 0:
+                    time.sleep(pause)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        import socket
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+            self.conns = []
+
+    def close(self):
+        self.closed = True
+        self.cut()
+        self.lsock.close()

@@ -1,0 +1,146 @@
+/* What the daemon's files share: its state, its peers and its connections. */
+#pragma once
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "relay/config.h"
+#include "relay/daemon.h"
+#include "relay/link.h"
+#include "transports/tcp.h"
+
+#define DAEMON_MAX_ADDRS 16
+#define DAEMON_ADDR_MAX	 256
+
+struct conn;
+
+/* A configured peer and what the daemon knows of its link. */
+struct dpeer {
+	struct daemon *d;
+	struct store_peer sp;
+	struct identity_public pub;
+	char addrs[DAEMON_MAX_ADDRS][DAEMON_ADDR_MAX]; /* to dial, in turn; none: inbound only */
+	size_t n_addrs, next_addr;
+	struct conn *conn;    /* the session, once authenticated */
+	struct conn *dialing; /* an outbound connection not yet authenticated */
+	ev_timer dial_timer;
+	uint64_t backoff_ms;
+	uint64_t bytes_in, bytes_out; /* this run, on the wire */
+	uint64_t up_since_ms;	      /* unix ms the session came up; 0 while down */
+	uint64_t last_contact_ms;     /* unix ms of the last record received */
+	bool seen;		      /* marked during a reload */
+	/* Policy from tern.conf (NULL: none; points into d->cfg, renewed at each reload). */
+	const struct config_peer *cp;
+	/* Transfer bytes sent today (UTC), against cp->bytes_per_day; kept in the store. */
+	uint64_t day, used_today;
+	bool budget_logged, counters_dirty;
+};
+
+/* One TCP connection, from connect or accept to close. */
+struct conn {
+	struct daemon *d;
+	struct conn *next;
+	int fd;
+	ev_io io;
+	ev_timer timer;
+	bool outbound, connecting;
+	struct tcp *tcp;
+	struct link_session *ls;
+	struct dpeer *peer; /* outbound: whom we called; inbound: set once authenticated */
+	char where[80];	    /* the remote address, for log lines */
+	uint64_t started_ms, last_rx_ms; /* monotonic */
+	uint64_t received_seen;		 /* link_stats.received already announced */
+	uint64_t bytes_out_seen;	 /* link_stats.bytes_out already counted */
+	uint64_t hop_limited_seen;	 /* link_stats.hop_limited already logged */
+};
+
+struct listener {
+	struct daemon *d;
+	int fd;
+	ev_io io;
+	char addr[DAEMON_ADDR_MAX];
+};
+
+struct api_conn;
+
+struct daemon {
+	struct ev_loop *loop;
+	struct node *n;
+	const struct daemon_options *opt;
+	struct config *cfg; /* tern.conf as last loaded without errors; NULL if there is none */
+	struct link_limits lim;
+	struct dpeer **peers;
+	size_t n_peers;
+	struct conn *conns;
+	size_t n_pending; /* connections not yet authenticated */
+	struct listener listeners[DAEMON_MAX_LISTEN];
+	size_t n_listen;
+	int api_fd, lock_fd;
+	ev_io api_io;
+	struct api_conn *api_conns;
+	ev_signal sig_term, sig_int, sig_hup;
+	ev_timer purge_timer, kick_timer, policy_timer;
+	bool kick_queue;	       /* bundles were queued: every session rescans */
+	bool kick_api;		       /* deliveries may have arrived: subscribers hear of them */
+	uint64_t expired, hop_limited; /* bundles dropped this run */
+	uint64_t last_peer_reload_ms;
+	uint64_t started_unix_ms;
+	bool stopping;
+};
+
+/* Opens a listener on HOST:PORT (logs why not). 0 or -errno. */
+int daemon_listen(struct daemon *d, const char *addr);
+/* Closes listener i (the last one takes its place). */
+void daemon_unlisten(struct daemon *d, size_t i);
+/* A monotonic clock in ms, for the engine's timers. */
+uint64_t daemon_mono_ms(void);
+/* Reads the wall and boot clocks into the node before it touches the store. */
+void daemon_clock(struct daemon *d);
+/* Bundles were queued or stored: sessions rescan, subscribers are told, soon and once. */
+void daemon_kick(struct daemon *d, bool queue, bool api);
+
+/* ---- daemon_config.c ---- */
+/*
+ * Loads tern.conf (if there is one) and applies it: peers with an id and routes into the
+ * store, listeners opened and closed, settings. At start an error fails (logged with its
+ * line); on reload (SIGHUP) the old configuration stays. 0 or -errno.
+ */
+int daemon_config_load(struct daemon *d, bool reload);
+/* The limits of a new session with p: the daemon's, with p's priority floor and budget. */
+void daemon_session_limits(struct daemon *d, struct dpeer *p, struct link_limits *out);
+/* Counts the transfer bytes c's session produced since the last call, against p's budget. */
+void daemon_count_bytes(struct conn *c);
+/* Writes p's byte counters to the store if they changed. */
+void daemon_save_counters(struct dpeer *p);
+/* True if p may be dialed or talked to now (its contact windows). */
+bool daemon_window_open(struct daemon *d, struct dpeer *p);
+void daemon_config_free(struct daemon *d);
+/* Every few seconds: a new UTC day refills budgets; windows close sessions and open dials. */
+void daemon_policy_tick(struct daemon *d);
+
+/* ---- daemon_peers.c ---- */
+/* (Re)reads the peers from the store; keeps the state of those still there. 0 or -errno. */
+int daemon_peers_load(struct daemon *d);
+struct dpeer *daemon_peer_by_box(struct daemon *d, const uint8_t box_pk[static 32]);
+void daemon_peers_free(struct daemon *d);
+
+/* ---- daemon_conn.c ---- */
+/* Takes a connected socket (accepted, or connected to p). 0 or -errno (fd closed). */
+int conn_accept(struct daemon *d, int fd, const char *where);
+/* Dials p's next address; a failure schedules the next try. */
+void conn_dial(struct dpeer *p);
+/* Ends a connection now; why for the log (NULL: quietly). */
+void conn_close(struct conn *c, const char *why);
+/* Writes what is pending, pumps transfers while the socket takes them, rearms the timer. */
+void conn_service(struct conn *c);
+/* Resolves HOST:PORT or [V6]:PORT (passive: for a listener). 0, -EINVAL, -EHOSTUNREACH. */
+struct addrinfo;
+int daemon_resolve(const char *addr, bool passive, struct addrinfo **out);
+/* Schedules p's next dial with backoff and jitter. */
+void dpeer_schedule_dial(struct dpeer *p, bool failed);
+
+/* ---- daemon_api.c ---- */
+int daemon_api_open(struct daemon *d);
+void daemon_api_notify(struct daemon *d);
+void daemon_api_close(struct daemon *d);
