@@ -94,6 +94,23 @@ static int apply_listens(struct daemon *d, const struct config *c)
 	return ret;
 }
 
+static uint64_t budget_left(const struct dpeer *p);
+
+/* A reload changes the policy of links that are up, without dropping them. */
+static void apply_policy(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_peers; i++) {
+		struct dpeer *p = d->peers[i];
+		if (!p->conn || !p->conn->ls)
+			continue;
+		link_session_set_min_priority(p->conn->ls,
+					      p->cp ? p->cp->min_priority : STORE_BULK);
+		link_session_set_budget(p->conn->ls, budget_left(p));
+		p->budget_logged = false;
+		conn_service(p->conn);
+	}
+}
+
 int daemon_config_load(struct daemon *d, bool reload)
 {
 	char path[HOME_PATH_MAX];
@@ -134,7 +151,10 @@ int daemon_config_load(struct daemon *d, bool reload)
 	if (c)
 		log_info("%s: %zu peers, %zu routes, %zu listen addresses", path, c->n_peers,
 			 c->n_routes, c->n_listens);
-	return daemon_peers_load(d);
+	ret = daemon_peers_load(d);
+	if (ret == 0 && reload)
+		apply_policy(d);
+	return ret;
 }
 
 void daemon_config_free(struct daemon *d)

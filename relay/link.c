@@ -1452,6 +1452,14 @@ void link_session_rescan(struct link_session *s)
 	s->rescan_due = true;
 }
 
+void link_session_set_min_priority(struct link_session *s, enum store_priority p)
+{
+	if (p > STORE_URGENT)
+		return;
+	s->lim.min_priority = p;
+	s->rescan_due = true; /* a lower floor lets waiting bundles go */
+}
+
 void link_session_set_budget(struct link_session *s, uint64_t bytes)
 {
 	s->budget = bytes;

@@ -125,6 +125,11 @@ void link_session_set_budget(struct link_session *s, uint64_t bytes);
  * dialer on a metered link may hang up then. False once the session is over.
  */
 bool link_session_idle(const struct link_session *s);
+/*
+ * Changes the priority floor of what this session offers (a reloaded policy); offers
+ * already made stand. A lower floor rescans. A value above STORE_URGENT is ignored.
+ */
+void link_session_set_min_priority(struct link_session *s, enum store_priority p);
 /* Sends BYE done and ends the session (it returns -ESHUTDOWN from then on). */
 int link_session_close(struct link_session *s);
 /* Why the session ended, in words ("" while it runs). */
