@@ -73,13 +73,23 @@ def main():
         text = r.run(["status"], check_rc=0).stdout
         check("hub" in text and "up" in text, f"tern status prints the links: {text}")
 
+        # Without a route a bundle waits (counted), and goes as soon as a route is added.
+        f1.run(["route", "remove", "default"], check_rc=0)
+        f1.run(["send", "f2", "-m", "waited for a route"], check_rc=0)
+        time.sleep(0.5)
+        st = status(f1)
+        check(st is not None and st["no_route"] == 1, f"f1 counts it without a route: {st}")
+        f1.run(["route", "add", "default", "r"], check_rc=0)
+        wait_for(lambda: delivered(f2, 2), 10, "sent once the route was added")
+
         # The hub restarts: what f1 sends meanwhile waits at r and goes once it is back.
         d["hub"].stop()
         f1.run(["send", "f2", "-m", "while the hub was down"], check_rc=0)
         wait_for(lambda: len(r.queue()) == 1, 10, "r holds the bundle while the hub is down")
         d["hub"] = Daemon(hub, port=ports["hub"])
-        wait_for(lambda: delivered(f2, 2), 30, "delivered after the hub came back")
-        check(sorted(inbox_texts(f2)) == ["across three hops", "while the hub was down"],
+        wait_for(lambda: delivered(f2, 3), 30, "delivered after the hub came back")
+        check(sorted(inbox_texts(f2)) == ["across three hops", "waited for a route",
+                                          "while the hub was down"],
               f"nothing lost or doubled at f2: {inbox_texts(f2)}")
 
         # A stranger who knows r's identity string calls: no session, and not a byte back.
