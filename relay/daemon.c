@@ -93,7 +93,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				log_warn("%s: accept: %s", l->addr, strerror(errno));
 			return;
 		}
-		char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?", where[80];
+		/* Numeric forms only: an IPv6 address with its scope fits 64 bytes. */
+		char host[64] = "?", port[8] = "?", where[80];
 		getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port, sizeof(port),
 			    NI_NUMERICHOST | NI_NUMERICSERV);
 		snprintf(where, sizeof(where), "%s:%s", host, port);

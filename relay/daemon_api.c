@@ -222,7 +222,7 @@ int daemon_api_open(struct daemon *d)
 		log_error("api.sock: the node home's path is too long for a Unix socket");
 		return -ENAMETOOLONG;
 	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1); /* fits: checked above */
 	/* We hold daemon.lock: a socket left here is a dead daemon's. */
 	unlink(path);
 	d->api_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
