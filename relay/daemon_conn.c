@@ -314,16 +314,20 @@ static void on_readable(struct conn *c)
 			c->peer->bytes_in += (size_t)r;
 		daemon_clock(c->d);
 		int ret = tcp_input(c->tcp, buf, (size_t)r, on_record, c);
-		if (ret == 0 && !c->ls && tcp_established(c->tcp))
+		/*
+		 * The caller's first record confirms the session keys (an IK message 1 can be
+		 * replayed by anyone): the answering side waits for it in on_record before it
+		 * starts a session, says "link up" or sends a word of its own.
+		 */
+		if (ret == 0 && !c->ls && c->outbound && tcp_established(c->tcp))
 			ret = authenticated(c);
 		if (ret == -EACCES || ret == -EBADMSG) {
 			/* A stranger or garbage: closed without a word (no BYE, no reply). */
-			if (c->ls)
-				log_warn("%s: bad record from the peer, link closed", peer_name(c));
-			else
+			if (!c->ls)
 				log_info("%s: refused a connection that did not authenticate",
 					 c->where);
-			conn_close(c, NULL);
+			conn_close(c, c->ls ? "a record failed to decrypt: closed without a word"
+					    : NULL);
 			return;
 		}
 		if (ret < 0) {
