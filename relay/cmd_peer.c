@@ -1,10 +1,31 @@
 /* tern peer: the nodes this one exchanges bundles with directly, and over which links. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "relay/cli.h"
+
+/* HOST:PORT or [V6]:PORT: a name or address of the characters they use, a port 1-65535. */
+static bool addr_valid(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon || colon == s || !colon[1])
+		return false;
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end || port == 0 || port > 65535 || colon[1] == '+' || colon[1] == '-')
+		return false;
+	bool v6 = s[0] == '[';
+	if (v6 && colon[-1] != ']')
+		return false;
+	for (const char *p = s + v6; p < colon - v6; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && !(v6 && *p == ':'))
+			return false;
+	return colon - s > 2 * v6;
+}
 
 static int peer_add(struct node *n, int argc, char **argv)
 {
@@ -21,8 +42,9 @@ static int peer_add(struct node *n, int argc, char **argv)
 		if (c == 's') {
 			p.links |= STORE_LINK_SNEAKERNET;
 		} else if (c == 'a') {
-			if (strlen(optarg) >= sizeof(p.addr) || !strchr(optarg, ':'))
-				return cli_usage("peer", "--addr %s: give HOST:PORT", optarg);
+			if (strlen(optarg) >= sizeof(p.addr) || !addr_valid(optarg))
+				return cli_usage("peer", "--addr %s: give HOST:PORT or [IPV6]:PORT",
+						 optarg);
 			snprintf(p.addr, sizeof(p.addr), "%s", optarg);
 			p.links |= STORE_LINK_TCP;
 		} else {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,8 +90,18 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		socklen_t len = sizeof(ss);
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Still readable: without a pause this would spin and flood the
+				 * log. */
+				log_warn("%s: accept: %s; not accepting for a second", l->addr,
+					 strerror(errno));
+				ev_io_stop(d->loop, &l->io);
+				ev_timer_set(&l->pause, 1.0, 0);
+				ev_timer_start(d->loop, &l->pause);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 				log_warn("%s: accept: %s", l->addr, strerror(errno));
+			}
 			return;
 		}
 		/* Numeric forms only: an IPv6 address with its scope fits 64 bytes. */
@@ -98,8 +109,15 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port, sizeof(port),
 			    NI_NUMERICHOST | NI_NUMERICSERV);
 		snprintf(where, sizeof(where), "%s:%s", host, port);
-		conn_accept(d, fd, where);
+		conn_accept(d, fd, host, where);
 	}
+}
+
+static void on_accept_pause(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct listener *l = w->data;
+	(void)revents;
+	ev_io_start(loop, &l->io);
 }
 
 int daemon_listen(struct daemon *d, const char *addr)
@@ -133,6 +151,8 @@ int daemon_listen(struct daemon *d, const char *addr)
 	ev_io_init(&l->io, on_accept, fd, EV_READ);
 	l->io.data = l;
 	ev_io_start(d->loop, &l->io);
+	ev_init(&l->pause, on_accept_pause);
+	l->pause.data = l;
 	log_info("listening on %s", addr);
 	return 0;
 }
@@ -141,16 +161,26 @@ void daemon_unlisten(struct daemon *d, size_t i)
 {
 	struct listener *l = &d->listeners[i];
 	ev_io_stop(d->loop, &l->io);
+	ev_timer_stop(d->loop, &l->pause);
 	close(l->fd);
 	log_info("no longer listening on %s", l->addr);
 	if (i + 1 < d->n_listen) {
 		/* The watcher's data points at its listener: move it by restarting it. */
 		struct listener *last = &d->listeners[d->n_listen - 1];
+		bool paused = ev_is_active(&last->pause);
 		ev_io_stop(d->loop, &last->io);
+		ev_timer_stop(d->loop, &last->pause);
 		*l = *last;
-		ev_io_init(&l->io, last->io.cb, l->fd, EV_READ);
+		ev_io_init(&l->io, on_accept, l->fd, EV_READ);
 		l->io.data = l;
-		ev_io_start(d->loop, &l->io);
+		ev_init(&l->pause, on_accept_pause);
+		l->pause.data = l;
+		if (paused) {
+			ev_timer_set(&l->pause, 1.0, 0);
+			ev_timer_start(d->loop, &l->pause);
+		} else {
+			ev_io_start(d->loop, &l->io);
+		}
 	}
 	d->n_listen--;
 }
@@ -230,6 +260,12 @@ int daemon_run(struct node *n, const struct daemon_options *opt)
 	struct daemon d = {.n = n, .opt = opt, .api_fd = -1, .lock_fd = -1};
 	int ret;
 	signal(SIGPIPE, SIG_IGN);
+	/* Each link may hold stage files open: take every descriptor the hard limit allows. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	d.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	if (!d.loop)
 		return -ENOMEM;

@@ -151,8 +151,8 @@ static int status(void *ctx, FILE *out)
 	}
 	fprintf(out,
 		"], \"expired\": %" PRIu64 ", \"hop_limited\": %" PRIu64 ", \"no_route\": %" PRIu64
-		", \"peers\": [",
-		d->expired, d->hop_limited, h.count[d->n_peers]);
+		", \"refused_calls\": %" PRIu64 ", \"peers\": [",
+		d->expired, d->hop_limited, h.count[d->n_peers], d->refused);
 	for (size_t i = 0; i < d->n_peers; i++) {
 		struct dpeer *p = d->peers[i];
 		fprintf(out, "%s{\"name\": ", i ? ", " : "");
@@ -191,8 +191,15 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	int fd = accept4(d->api_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Still readable: pause, or the loop spins on it. */
+			ev_io_stop(d->loop, &d->api_io);
+			ev_timer_set(&d->api_pause, 1.0, 0);
+			ev_timer_start(d->loop, &d->api_pause);
+		}
 		return;
+	}
 	size_t n = 0;
 	for (struct api_conn *a = d->api_conns; a; a = a->next)
 		n++;
@@ -212,6 +219,13 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_start(d->loop, &a->io);
 	a->next = d->api_conns;
 	d->api_conns = a;
+}
+
+static void on_api_pause(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daemon *d = w->data;
+	(void)revents;
+	ev_io_start(loop, &d->api_io);
 }
 
 int daemon_api_open(struct daemon *d)
@@ -238,6 +252,8 @@ int daemon_api_open(struct daemon *d)
 	}
 	ev_io_init(&d->api_io, on_accept, d->api_fd, EV_READ);
 	d->api_io.data = d;
+	ev_init(&d->api_pause, on_api_pause);
+	d->api_pause.data = d;
 	ev_io_start(d->loop, &d->api_io);
 	return 0;
 }
@@ -259,6 +275,7 @@ void daemon_api_close(struct daemon *d)
 	if (d->api_fd >= 0) {
 		char path[HOME_PATH_MAX];
 		ev_io_stop(d->loop, &d->api_io);
+		ev_timer_stop(d->loop, &d->api_pause);
 		close(d->api_fd);
 		if (home_path("api.sock", path, sizeof(path)) == 0)
 			unlink(path);

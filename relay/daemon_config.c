@@ -95,6 +95,7 @@ static int apply_listens(struct daemon *d, const struct config *c)
 }
 
 static uint64_t budget_left(const struct dpeer *p);
+static void load_counters(struct daemon *d, struct dpeer *p);
 
 /* A reload changes the policy of links that are up, without dropping them. */
 static void apply_policy(struct daemon *d)
@@ -103,6 +104,8 @@ static void apply_policy(struct daemon *d)
 		struct dpeer *p = d->peers[i];
 		if (!p->conn || !p->conn->ls)
 			continue;
+		if (!p->day)
+			load_counters(d, p);
 		link_session_set_min_priority(p->conn->ls,
 					      p->cp ? p->cp->min_priority : STORE_BULK);
 		link_session_set_budget(p->conn->ls, budget_left(p));
@@ -148,6 +151,8 @@ int daemon_config_load(struct daemon *d, bool reload)
 	}
 	config_free(d->cfg);
 	d->cfg = c;
+	for (size_t i = 0; i < d->n_peers; i++)
+		d->peers[i]->cp = c ? config_peer_find(c, d->peers[i]->sp.name) : NULL;
 	if (c)
 		log_info("%s: %zu peers, %zu routes, %zu listen addresses", path, c->n_peers,
 			 c->n_routes, c->n_listens);
@@ -218,7 +223,8 @@ void daemon_session_limits(struct daemon *d, struct dpeer *p, struct link_limits
 	if (!p->cp)
 		return;
 	out->min_priority = p->cp->min_priority;
-	load_counters(d, p);
+	if (!p->day)
+		load_counters(d, p); /* once: later, the count in memory is the newer */
 	out->budget_bytes = budget_left(p);
 }
 
@@ -263,7 +269,7 @@ void daemon_policy_tick(struct daemon *d)
 		}
 		daemon_save_counters(p);
 		bool open = daemon_window_open(d, p);
-		if (!open && p->conn && p->conn->ls) {
+		if (!open && p->conn && p->conn->ls && !link_session_why(p->conn->ls)[0]) {
 			log_info("%s: contact window closed", p->sp.name);
 			link_session_close(p->conn->ls);
 			conn_service(p->conn);

@@ -24,6 +24,7 @@
 #define HANDSHAKE_TIMEOUT_S 10.0
 #define CONNECT_TIMEOUT_S   15.0
 #define MAX_PENDING	    64
+#define PENDING_PER_HOST    8
 #define BACKOFF_MIN_MS	    1000
 #define BACKOFF_MAX_MS	    (5 * 60 * 1000)
 /* A session that lasted this long was a success: the next failure backs off from the start. */
@@ -53,7 +54,6 @@ static struct conn *conn_new(struct daemon *d, int fd, bool outbound, const char
 	c->timer.data = c;
 	c->next = d->conns;
 	d->conns = c;
-	d->n_pending++;
 	return c;
 }
 
@@ -93,7 +93,6 @@ void conn_close(struct conn *c, const char *why)
 {
 	struct daemon *d = c->d;
 	struct dpeer *p = c->peer;
-	bool had_session = c->ls != NULL;
 	daemon_clock(d);
 	if (c->ls) {
 		struct link_stats st;
@@ -108,7 +107,7 @@ void conn_close(struct conn *c, const char *why)
 	} else if (why) {
 		log_debug("%s: closed before a session: %s", peer_name(c), why);
 	}
-	if (!had_session)
+	if (c->pending)
 		d->n_pending--;
 	tcp_free(c->tcp);
 	ev_io_stop(d->loop, &c->io);
@@ -179,6 +178,11 @@ static int authenticated(struct conn *c)
 	struct dpeer *p = c->peer;
 	if (p->dialing == c)
 		p->dialing = NULL;
+	daemon_clock(d);
+	if (!daemon_window_open(d, p)) {
+		log_info("%s: called outside its contact windows; closed", p->sp.name);
+		return -EAGAIN;
+	}
 	if (p->conn) {
 		if (!keep_new(p->conn, c)) {
 			log_debug("%s: a second connection crossed ours; keeping ours", p->sp.name);
@@ -186,17 +190,15 @@ static int authenticated(struct conn *c)
 		}
 		conn_close(p->conn, "replaced by a new connection");
 	}
-	daemon_clock(d);
-	if (!daemon_window_open(d, p)) {
-		log_info("%s: called outside its contact windows; closed", p->sp.name);
-		return -EAGAIN;
-	}
 	struct link_limits lim;
 	daemon_session_limits(d, p, &lim);
 	int ret = link_session_new(d->n, &p->sp, &lim, send_record, c, &c->ls);
 	if (ret < 0)
 		return ret;
-	d->n_pending--;
+	if (c->pending) {
+		c->pending = false;
+		d->n_pending--;
+	}
 	p->conn = c;
 	p->up_since_ms = d->n->now.unix_ms;
 	p->last_contact_ms = d->n->now.unix_ms;
@@ -287,7 +289,13 @@ void conn_service(struct conn *c)
 		ev_io_set(&c->io, c->fd, events);
 		ev_io_start(d->loop, &c->io);
 	}
-	if (c->ls) {
+	if (c->ls && link_session_why(c->ls)[0]) {
+		/* Over (BYE sent): close once the last words are out, or give them 5 s. */
+		if (n == 0)
+			conn_end(c, -ESHUTDOWN);
+		else
+			arm_timer(c, 5.0);
+	} else if (c->ls) {
 		uint64_t due = link_session_deadline(c->ls);
 		if (due != UINT64_MAX)
 			arm_timer(c, due > now ? (double)(due - now) / 1000.0 : 0);
@@ -323,9 +331,12 @@ static void on_readable(struct conn *c)
 			ret = authenticated(c);
 		if (ret == -EACCES || ret == -EBADMSG) {
 			/* A stranger or garbage: closed without a word (no BYE, no reply). */
-			if (!c->ls)
-				log_info("%s: refused a connection that did not authenticate",
-					 c->where);
+			if (!c->ls) {
+				/* Debug only: a stranger must not be able to fill the disk. */
+				log_debug("%s: refused a connection that did not authenticate",
+					  c->where);
+				c->d->refused++;
+			}
 			conn_close(c, c->ls ? "a record failed to decrypt: closed without a word"
 					    : NULL);
 			return;
@@ -403,12 +414,39 @@ static void nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-int conn_accept(struct daemon *d, int fd, const char *where)
+/* The oldest unauthenticated caller, from host if given. */
+static struct conn *oldest_pending(struct daemon *d, const char *host, size_t *count)
 {
-	if (d->n_pending >= MAX_PENDING || d->stopping) {
-		/* Handshakes cost two X25519 each: a flood of them waits its turn, unanswered. */
+	struct conn *old = NULL;
+	*count = 0;
+	for (struct conn *c = d->conns; c; c = c->next) {
+		if (!c->pending || (host && strcmp(c->host, host)))
+			continue;
+		++*count;
+		if (!old || c->started_ms <= old->started_ms)
+			old = c;
+	}
+	return old;
+}
+
+int conn_accept(struct daemon *d, int fd, const char *host, const char *where)
+{
+	if (d->stopping) {
 		close(fd);
-		return -EBUSY;
+		return -ESHUTDOWN;
+	}
+	/*
+	 * Callers that have not authenticated cost a handshake each and hold a descriptor:
+	 * at most MAX_PENDING of them, PENDING_PER_HOST from one address. Past that the
+	 * oldest gives way, so silent connections cannot lock real peers out for long.
+	 */
+	size_t n;
+	struct conn *old = oldest_pending(d, host, &n);
+	if (n >= PENDING_PER_HOST ||
+	    (d->n_pending >= MAX_PENDING && (old = oldest_pending(d, NULL, &n)) != NULL)) {
+		log_debug("%s: too many callers waiting: the oldest gives way", old->where);
+		d->refused++;
+		conn_close(old, NULL);
 	}
 	nodelay(fd);
 	struct conn *c = conn_new(d, fd, false, where);
@@ -416,6 +454,9 @@ int conn_accept(struct daemon *d, int fd, const char *where)
 		close(fd);
 		return -ENOMEM;
 	}
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	c->pending = true;
+	d->n_pending++;
 	int ret = tcp_new_responder(d->n->id, lookup, c, &c->tcp);
 	if (ret < 0) {
 		conn_close(c, NULL);

@@ -52,6 +52,8 @@ struct conn {
 	uint64_t started_ms, last_rx_ms; /* monotonic */
 	uint64_t received_seen;		 /* link_stats.received already announced */
 	uint64_t bytes_out_seen;	 /* link_stats.bytes_out already counted */
+	bool pending;			 /* an inbound caller not yet authenticated */
+	char host[64];			 /* inbound: the caller's address, without the port */
 	uint64_t hop_limited_seen;	 /* link_stats.hop_limited already logged */
 };
 
@@ -59,6 +61,7 @@ struct listener {
 	struct daemon *d;
 	int fd;
 	ev_io io;
+	ev_timer pause; /* accept failed for want of descriptors: try again in a second */
 	char addr[DAEMON_ADDR_MAX];
 };
 
@@ -73,11 +76,13 @@ struct daemon {
 	struct dpeer **peers;
 	size_t n_peers;
 	struct conn *conns;
-	size_t n_pending; /* connections not yet authenticated */
+	size_t n_pending; /* inbound connections not yet authenticated */
+	uint64_t refused; /* connections that did not authenticate, this run */
 	struct listener listeners[DAEMON_MAX_LISTEN];
 	size_t n_listen;
 	int api_fd, lock_fd;
 	ev_io api_io;
+	ev_timer api_pause;
 	struct api_conn *api_conns;
 	ev_signal sig_term, sig_int, sig_hup;
 	ev_timer purge_timer, kick_timer, policy_timer;
@@ -127,7 +132,7 @@ void daemon_peers_free(struct daemon *d);
 
 /* ---- daemon_conn.c ---- */
 /* Takes a connected socket (accepted, or connected to p). 0 or -errno (fd closed). */
-int conn_accept(struct daemon *d, int fd, const char *where);
+int conn_accept(struct daemon *d, int fd, const char *host, const char *where);
 /* Dials p's next address; a failure schedules the next try. */
 void conn_dial(struct dpeer *p);
 /* Ends a connection now; why for the log (NULL: quietly). */

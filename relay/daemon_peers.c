@@ -67,8 +67,10 @@ static int add_one(void *ctx, const struct store_peer *sp)
 		memcpy(p->addrs, addrs, n * DAEMON_ADDR_MAX);
 		p->n_addrs = n;
 		p->next_addr = 0;
-		if (!fresh && !p->conn && !p->dialing)
-			dpeer_schedule_dial(p, false); /* a new address: try it now */
+		if (!fresh && !p->conn && !p->dialing) {
+			p->backoff_ms = 0; /* a new address: try it now */
+			dpeer_schedule_dial(p, false);
+		}
 	}
 	p->seen = true;
 	l->next[l->n++] = p;
@@ -86,9 +88,12 @@ int daemon_peers_load(struct daemon *d)
 	int ret = store_peer_foreach(d->n->store, add_one, &l);
 	if (ret < 0 || l.err < 0) {
 		/* Keep the table we had; the new entries made so far are in l.next only. */
-		for (size_t i = 0; i < l.n; i++)
-			if (!find(d, &l.next[i]->sp))
+		for (size_t i = 0; i < l.n; i++) {
+			if (!find(d, &l.next[i]->sp)) {
+				ev_timer_stop(d->loop, &l.next[i]->dial_timer);
 				free(l.next[i]);
+			}
+		}
 		free(l.next);
 		log_warn("cannot read the peers: %s", store_errmsg(d->n->store));
 		return ret < 0 ? ret : l.err;

@@ -68,8 +68,7 @@ static int make(struct tcp **out, bool initiator)
 		return -ENOMEM;
 	t->initiator = initiator;
 	t->in = malloc(2 + NOISE_MSG_MAX);
-	t->plain = malloc(NOISE_MSG_MAX);
-	if (!t->in || !t->plain) {
+	if (!t->in) {
 		tcp_free(t);
 		return -ENOMEM;
 	}
@@ -140,6 +139,10 @@ void tcp_free(struct tcp *t)
 
 static int split(struct tcp *t)
 {
+	/* Only now: a stranger's connection costs no decryption buffer. */
+	t->plain = malloc(NOISE_MSG_MAX);
+	if (!t->plain)
+		return -ENOMEM;
 	int ret = noise_split(t->hs, &t->tx, &t->rx);
 	noise_free(t->hs);
 	t->hs = NULL;
@@ -204,8 +207,10 @@ int tcp_input(struct tcp *t, const uint8_t *buf, size_t len, tcp_record_fn fn, v
 		t->in_len += take;
 		buf += take;
 		len -= take;
-		if (t->in_len == 2 && need == 2 && (t->in[0] | t->in[1]) == 0)
+		if (t->in_len == 2 && need == 2 && (t->in[0] | t->in[1]) == 0) {
 			ret = -EBADMSG; /* an empty message is never sent */
+			break;
+		}
 		if (t->in_len < 2 || t->in_len < 2 + ((size_t)t->in[0] << 8 | t->in[1]))
 			continue;
 		size_t mlen = t->in_len - 2;
@@ -236,7 +241,8 @@ int tcp_send(struct tcp *t, const uint8_t *rec, size_t len)
 
 size_t tcp_output(const struct tcp *t, const uint8_t **buf)
 {
-	*buf = t->out + t->out_off;
+	static const uint8_t none[1];
+	*buf = t->out ? t->out + t->out_off : none;
 	return t->out_len - t->out_off;
 }
 

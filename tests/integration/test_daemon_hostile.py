@@ -2,6 +2,7 @@
 """Hostile peers against a real daemon: a configured peer that sends garbage after the
 handshake, one that replays a recorded session, and a flood of bogus handshakes; the daemon
 ends each bad session, gives a replayer nothing it can use, and real peers carry on."""
+import json
 import os
 import socket
 import subprocess
@@ -79,8 +80,21 @@ def main():
         stop.set()
         t.join()
         print(f"{result[0] if result else 0} bogus handshakes; 20 real messages in {took:.1f} s")
-        check(dh.count("did not authenticate") >= 100, "the bogus handshakes were refused")
+        refused = dh.count("did not authenticate")
+        st = json.loads(hub.run(["status", "--json"], check_rc=0).stdout)
+        # Refused when their message 1 failed, or closed unread when more kept coming.
+        check(refused >= 20 and st["refused_calls"] >= 100,
+              f"the bogus handshakes were refused and counted: {refused}, {st['refused_calls']}")
         check(dh.proc.poll() is None, "the hub survived the flood")
+        dg.stop()
+
+        # 80 connections that say nothing do not keep a real peer from calling in.
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(80)]
+        dg = Daemon(good, listen=False)
+        good.run(["send", "hub", "-m", "past the silent ones"], check_rc=0)
+        wait_for(lambda: len(hub.inbox()) == 21, 10, "a real peer got in past silent callers")
+        for s in silent:
+            s.close()
         dg.stop()
         dh.stop()
     finally:

@@ -120,7 +120,9 @@ def stalled(scratch):
         samples.append(rss_kib(df.proc.pid))
     grew = max(samples) - first
     print(f"sender RSS with a stalled receiver: {first} KiB, grew by {grew} KiB over 4 s")
-    check(grew < 1024, f"stall: the sender's memory did not grow ({grew} KiB)")
+    # ASan holds freed memory in quarantine, so RSS creeps there even when nothing leaks.
+    bound = 16384 if SANITIZED else 1024
+    check(grew < bound, f"stall: the sender's memory did not grow ({grew} KiB)")
     check(staged(hub) < SIZE, "stall: the hub was stopped before the end of the file")
     dh.signal(signal.SIGCONT)
     wait_for(lambda: len(hub.inbox()) == 1, 120, "stall: the file arrived once the hub read again")
