@@ -32,10 +32,9 @@ void daemon_clock(struct daemon *d)
 	clock_now(&d->n->now);
 }
 
-void daemon_kick(struct daemon *d, bool queue, bool api)
+void daemon_kick(struct daemon *d, enum daemon_kick what)
 {
-	d->kick_queue |= queue;
-	d->kick_api |= api;
+	d->kick |= what;
 	if (!ev_is_active(&d->kick_timer)) {
 		ev_timer_set(&d->kick_timer, KICK_DELAY_S, 0);
 		ev_timer_start(d->loop, &d->kick_timer);
@@ -47,19 +46,22 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
 	struct daemon *d = w->data;
 	(void)loop;
 	(void)revents;
-	bool queue = d->kick_queue, api = d->kick_api;
-	d->kick_queue = d->kick_api = false;
-	if (queue) {
+	unsigned what = d->kick;
+	d->kick = 0;
+	if (what & (KICK_QUEUE | KICK_NEW)) {
 		struct conn *next;
 		for (struct conn *c = d->conns; c; c = next) {
 			next = c->next;
-			if (c->ls) {
+			if (!c->ls)
+				continue;
+			if (what & KICK_QUEUE)
 				link_session_rescan(c->ls);
-				conn_service(c);
-			}
+			else
+				link_session_scan_new(c->ls);
+			conn_service(c);
 		}
 	}
-	if (api)
+	if (what & KICK_API)
 		daemon_api_notify(d);
 }
 
@@ -217,7 +219,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	if (w->signum == SIGHUP) {
 		log_info("SIGHUP: reading the configuration and the peers again");
 		daemon_config_load(d, true);
-		daemon_kick(d, true, false);
+		daemon_kick(d, KICK_QUEUE);
 		return;
 	}
 	stop(d, w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -270,6 +272,8 @@ int daemon_run(struct node *n, const struct daemon_options *opt)
 	if (!d.loop)
 		return -ENOMEM;
 	link_limits_default(&d.lim);
+	/* A read burst's bundles share one durable commit: one fsync, not one per message. */
+	d.lim.group_commit = true;
 	daemon_clock(&d);
 	d.started_unix_ms = n->now.unix_ms;
 	ev_init(&d.kick_timer, on_kick);

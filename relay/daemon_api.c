@@ -100,7 +100,7 @@ static void queued(void *ctx)
 		d->last_peer_reload_ms = now;
 		daemon_peers_load(d);
 	}
-	daemon_kick(d, true, true);
+	daemon_kick(d, KICK_QUEUE | KICK_API);
 }
 
 struct hop_count {

@@ -222,7 +222,7 @@ static int on_record(void *ctx, const uint8_t *rec, size_t len)
 	if (st.received != c->received_seen) {
 		/* Something was stored here: a bundle to forward, a delivery, a receipt. */
 		c->received_seen = st.received;
-		daemon_kick(c->d, true, true);
+		daemon_kick(c->d, KICK_NEW | KICK_API);
 	}
 	return ret;
 }
@@ -348,6 +348,12 @@ static void on_readable(struct conn *c)
 		const uint8_t *out;
 		if (tcp_output(c->tcp, &out) > OUT_HARD)
 			break;
+	}
+	/* The burst's bundles commit together, then their ACKs go (link.h group_commit). */
+	int ret = c->ls ? link_session_flush(c->ls) : 0;
+	if (ret < 0) {
+		conn_end(c, ret);
+		return;
 	}
 	conn_service(c);
 }

@@ -86,8 +86,7 @@ struct daemon {
 	struct api_conn *api_conns;
 	ev_signal sig_term, sig_int, sig_hup;
 	ev_timer purge_timer, kick_timer, policy_timer;
-	bool kick_queue;	       /* bundles were queued: every session rescans */
-	bool kick_api;		       /* deliveries may have arrived: subscribers hear of them */
+	unsigned kick;		       /* enum daemon_kick bits waiting for kick_timer */
 	uint64_t expired, hop_limited; /* bundles dropped this run */
 	uint64_t last_peer_reload_ms;
 	uint64_t started_unix_ms;
@@ -102,8 +101,13 @@ void daemon_unlisten(struct daemon *d, size_t i);
 uint64_t daemon_mono_ms(void);
 /* Reads the wall and boot clocks into the node before it touches the store. */
 void daemon_clock(struct daemon *d);
-/* Bundles were queued or stored: sessions rescan, subscribers are told, soon and once. */
-void daemon_kick(struct daemon *d, bool queue, bool api);
+enum daemon_kick {
+	KICK_QUEUE = 1, /* the queue or the routes changed (a local process): sessions rescan it */
+	KICK_NEW = 2,	/* bundles were stored (received): sessions look at what is new */
+	KICK_API = 4,	/* deliveries may have arrived: subscribers hear of them */
+};
+/* Bundles were queued or stored: sessions scan, subscribers are told, soon and once a burst. */
+void daemon_kick(struct daemon *d, enum daemon_kick what);
 
 /* ---- daemon_config.c ---- */
 /*

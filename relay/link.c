@@ -8,19 +8,20 @@
 
 #include "relay/link.h"
 
-#define DATA_OVERHEAD	 41	    /* type, id, offset */
-#define SEGMENT_MIN	 512	    /* a DATA segment shorter than this waits for more budget */
-#define READ_AHEAD	 65536	    /* one store chunk: each is read and checked once */
-#define PINGS_MAX	 3	    /* unanswered, then BYE idle */
-#define RETRY_LATER_S	 60	    /* retry_after_s of a `later` refusal */
-#define RETRY_DAMAGED_S	 3600	    /* a damaged copy is quarantined here: an operator must act */
-#define RETRY_QUOTA_S	 600	    /* this peer's stages are at their cap */
-#define RETRY_DISK_S	 600	    /* the disk, or the stages of all peers, at their limit */
-#define RETRY_MAX_S	 3600	    /* a peer's retry_after_s is honoured up to this */
-#define STAGE_SYNC_BYTES (4u << 20) /* a receiving stage is made durable this often */
-#define DRAIN_MAX	 64	    /* refused transfers whose late records are still taken */
-#define COMPACT_MIN	 64	    /* finished offers kept before the table is compacted */
-#define HEAD_SLACK	 256	    /* a head re-encoded for the next hop, over the stored one */
+#define DATA_OVERHEAD	 41	     /* type, id, offset */
+#define SEGMENT_MIN	 512	     /* a DATA segment shorter than this waits for more budget */
+#define READ_AHEAD	 65536	     /* one store chunk: each is read and checked once */
+#define PINGS_MAX	 3	     /* unanswered, then BYE idle */
+#define RETRY_LATER_S	 60	     /* retry_after_s of a `later` refusal */
+#define RETRY_DAMAGED_S	 3600	     /* a damaged copy is quarantined here: an operator must act */
+#define RETRY_QUOTA_S	 600	     /* this peer's stages are at their cap */
+#define RETRY_DISK_S	 600	     /* the disk, or the stages of all peers, at their limit */
+#define RETRY_MAX_S	 3600	     /* a peer's retry_after_s is honoured up to this */
+#define STAGE_SYNC_BYTES (4u << 20)  /* a receiving stage is made durable this often */
+#define SMALL_MAX	 (64u << 10) /* transfers up to this are held in memory, not staged */
+#define DRAIN_MAX	 64	     /* refused transfers whose late records are still taken */
+#define COMPACT_MIN	 64	     /* finished offers kept before the table is compacted */
+#define HEAD_SLACK	 256	     /* a head re-encoded for the next hop, over the stored one */
 #define END_MAX		 (1 + 32 + LINK_TAIL_MAX)
 
 /*
@@ -65,6 +66,7 @@ struct in_entry {
 	uint64_t got;	 /* the next payload offset expected */
 	uint64_t synced; /* got at the stage's last sync */
 	struct store_stage *stage;
+	uint8_t *mem;  /* a small transfer's payload, held here instead of a stage */
 	uint8_t *head; /* the HEAD's bytes, until the END */
 	size_t headlen;
 };
@@ -95,8 +97,14 @@ struct link_session {
 	uint32_t *idx; /* index + 1, 0 empty; open addressing */
 	size_t idx_cap;
 	size_t outstanding, n_refused, n_done;
-	bool scan_more;	     /* the last scan stopped at max_offers */
-	bool rescan_due;     /* link_session_rescan, a budget, a retry: scan at the next call */
+	bool scan_more;	   /* the last scan stopped at max_offers */
+	bool rescan_due;   /* link_session_rescan, a budget, a retry: scan at the next call */
+	bool scan_new_due; /* link_session_scan_new, receipts queued: scan what is new */
+	bool batch_mine;   /* group commit: this session opened the store's batch */
+	uint8_t *held;	   /* ids committed in the open batch: ACKed after it commits */
+	size_t n_held, cap_held;
+	int64_t seen_max;    /* every queued rowid up to this was looked at by a whole scan */
+	int64_t visit_max;   /* the highest rowid the running scan looked at */
 	uint64_t next_retry; /* the earliest retry_at of a refused offer; UINT64_MAX none */
 	uint64_t order;
 	uint64_t budget;    /* transfer bytes left to produce; UINT64_MAX unlimited */
@@ -398,6 +406,8 @@ static int scan_one(void *ctx, const struct store_bundle *b, const uint8_t *head
 		s->scan_more = true;
 		return 1;
 	}
+	if (b->rowid > s->visit_max)
+		s->visit_max = b->rowid;
 	uint8_t prio = b->priority <= STORE_URGENT ? (uint8_t)b->priority : STORE_NORMAL;
 	if (prio < s->lim.min_priority || find_out(s, b->id) >= 0 ||
 	    node_next_hop(s->n, b->dest_node, &via) < 0 || via.node != s->peer.node ||
@@ -433,17 +443,30 @@ static int scan_one(void *ctx, const struct store_bundle *b, const uint8_t *head
 	return 0;
 }
 
-/* Offers what is queued for this peer and not offered yet this session, up to max_offers. */
-static int scan(struct link_session *s)
+/*
+ * Offers what is queued for this peer and not offered yet this session, up to max_offers:
+ * the whole queue (full), or only the bundles stored since the last scan that finished.
+ * A bundle queued by a local process or received from a peer is new, so the frequent
+ * case costs what is new, not the length of the queue; what a whole scan is for (a
+ * route, a budget or a floor changed; a retry; offers freed) asks for a full one.
+ */
+static int scan(struct link_session *s, bool full)
 {
 	if (s->err)
 		return s->err;
 	s->scan_more = false;
-	s->rescan_due = false;
+	s->scan_new_due = false;
+	if (full)
+		s->rescan_due = false;
 	int ret = compact(s);
 	if (ret < 0)
 		return fail(s, ret, LINK_BYE_DONE, "out of memory");
-	ret = store_bundle_foreach(s->n->store, STORE_QUEUED, &s->n->now, scan_one, s);
+	s->visit_max = 0;
+	ret = store_bundle_foreach_after(s->n->store, STORE_QUEUED, full ? 0 : s->seen_max,
+					 &s->n->now, scan_one, s);
+	/* Cut short (max_offers, an error): the full scan that follows sees the rest. */
+	if (!s->scan_more && ret >= 0 && s->visit_max > s->seen_max)
+		s->seen_max = s->visit_max;
 	if (s->err)
 		return s->err;
 	if (ret == -ENOMEM)
@@ -471,8 +494,13 @@ static int apply_ops(struct link_session *s)
 {
 	size_t i = 0;
 	int ret = 0;
+	bool own = false;
 	if (!s->n->store)
 		return 0; /* closed (node_close): not released, so sent again; never lost */
+	/* One commit for all: an ACK of a thousand ids is one fsync, not a thousand. */
+	if (s->n_ops > 1 && !store_batch_is_open(s->n->store) &&
+	    store_batch_begin(s->n->store) == 0)
+		own = true;
 	for (; i < s->n_ops; i++) {
 		struct op *o = &s->ops[i];
 		uint64_t released = 0;
@@ -490,6 +518,12 @@ static int apply_ops(struct link_session *s)
 		if (ret < 0)
 			break;
 		s->stats.released += released;
+	}
+	if (own && (ret < 0 || store_batch_commit(s->n->store) < 0)) {
+		store_batch_abort(s->n->store); /* nothing of it happened: all of it again */
+		i = 0;
+		if (ret == 0)
+			ret = -EIO;
 	}
 	if (i) {
 		memmove(s->ops, s->ops + i, (s->n_ops - i) * sizeof(*s->ops));
@@ -560,6 +594,7 @@ static struct in_entry *find_in(struct link_session *s, const uint8_t id[32])
 static void drop_in(struct link_session *s, struct in_entry *e)
 {
 	store_stage_close(e->stage);
+	free(e->mem);
 	free(e->head);
 	*e = s->in[--s->n_in];
 }
@@ -708,6 +743,10 @@ static bool quarantined(struct link_session *s, const uint8_t id[32])
  * Transfer e is whole: head, staged bytes and tail go through ingest in one local pass,
  * the store's writer open only for it. ACK once the commit returned.
  */
+static void abort_batch(struct link_session *s);
+static int settle(struct link_session *s);
+static int hold_ack(struct link_session *s, const uint8_t id[32]);
+
 static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *tail, size_t tlen)
 {
 	struct ingest *in = NULL;
@@ -715,9 +754,12 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 	char hex[17];
 	int ret;
 	hex8(e->id, hex);
-	/* A commit would join the batch, and its ACK rest on what may be rolled back. */
-	if (store_batch_is_open(s->n->store))
+	/* Another's batch (a local command's): our ACK would rest on what may be rolled back. */
+	if (store_batch_is_open(s->n->store) && !s->batch_mine)
 		return refuse_in(s, e, LINK_REFUSE_LATER, RETRY_LATER_S, true, false);
+	/* Group commit: the bundles of one read burst share a commit; ACKs wait for it. */
+	if (s->lim.group_commit && !s->batch_mine && store_batch_begin(s->n->store) == 0)
+		s->batch_mine = true;
 	res = malloc(sizeof(*res));
 	ret = res ? ingest_new(s->n, &in) : -ENOMEM;
 	if (ret < 0) {
@@ -728,7 +770,9 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 	bool decided = ingest_feed(in, e->head, e->headlen) != 0;
 	/* The read-ahead buffer carries the staged bytes: it is only a cache of our sending. */
 	s->ra_owner = 0;
-	for (uint64_t off = 0; !decided && off < e->size;) {
+	if (e->mem && !decided)
+		decided = ingest_feed(in, e->mem, e->size) != 0;
+	for (uint64_t off = 0; !e->mem && !decided && off < e->size;) {
 		ssize_t n = store_stage_read(e->stage, off, s->ra, READ_AHEAD);
 		if (n <= 0) {
 			ingest_free(in);
@@ -741,6 +785,13 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 	if (!decided)
 		ingest_feed(in, tail, tlen);
 	ret = ingest_finish(in, res);
+	if (ret < 0 && s->batch_mine) {
+		/* The batch may hold part of it: all of it goes back, and what it held is refused.
+		 */
+		abort_batch(s);
+		if (s->err)
+			ret = s->err;
+	}
 	if (ret == -ENOSPC) {
 		free(res);
 		return refuse_in(s, e, LINK_REFUSE_DISK_FULL, RETRY_DISK_S, true, false);
@@ -762,7 +813,8 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 		case INGEST_DUPLICATE:
 		case INGEST_RECEIPT:
 			s->stats.received++;
-			ret = answer_ack(s, e->id); /* the commit returned: custody is ours */
+			/* Custody is ours once the commit returned: now, or at the batch's. */
+			ret = s->batch_mine ? hold_ack(s, e->id) : answer_ack(s, e->id);
 			break;
 		case INGEST_REJECTED:
 			/* As at the offer: a rotten copy here, not this one, is what is wrong. */
@@ -788,6 +840,54 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 		drop_in(s, e); /* answered at its END: nothing more of it comes */
 	free(res);
 	return ret;
+}
+
+static int hold_ack(struct link_session *s, const uint8_t id[32])
+{
+	uint8_t *a = grow(s->held, &s->cap_held, s->n_held + 1, 32);
+	if (!a)
+		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+	s->held = a;
+	memcpy(a + 32 * s->n_held++, id, 32);
+	return 0;
+}
+
+/* The batch failed: nothing of it is here; what it held is refused, to be sent again. */
+static void abort_batch(struct link_session *s)
+{
+	store_batch_abort(s->n->store);
+	s->batch_mine = false;
+	for (size_t i = 0; i < s->n_held && !s->err; i++)
+		answer_refuse(s, s->held + 32 * i, LINK_REFUSE_LATER, RETRY_LATER_S);
+	s->n_held = 0;
+	receipt_batch_free(&s->receipts); /* their deliveries went back too */
+	s->receipts = (struct receipt_batch){0};
+	s->receipts_due = false;
+}
+
+int link_session_flush(struct link_session *s)
+{
+	if (!s->batch_mine)
+		return s->err;
+	if (s->receipts_due) {
+		unsigned queued = 0;
+		/* In the same commit: a receipt is one more bundle of the batch. */
+		receipt_batch_flush(s->n, &s->receipts, &queued);
+		s->receipts_due = false;
+		s->scan_new_due |= queued > 0;
+	}
+	int ret = store_batch_commit(s->n->store);
+	s->batch_mine = false;
+	if (ret < 0) {
+		s->n_held = 0;
+		return store_failed(s, ret, "group commit"); /* nothing acknowledged */
+	}
+	for (size_t i = 0; i < s->n_held && ret == 0; i++)
+		ret = answer_ack(s, s->held + 32 * i);
+	s->n_held = 0;
+	if (ret == 0)
+		ret = settle(s);
+	return ret < 0 ? ret : flush_answers(s);
 }
 
 static size_t receiving(const struct link_session *s)
@@ -839,6 +939,14 @@ static int on_head(struct link_session *s, const struct link_msg *m)
 		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
 	memcpy(e->head, m->bytes, m->len);
 	e->headlen = m->len;
+	if (e->size <= SMALL_MAX && e->from == 0) {
+		/*
+		 * Small: a stage file and its rows would cost two commits for bytes that
+		 * come in one or two records, and a resume would save nothing.
+		 */
+		e->mem = malloc(e->size ? e->size : 1);
+		return e->mem ? 0 : fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+	}
 	struct store_stage_limits sl;
 	stage_limits(s, &sl);
 	int ret = store_stage_open(s->n->store, s->peer.node, e->id, e->size, e->from, e->life_ms,
@@ -856,6 +964,10 @@ static int on_data(struct link_session *s, const struct link_msg *m)
 	if (m->offset != e->got || m->len > e->size - e->got)
 		return protocol(s, "DATA not at the next offset, or past the payload");
 	e->got += m->len;
+	if (e->mem) {
+		memcpy(e->mem + (e->got - m->len), m->bytes, m->len);
+		return 0;
+	}
 	int ret = store_stage_append(e->stage, m->bytes, m->len);
 	if (ret < 0)
 		return stage_failed(s, e, ret, true);
@@ -999,15 +1111,22 @@ static int settle(struct link_session *s)
 		return store_failed(s, ret, "custody");
 	retry_due(s);
 	bool rescan = s->rescan_due || (s->scan_more && s->outstanding <= s->lim.max_offers / 2);
+	/*
+	 * Inside our open batch nothing is offered: a receipt or a forwarded bundle sent
+	 * before the commit could outlive a rollback (a receipt home makes the sender drop
+	 * its copies). link_session_flush queues the receipts and scans after the commit.
+	 */
+	if (s->batch_mine)
+		return 0;
 	if (s->receipts_due) {
 		unsigned queued = 0;
 		/* A receipt is a courtesy: one that cannot be queued loses no message. */
 		receipt_batch_flush(s->n, &s->receipts, &queued);
 		s->receipts_due = false;
-		rescan |= queued > 0;
+		s->scan_new_due |= queued > 0;
 	}
-	if (rescan)
-		return scan(s);
+	if (rescan || s->scan_new_due)
+		return scan(s, rescan);
 	/* Many offers finished between scans (a long session): memory stays bounded. */
 	if (s->n_done >= COMPACT_MIN && s->n_done * 2 >= s->n_out && compact(s) < 0)
 		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
@@ -1057,6 +1176,18 @@ void link_session_free(struct link_session *s)
 {
 	if (!s)
 		return;
+	if (s->batch_mine && s->n->store) {
+		/* Good bundles: kept. Their ACKs are lost with the link; the next offer gets one.
+		 */
+		if (s->receipts_due) {
+			unsigned queued;
+			receipt_batch_flush(s->n, &s->receipts, &queued);
+			s->receipts_due = false;
+		}
+		if (store_batch_commit(s->n->store) < 0)
+			store_batch_abort(s->n->store);
+	}
+	free(s->held);
 	apply_ops(s);
 	if (s->receipts_due && s->n->store) {
 		unsigned queued;
@@ -1076,6 +1207,7 @@ void link_session_free(struct link_session *s)
 			store_stage_drop(s->in[i].stage);
 		else
 			store_stage_close(s->in[i].stage);
+		free(s->in[i].mem);
 		free(s->in[i].head);
 	}
 	free(s->drained);
@@ -1110,7 +1242,7 @@ int link_session_start(struct link_session *s, uint64_t now_ms)
 	s->next_ping = now_ms + 1000ull * s->lim.keepalive_s;
 	s->next_rescan = now_ms + 1000ull * s->lim.rescan_s;
 	int ret = send_rec(s, link_encode_hello(s->rec, s->peer_max, &h));
-	return ret < 0 ? ret : scan(s);
+	return ret < 0 ? ret : scan(s, true);
 }
 
 static int handle(struct link_session *s, const struct link_msg *m)
@@ -1444,12 +1576,17 @@ uint64_t link_session_deadline(const struct link_session *s)
 		t = s->next_rescan;
 	if (s->next_retry < t)
 		t = s->next_retry;
-	return s->rescan_due ? 0 : t;
+	return s->rescan_due || s->scan_new_due ? 0 : t;
 }
 
 void link_session_rescan(struct link_session *s)
 {
 	s->rescan_due = true;
+}
+
+void link_session_scan_new(struct link_session *s)
+{
+	s->scan_new_due = true;
 }
 
 void link_session_set_min_priority(struct link_session *s, enum store_priority p)
@@ -1469,7 +1606,8 @@ void link_session_set_budget(struct link_session *s, uint64_t bytes)
 bool link_session_idle(const struct link_session *s)
 {
 	return !s->err && s->started && s->outstanding == 0 && s->n_in == 0 && s->n_ops == 0 &&
-	       !s->rescan_due && !s->receipts_due && !(s->scan_more && s->outstanding == 0);
+	       !s->rescan_due && !s->scan_new_due && !s->receipts_due &&
+	       !(s->scan_more && s->outstanding == 0);
 }
 
 int link_session_close(struct link_session *s)

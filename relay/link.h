@@ -57,6 +57,13 @@ struct link_limits {
 	/* Policy of this link (DESIGN.md §7), for what we offer. */
 	enum store_priority min_priority; /* bundles below it are not offered on this session */
 	uint64_t budget_bytes; /* transfer bytes pump may produce; UINT64_MAX unlimited */
+	/*
+	 * Group commit: bundles received are committed together in one store batch, which
+	 * link_session_flush commits (then sends their ACKs). The caller must call it before
+	 * it returns to its loop, and nothing else may use the store in between. Off by
+	 * default: every bundle is committed and acknowledged alone.
+	 */
+	bool group_commit;
 };
 
 /*
@@ -97,6 +104,12 @@ int link_session_input(struct link_session *s, const uint8_t *rec, size_t len, u
 int link_session_pump(struct link_session *s, uint64_t now_ms, size_t budget, size_t *produced);
 /* True if pump has transfer records to produce. */
 bool link_session_wants_pump(const struct link_session *s);
+/*
+ * With group_commit: commits the bundles received since the last call (one durable
+ * commit, delivery receipts included) and sends their ACKs. 0 or an error as above (a
+ * failed commit ends the session with nothing acknowledged). A no-op otherwise.
+ */
+int link_session_flush(struct link_session *s);
 /* Keepalives and rescans that are due at now_ms. */
 int link_session_tick(struct link_session *s, uint64_t now_ms);
 /* When tick is next due (a now_ms value); UINT64_MAX if never. */
@@ -109,6 +122,12 @@ uint64_t link_session_deadline(const struct link_session *s);
  * and the caller must call tick (or pump) for the scan to happen.
  */
 void link_session_rescan(struct link_session *s);
+/*
+ * As link_session_rescan, but the scan looks only at bundles stored since the last scan
+ * that finished (cost: what is new, not the queue's length). For bundles just queued or
+ * received; a change of route, policy or budget needs link_session_rescan.
+ */
+void link_session_scan_new(struct link_session *s);
 /*
  * Sets the transfer bytes pump may still produce on this session (a daily refill, say);
  * UINT64_MAX: unlimited. Bytes count as in link_stats.bytes_out (HEAD, DATA and END

@@ -595,6 +595,15 @@ int store_bundle_foreach(struct store *s, enum store_state state, const struct s
 				   size_t headlen),
 			 void *ctx)
 {
+	return store_bundle_foreach_after(s, state, 0, now, fn, ctx);
+}
+
+int store_bundle_foreach_after(struct store *s, enum store_state state, int64_t after,
+			       const struct store_clock *now,
+			       int (*fn)(void *ctx, const struct store_bundle *b,
+					 const uint8_t *head, size_t headlen),
+			       void *ctx)
+{
 	struct store_bundle b;
 	size_t cap = 256, len = 0;
 	uint8_t *head = malloc(cap);
@@ -609,7 +618,7 @@ int store_bundle_foreach(struct store *s, enum store_state state, const struct s
 	}
 	store_clock_observe(s, now);
 	for (int prio = STORE_URGENT; prio >= STORE_BULK; prio--) {
-		int64_t last = 0;
+		int64_t last = after > 0 ? after : 0;
 
 		for (;;) {
 			bool ok = true;

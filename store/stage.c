@@ -271,8 +271,8 @@ static int file_size(struct store *s, uint64_t peer, const uint8_t id[32], uint6
 int store_stage_have(struct store *s, uint64_t peer, const uint8_t id[static 32],
 		     uint64_t payload_len, uint64_t *have, uint64_t *bytes)
 {
-	int64_t row;
-	uint64_t len, h, size = 0;
+	int64_t row = 0;
+	uint64_t len = 0, h = 0, size = 0; /* set by lookup; GCC -O3 cannot tell */
 	if (!s || !id || !have)
 		return -EINVAL;
 	*have = 0;

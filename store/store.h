@@ -220,6 +220,16 @@ int store_bundle_foreach(struct store *s, enum store_state state, const struct s
 				   size_t headlen),
 			 void *ctx);
 /*
+ * As store_bundle_foreach, over the bundles whose rowid is above after only: those stored
+ * since a scan that saw rowids up to after (rowids only grow, and rows commit in their
+ * order: the store has one writer at a time). For scans that look at what is new.
+ */
+int store_bundle_foreach_after(struct store *s, enum store_state state, int64_t after,
+			       const struct store_clock *now,
+			       int (*fn)(void *ctx, const struct store_bundle *b,
+					 const uint8_t *head, size_t headlen),
+			       void *ctx);
+/*
  * Streams a bundle's payload to fn in order, a chunk at a time, each chunk checked
  * against its CRC-32C first. On a mismatch, a missing chunk or a wrong length the
  * bundle is moved to STORE_QUARANTINED (durably), store_errmsg() names the chunk,

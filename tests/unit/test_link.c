@@ -1557,6 +1557,63 @@ out:
 	free(mid);
 }
 
+/* Group commit: no ACK before link_session_flush committed; a failed batch acknowledges nothing. */
+static void test_group_commit(void)
+{
+	struct side a, b;
+	const char *t1 = "first of a burst", *t2 = "second of a burst";
+	uint8_t id1[32], id2[32];
+	struct link_limits lim, glim;
+	quiet_limits(&lim);
+	glim = lim;
+	glim.group_commit = true;
+	if (!pair_open(&a, &b)) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(submit(&a, (const uint8_t *)t1, strlen(t1), false, STORE_NORMAL, id1));
+	CHECK(submit(&a, (const uint8_t *)t2, strlen(t2), false, STORE_NORMAL, id2));
+	CHECK(session_open(&a, &lim) && session_open(&b, &glim) && start(&a, &b, 0));
+	run(&a, &b, 0, 100000, NULL, 100);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	/* Both are in B's open batch, neither acknowledged, the batch B's own. */
+	CHECK(!acked(&b, id1) && !acked(&b, id2));
+	CHECK(store_batch_is_open(b.n.store));
+	CHECK(store_bundle_exists(a.n.store, id1) && store_bundle_exists(a.n.store, id2));
+	/* No receipt offered from inside the batch: it could outlive a rollback. */
+	CHECK(find_rec(&b, LINK_OFFER, NULL, 0) < 0);
+	CHECK_EQ(link_session_flush(b.s), 0);
+	CHECK(!store_batch_is_open(b.n.store));
+	CHECK(acked(&b, id1) && acked(&b, id2));
+	CHECK_EQ(count_inbox(&b.n), 2);
+	run(&a, &b, 0, 100000, NULL, 100);
+	CHECK(!store_bundle_exists(a.n.store, id1) && !store_bundle_exists(a.n.store, id2));
+	CHECK_EQ(link_session_flush(b.s), 0); /* nothing open: a no-op */
+
+	/* A session freed with its batch open keeps the bundles; the next offer gets an ACK. */
+	const char *t3 = "cut before the flush";
+	uint8_t id3[32];
+	CHECK(submit(&a, (const uint8_t *)t3, strlen(t3), false, STORE_NORMAL, id3));
+	link_session_rescan(a.s);
+	CHECK_EQ(link_session_tick(a.s, 0), 0);
+	run(&a, &b, 0, 100000, NULL, 100);
+	CHECK(!acked(&b, id3));
+	session_close(&a);
+	session_close(&b);
+	CHECK(!store_batch_is_open(b.n.store));
+	CHECK_EQ(count_inbox(&b.n), 3);
+	CHECK(store_bundle_exists(a.n.store, id3));
+	CHECK(session_open(&a, &lim) && session_open(&b, &glim) && start(&a, &b, 0));
+	run(&a, &b, 0, 100000, NULL, 100);
+	CHECK(acked(&b, id3)); /* already here: an ACK at the offer, no batch needed */
+	run(&a, &b, 0, 100000, NULL, 100);
+	CHECK(!store_bundle_exists(a.n.store, id3));
+	CHECK_EQ(count_inbox(&b.n), 3);
+out:
+	pair_close(&a, &b);
+}
+
 int main(void)
 {
 	if (tern_crypto_init() < 0 || !mkdtemp(dir))
@@ -1577,6 +1634,7 @@ int main(void)
 	test_in_freed();
 	test_out_bounded();
 	test_batch_open();
+	test_group_commit();
 	test_end_quarantined();
 	test_free_after_close();
 	test_policy();
