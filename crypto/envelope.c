@@ -383,6 +383,7 @@ _Static_assert(ENV_OUTER_MAX <= sizeof(((struct envelope_opener *)0)->buf), "out
 _Static_assert(sizeof(struct envelope_opener) % 64 == 0,
 	       "sodium_malloc returns it 64-byte aligned");
 _Static_assert(ENVELOPE_COMPACT_OVERHEAD + ENVELOPE_COMPACT_MAX <= ENV_CHUNK, "compact fits");
+_Static_assert(ENV_COMPACT_SCRATCH + ENVELOPE_COMPACT_MAX <= ENV_CHUNK, "compact opens in pt");
 
 int envelope_open_new(const struct identity *me, struct envelope_opener **out)
 {
@@ -668,22 +669,23 @@ int envelope_open_update(struct envelope_opener *o, const uint8_t *buf, size_t l
 int envelope_open_final(struct envelope_opener *o, envelope_candidates cand, void *cctx,
 			struct envelope_meta *meta)
 {
-	uint8_t *text = NULL, msg[ENV_SIG_MSG_LEN];
+	uint8_t msg[ENV_SIG_MSG_LEN];
 	size_t text_len = 0;
 	int ret = o->err;
 
 	if (ret || o->finished)
 		goto out;
 	if (o->state == OPEN_COMPACT) {
-		ret = -ENOMEM;
-		text = sodium_malloc(ENVELOPE_COMPACT_MAX);
-		if (!text)
-			goto out;
+		/* A compact envelope never reaches the chunk stage: pt is free for the text and
+		 * the secrets. */
+		uint8_t *text = o->pt + ENV_COMPACT_SCRATCH;
+
 		ret = envelope_compact_open(o->me, o->buf, o->have, cand, cctx, &o->meta, text,
-					    &text_len);
+					    &text_len, o->pt);
 		/* The compact text is verified before anyone sees it. */
 		if (!ret && o->sink)
 			ret = o->sink(o->ctx, text, text_len);
+		sodium_memzero(text, ENVELOPE_COMPACT_MAX);
 		goto out;
 	}
 	ret = -EBADMSG;
@@ -702,7 +704,6 @@ out:
 	}
 	if (!ret && meta)
 		*meta = o->meta;
-	sodium_free(text);
 	return ret;
 }
 

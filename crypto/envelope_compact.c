@@ -53,6 +53,8 @@ struct compact_work {
 	uint8_t msg[CMP_SIG_MAX];
 };
 
+_Static_assert(sizeof(struct compact_work) <= ENV_COMPACT_SCRATCH, "compact scratch fits");
+
 int envelope_seal_compact(const struct identity *sender, const struct envelope_recipient *rcpt,
 			  const uint8_t *text, size_t len, struct envelope_meta *meta, uint8_t *out,
 			  size_t cap, size_t *outlen)
@@ -132,9 +134,9 @@ static void try_candidate(void *fctx, const uint8_t pk[32])
 
 int envelope_compact_open(const struct identity *me, const uint8_t *in, size_t len,
 			  envelope_candidates cand, void *cctx, struct envelope_meta *meta,
-			  uint8_t *text, size_t *text_len)
+			  uint8_t *text, size_t *text_len, void *scratch)
 {
-	struct compact_work *w = NULL;
+	struct compact_work *w = scratch;
 	struct candidate_search cs = {0};
 	const uint8_t *eph_pk = in + 1;
 	const struct identity_box_key *opened = NULL;
@@ -146,10 +148,6 @@ int envelope_compact_open(const struct identity *me, const uint8_t *in, size_t l
 		goto out;
 	plain_len = len - ENV_COMPACT_HDR - crypto_aead_xchacha20poly1305_ietf_ABYTES;
 	n = plain_len - ENV_COMPACT_PLAIN_OVERHEAD;
-	ret = -ENOMEM;
-	w = sodium_malloc(sizeof(*w));
-	if (!w)
-		goto out;
 	/* The compact form names no recipient either: try each of our keys. */
 	for (size_t j = 0; j < me->n_box && !opened; j++) {
 		if (crypto_scalarmult_curve25519(w->ss, me->box[j].sk, eph_pk) != 0)
@@ -193,7 +191,6 @@ int envelope_compact_open(const struct identity *me, const uint8_t *in, size_t l
 	*text_len = n;
 	ret = 0;
 out:
-	if (w)
-		sodium_free(w);
+	sodium_memzero(w, sizeof(*w));
 	return ret;
 }
