@@ -1370,8 +1370,8 @@ out:
 
 /*
  * While a batch is open on the receiver's store, nothing is wanted or acknowledged (an
- * ACK could rest on what the batch rolls back): REFUSE later; then the offer comes again
- * after retry_after_s, in the same session, and goes through.
+ * ACK could rest on what the batch rolls back): REFUSE later, in a second; then the offer
+ * comes again after retry_after_s, in the same session, and goes through.
  */
 static void test_batch_open(void)
 {
@@ -1393,18 +1393,53 @@ static void test_batch_open(void)
 	CHECK_EQ(b.ret, 0);
 	CHECK(!acked(&b, id));
 	CHECK_EQ(refuse_of(&b, id, &retry), LINK_REFUSE_LATER);
-	CHECK_EQ(retry, 60);
+	CHECK_EQ(retry, 1); /* the batch ends with the read burst: no minute's wait */
 	store_batch_abort(b.n.store);
 	CHECK_EQ(count_inbox(&b.n), 0);
 	CHECK(store_bundle_exists(a.n.store, id));
-	CHECK_EQ(link_session_deadline(a.s), 60000);
+	CHECK_EQ(link_session_deadline(a.s), 1000);
 	CHECK(link_session_idle(a.s)); /* the refusal waits: a dialer may hang up */
-	CHECK_EQ(link_session_tick(a.s, 60000), 0);
+	CHECK_EQ(link_session_tick(a.s, 1000), 0);
 	CHECK(!link_session_idle(a.s));
-	run(&a, &b, 60000, 100000, NULL, 100);
+	run(&a, &b, 1000, 100000, NULL, 100);
 	CHECK(acked(&b, id));
 	CHECK_EQ(inbox_has(&b.n, (const uint8_t *)text, strlen(text)), 1);
 	CHECK(!store_bundle_exists(a.n.store, id));
+out:
+	pair_close(&a, &b);
+}
+
+/*
+ * More offers than the receiver takes at once: the rest are refused `later`, in a second
+ * (its transfers end within the burst), and arrive in the same session once retried.
+ */
+static void test_offers_over_max(void)
+{
+	struct side a, b;
+	const char *t1 = "first of two", *t2 = "second of two";
+	uint8_t id1[32], id2[32];
+	struct link_limits la, lb;
+	uint32_t r1 = 0, r2 = 0;
+	quiet_limits(&la);
+	quiet_limits(&lb);
+	lb.max_offers = 1;
+	if (!pair_open(&a, &b)) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(submit(&a, (const uint8_t *)t1, strlen(t1), false, STORE_NORMAL, id1));
+	CHECK(submit(&a, (const uint8_t *)t2, strlen(t2), false, STORE_NORMAL, id2));
+	CHECK(session_open(&a, &la) && session_open(&b, &lb) && start(&a, &b, 0));
+	run(&a, &b, 0, 100000, NULL, 100);
+	int f1 = refuse_of(&b, id1, &r1), f2 = refuse_of(&b, id2, &r2);
+	CHECK(acked(&b, id1) != acked(&b, id2)); /* one taken, one refused */
+	CHECK_EQ(f1 + f2, LINK_REFUSE_LATER);
+	CHECK_EQ(r1 + r2, 1);
+	CHECK_EQ(link_session_deadline(a.s), 1000);
+	CHECK_EQ(link_session_tick(a.s, 1000), 0);
+	run(&a, &b, 1000, 100000, NULL, 100);
+	CHECK(acked(&b, id1) && acked(&b, id2));
+	CHECK_EQ(count_inbox(&b.n), 2);
 out:
 	pair_close(&a, &b);
 }
@@ -1634,6 +1669,7 @@ int main(void)
 	test_in_freed();
 	test_out_bounded();
 	test_batch_open();
+	test_offers_over_max();
 	test_group_commit();
 	test_end_quarantined();
 	test_free_after_close();
