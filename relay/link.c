@@ -646,11 +646,11 @@ static int take_offer(struct link_session *s, const struct link_offer *o)
 	if (e)
 		drop_in(s, e); /* the peer gave up our WANT (it offers afresh): answered afresh */
 	undrain(s, o->id);
-	/* Anything written now would join the batch: no ACK may rest on it (store.h). */
 	/*
-	 * Both of these clear once the burst's commit is done and its transfers end: a sender
-	 * told to wait a minute sat idle with nothing else to do (bench/daemon.py, 3,000 texts:
-	 * the last 1,000 offered during a commit arrived 60 s late).
+	 * Anything written now would join the batch: no ACK may rest on it (store.h). The
+	 * batch, like max_offers transfers under way below, clears within the read burst, so
+	 * the retry is short: told to wait a minute, a sender with nothing else to offer sat
+	 * idle (bench/daemon.py, 3,000 texts: the last 1,000 arrived 60 s late).
 	 */
 	if (store_batch_is_open(s->n->store))
 		return answer_refuse(s, o->id, LINK_REFUSE_LATER, RETRY_BUSY_S);
