@@ -1,0 +1,116 @@
+/* A tern-sim scenario: nodes, links and their contact plans, routes, traffic, crashes. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * docs/sim.md gives the text format. Times are virtual microseconds from the start of the
+ * run, which is 00:00 UTC of a day, so the daily windows of tern.conf line up with it.
+ * Names are indexes into the arrays below.
+ */
+
+#define SCENARIO_NAME_MAX    31
+#define SCENARIO_WINDOWS_MAX 8
+#define SCENARIO_LINE_MAX    1024
+
+struct scenario_node {
+	char name[SCENARIO_NAME_MAX + 1];
+};
+
+enum scenario_plan {
+	PLAN_ALWAYS,  /* up from the start to the end */
+	PLAN_WINDOWS, /* daily windows and explicit contacts */
+	PLAN_RANDOM,  /* exponential on and off periods */
+};
+
+/* [start, end) in µs after the start of the run. */
+struct scenario_span {
+	int64_t start, end;
+};
+
+struct scenario_link {
+	size_t a, b;	     /* a dials b */
+	uint64_t rate_bps;   /* each way */
+	int64_t latency_us;  /* one way */
+	double cost_per_mib; /* for the report: cost units per MiB carried, both ways */
+	enum scenario_plan plan;
+	/* PLAN_WINDOWS: daily [start, end) in µs after 00:00 UTC (end < start wraps). */
+	struct scenario_span windows[SCENARIO_WINDOWS_MAX];
+	size_t n_windows;
+	struct scenario_span *contacts; /* explicit contacts, sorted by start */
+	size_t n_contacts;
+	int64_t mean_up_us, mean_down_us; /* PLAN_RANDOM */
+};
+
+struct scenario_route {
+	size_t node;
+	bool is_default;
+	size_t dest; /* unless is_default */
+	size_t via;
+};
+
+enum scenario_arrival {
+	ARRIVE_EVERY,	/* one message each period */
+	ARRIVE_POISSON, /* exponential gaps, mean period */
+};
+
+struct scenario_flow {
+	size_t from, to;
+	enum scenario_arrival arrival;
+	int64_t period_us;
+	uint64_t size_min, size_max; /* plaintext bytes, uniform in [min, max] */
+	int priority;		     /* enum store_priority */
+	int64_t lifetime_us;
+	int64_t start_us, stop_us; /* messages are made in [start, stop) */
+};
+
+struct scenario_crash {
+	size_t node;
+	int64_t at_us, down_us;
+};
+
+struct scenario {
+	int64_t duration_us;
+	int64_t sample_us; /* queue sizes recorded this often */
+	struct scenario_node *nodes;
+	size_t n_nodes;
+	struct scenario_link *links;
+	size_t n_links;
+	struct scenario_route *routes;
+	size_t n_routes;
+	struct scenario_flow *flows;
+	size_t n_flows;
+	struct scenario_crash *crashes;
+	size_t n_crashes;
+};
+
+struct scenario_reader;
+
+/* Push-style, so the caller owns the I/O and a fuzzer can drive it. 0 or -ENOMEM. */
+int scenario_read_init(struct scenario_reader **out);
+/*
+ * One line (without its newline; len bytes, no NUL needed). 0, or -EINVAL when the line is
+ * wrong: the error is kept with its line number and reading goes on, so that one run
+ * names every error. -ENOMEM.
+ */
+int scenario_read_line(struct scenario_reader *r, const uint8_t *line, size_t len);
+/*
+ * Checks the whole (a duration, at least one node, routes naming links) and hands the
+ * scenario over: 0 and *out, or -EINVAL with the errors in r (scenario_read_errors).
+ * Frees nothing: call scenario_read_free after.
+ */
+int scenario_read_finish(struct scenario_reader *r, struct scenario **out);
+/* Each error as "line N: what is wrong", one per line, NUL-terminated; "" if none. */
+const char *scenario_read_errors(const struct scenario_reader *r);
+void scenario_read_free(struct scenario_reader *r);
+
+/* Reads a scenario file. 0; -errno with why filled ("line 3: ..." or the file's error). */
+int scenario_load(const char *path, struct scenario **out, char *why, size_t whylen);
+void scenario_free(struct scenario *s);
+
+/* True if link l is up at t by its plan (PLAN_RANDOM: not decided here). */
+bool scenario_link_planned_up(const struct scenario_link *l, int64_t t);
+/* The next time after t at which link l's plan changes (up to down or back); INT64_MAX none. */
+int64_t scenario_link_next_change(const struct scenario_link *l, int64_t t);

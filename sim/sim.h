@@ -1,0 +1,192 @@
+/* tern-sim's world: virtual time, events, the simulated nodes and links (internal to sim/). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "relay/link.h"
+#include "relay/node.h"
+#include "sim/scenario.h"
+#include "transports/tcp.h"
+
+/* ---- events.c: the event queue and the seeded generators ----------------------------- */
+
+enum sim_event_kind {
+	EV_END,
+	EV_SAMPLE,
+	EV_LINK_CHANGE, /* a link's plan may have changed: a, up (PLAN_RANDOM) */
+	EV_REDIAL,	/* a link's session ended while it stays up: dial again */
+	EV_DATA,	/* bytes reach one end of a connection: a link, conn generation, end */
+	EV_TIMER,	/* a session's deadline: link, conn generation, end, timer generation */
+	EV_TRAFFIC,	/* a flow makes its next message */
+	EV_CRASH,
+	EV_RESTART,
+};
+
+struct sim_event {
+	int64_t at;
+	uint64_t seq; /* ties break in order of scheduling: the run is deterministic */
+	enum sim_event_kind kind;
+	size_t a; /* link, flow or node index */
+	uint64_t gen, gen2;
+	int end;
+	uint8_t *buf; /* EV_DATA: owned by the event */
+	size_t len;
+};
+
+struct sim_queue {
+	struct sim_event *ev;
+	size_t n, cap;
+	uint64_t seq;
+};
+
+/* 0 or -ENOMEM (the event's buffer is then freed). */
+int sim_queue_push(struct sim_queue *q, struct sim_event ev);
+/* The earliest event; false if none. */
+bool sim_queue_pop(struct sim_queue *q, struct sim_event *out);
+void sim_queue_free(struct sim_queue *q);
+
+/* xoshiro256**, seeded through splitmix64: small, fast, the same on every machine. */
+struct sim_rng {
+	uint64_t s[4];
+};
+void sim_rng_seed(struct sim_rng *r, uint64_t seed, uint64_t stream);
+uint64_t sim_rng_next(struct sim_rng *r);
+/* Uniform in [0, 1). */
+double sim_rng_unit(struct sim_rng *r);
+/* Exponential with this mean, at least 1. */
+int64_t sim_rng_exp(struct sim_rng *r, int64_t mean);
+
+/* ---- the world ------------------------------------------------------------------------ */
+
+struct sim_world;
+struct sim_link;
+
+struct sim_end {
+	struct sim_world *w;
+	struct sim_link *l;
+	int side; /* 0 on node a (the dialer), 1 on node b */
+	struct tcp *tcp;
+	struct link_session *ls;
+	uint64_t inflight;  /* bytes sent toward the other end, not yet arrived */
+	int64_t line_free;  /* when this direction of the line has sent what it was given */
+	uint64_t timer_gen; /* only the latest timer event counts */
+	int64_t timer_at;   /* INT64_MAX none */
+	uint64_t received_seen;
+};
+
+struct sim_link {
+	const struct scenario_link *sl;
+	size_t index;
+	bool planned_up;    /* by its plan (windows, contacts, random process) */
+	struct sim_rng rng; /* PLAN_RANDOM */
+	bool connected;
+	uint64_t gen;	       /* connection generation: events of an older one are dropped */
+	struct sim_end end[2]; /* end 0 on node a (the dialer), end 1 on node b */
+	bool redial_pending;
+	unsigned failures; /* sessions in a row that ended badly: the redial backs off */
+	/* report */
+	uint64_t bytes[2]; /* bytes sent by end 0 and by end 1 (what reached the line) */
+	uint64_t sessions, session_errors;
+	int64_t up_since, up_total;
+	char last_error[96];
+};
+
+struct sim_node {
+	const struct scenario_node *sn;
+	size_t index;
+	struct node n;
+	struct identity_public pub;
+	char path[512];
+	bool up;
+	unsigned boots;
+	int64_t boot_at;
+	int64_t delivered_seen; /* rowid of the last delivered bundle looked at */
+	size_t *links;		/* the links this node is an end of */
+	size_t n_links;
+	/* report */
+	unsigned crashes;
+	uint64_t queued_max, queued_end, expired;
+};
+
+enum sim_fate {
+	FATE_DELIVERED,
+	FATE_IN_TRANSIT, /* in some store at the end, its lifetime not over */
+	FATE_EXPIRED,	 /* its lifetime ended before it was delivered */
+	FATE_LOST,	 /* none of the above: a broken promise */
+};
+
+/* One message the simulator made; a table keyed by its bundle id finds it at delivery. */
+struct sim_msg {
+	uint8_t bundle_id[32];
+	size_t flow;
+	int64_t sent_at, lifetime_us;
+	int64_t delivered_at; /* -1 until delivered */
+	unsigned deliveries;
+	enum sim_fate fate; /* set by sim_world_finish */
+};
+
+struct sim_sample {
+	int64_t at;
+	uint64_t *queued; /* per node */
+};
+
+struct sim_world {
+	const struct scenario *sc;
+	uint64_t seed;
+	char store_dir[400];
+	int64_t now;
+	uint64_t events;
+	struct sim_queue q;
+	struct sim_node *nodes;
+	struct sim_link *links;
+	struct sim_rng *flow_rng;
+	uint64_t *flow_seq;
+	struct sim_msg *msgs;
+	size_t n_msgs, cap_msgs;
+	size_t *msg_table; /* open addressing over bundle ids: index + 1, 0 empty */
+	size_t table_cap;
+	struct sim_sample *samples;
+	size_t n_samples, cap_samples;
+	uint64_t submit_errors;	     /* node_submit refused a message (a simulator fault) */
+	uint64_t sender_down;	     /* messages not made: their sender was down */
+	uint64_t unknown_deliveries; /* delivered bundles that are none of our messages */
+	uint64_t misdelivered;	     /* a message delivered on a node it was not sent to */
+	uint64_t hop_limited;	     /* bundles dropped by an engine: hop limit */
+	struct sim_rng key_rng;	     /* every key, nonce and random byte of the engines */
+	char run_dir[512];	     /* the stores of this run, removed at the end */
+	char fatal[256];	     /* a simulator fault that stopped the run; "" if none */
+};
+
+/* world.c */
+/* Makes every node (store in store_dir, identities from seed) and schedules the plan. */
+int sim_world_init(struct sim_world *w, const struct scenario *sc, uint64_t seed,
+		   const char *store_dir);
+/* Runs to the end of the scenario. 0, or -errno with w->fatal saying why. */
+int sim_world_run(struct sim_world *w);
+/* After the run: the fate of every message. */
+void sim_world_finish(struct sim_world *w);
+void sim_world_free(struct sim_world *w);
+/* Points n->now at the world's time (each node's own boot clock). */
+void sim_node_clock(struct sim_world *w, struct sim_node *nd);
+/* Looks at what node nd delivered since the last look: finds each message and times it. */
+void sim_node_deliveries(struct sim_world *w, struct sim_node *nd);
+/* Node nd as the other end of a link knows it. */
+void sim_node_as_peer(const struct sim_node *nd, struct store_peer *p);
+
+/* net.c */
+/* Brings link l's connection up or down to match its plan and its nodes. */
+int sim_link_update(struct sim_world *w, struct sim_link *l);
+int sim_link_data(struct sim_world *w, const struct sim_event *ev);
+int sim_link_timer(struct sim_world *w, const struct sim_event *ev);
+/* Node nd stored something new: its sessions look for bundles to offer, and offer them. */
+int sim_node_kick(struct sim_world *w, struct sim_node *nd);
+/* Drops the connection (no words: the link or a node went away). */
+void sim_link_drop(struct sim_world *w, struct sim_link *l);
+
+/* report.c: writes report.json, flows.csv, links.csv, queue.csv and report.svg into dir. */
+int sim_report_write(const struct sim_world *w, const char *dir, const char *scenario_name);
+/* chart.c: the latency CDF and the queues over time; scratch has room for every message. */
+void sim_report_svg(FILE *f, const struct sim_world *w, int64_t *scratch);
