@@ -111,7 +111,10 @@ int main(int argc, char **argv)
 	struct scenario *sc = NULL;
 	char why[2048];
 	if (scenario_load(path, &sc, why, sizeof(why)) < 0) {
-		fprintf(stderr, "tern-sim: %s: %s\n", path, why);
+		/* One error a line, each naming the file, as a compiler does. */
+		for (char *save = NULL, *e = strtok_r(why, "\n", &save); e;
+		     e = strtok_r(NULL, "\n", &save))
+			fprintf(stderr, "tern-sim: %s: %s\n", path, e);
 		return EXIT_FAIL;
 	}
 	struct sim_world w;

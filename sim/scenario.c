@@ -52,7 +52,9 @@ __attribute__((format(printf, 2, 3))) static int fail(struct scenario_reader *r,
 	if (r->n_errors == ERRORS_MAX)
 		snprintf(msg, sizeof(msg), "more errors follow; fix these first");
 	char line[340];
-	int n = snprintf(line, sizeof(line), "line %u: %s\n", r->line, msg);
+	/* Line 0: the whole file (a line that is missing, say). */
+	int n = r->line ? snprintf(line, sizeof(line), "line %u: %s\n", r->line, msg)
+			: snprintf(line, sizeof(line), "%s\n", msg);
 	char *p = realloc(r->errors, r->errors_len + (size_t)n + 1);
 	if (!p) {
 		r->nomem = true;
@@ -358,6 +360,7 @@ static int do_route(struct scenario_reader *r, char **tok, int n)
 		return -EINVAL;
 	if (grow((void **)&s->routes, &r->cap_routes, s->n_routes, sizeof(*s->routes)) < 0)
 		return -ENOMEM;
+	rt.line = r->line;
 	s->routes[s->n_routes++] = rt;
 	return 0;
 }
@@ -453,6 +456,7 @@ static int do_crash(struct scenario_reader *r, char **tok, int n)
 			    tok[5]);
 	if (grow((void **)&s->crashes, &r->cap_crashes, s->n_crashes, sizeof(*s->crashes)) < 0)
 		return -ENOMEM;
+	c.line = r->line;
 	s->crashes[s->n_crashes++] = c;
 	return 0;
 }
@@ -629,14 +633,17 @@ int scenario_read_finish(struct scenario_reader *r, struct scenario **out)
 			linked |= (l->a == rt->node && l->b == rt->via) ||
 				  (l->b == rt->node && l->a == rt->via);
 		}
+		r->line = rt->line;
 		if (!linked)
 			fail(r, "route of %s goes via %s, which has no link to it",
 			     s->nodes[rt->node].name, s->nodes[rt->via].name);
 	}
-	for (size_t i = 0; i < s->n_crashes; i++)
+	for (size_t i = 0; i < s->n_crashes; i++) {
+		r->line = s->crashes[i].line;
 		if (s->crashes[i].at_us >= s->duration_us)
 			fail(r, "crash of %s comes after the end of the run",
 			     s->nodes[s->crashes[i].node].name);
+	}
 	if (r->n_errors)
 		return -EINVAL;
 	if (!s->sample_us)

@@ -49,6 +49,7 @@ struct scenario_route {
 	bool is_default;
 	size_t dest; /* unless is_default */
 	size_t via;
+	unsigned line; /* where it was written, for an error found at the end */
 };
 
 enum scenario_arrival {
@@ -69,6 +70,7 @@ struct scenario_flow {
 struct scenario_crash {
 	size_t node;
 	int64_t at_us, down_us;
+	unsigned line;
 };
 
 struct scenario {
