@@ -10,6 +10,7 @@
 
 #include "crypto/testing.h"
 #include "sim/sim.h"
+#include "store/store_testing.h"
 
 /* Virtual time 0 is 2026-01-01 00:00 UTC on every node's wall clock. */
 #define EPOCH_UNIX_MS 1767225600000ull
@@ -262,6 +263,7 @@ int sim_world_init(struct sim_world *w, const struct scenario *sc, uint64_t seed
 	raise_fd_limit();
 	sim_rng_seed(&w->key_rng, seed, 0);
 	tern_crypto_test_set_rng(fill_random, &w->key_rng);
+	store_testing_exclusive_locking(true);
 	if ((size_t)snprintf(w->run_dir, sizeof(w->run_dir), "%s/tern-sim-XXXXXX", store_dir) >=
 	    sizeof(w->run_dir)) {
 		fatal(w, -ENAMETOOLONG, "directory", store_dir);
@@ -676,6 +678,7 @@ void sim_world_free(struct sim_world *w)
 	if (w->run_dir[0])
 		nftw(w->run_dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 	tern_crypto_test_set_rng(NULL, NULL);
+	store_testing_exclusive_locking(false);
 	for (size_t i = 0; i < w->n_samples; i++)
 		free(w->samples[i].queued);
 	free(w->samples);

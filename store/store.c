@@ -754,6 +754,14 @@ static const char *open_why(int rc)
 	}
 }
 
+/* store_testing.h: every store this process opens keeps its lock until it closes. */
+static bool exclusive_locking;
+
+void store_testing_exclusive_locking(bool on)
+{
+	exclusive_locking = on;
+}
+
 static int configure(struct store *s, const char **why)
 {
 	/*
@@ -772,6 +780,17 @@ static int configure(struct store *s, const char **why)
 	char v[32];
 	int rc, ret;
 
+	/*
+	 * Before WAL is chosen, so the WAL index lives on the heap and no transaction takes a
+	 * file lock: tern-sim keeps a thousand stores in one process, each used by one handle.
+	 */
+	if (exclusive_locking) {
+		ret = pragma_text(s, "PRAGMA locking_mode = EXCLUSIVE", v, sizeof(v));
+		if (ret) {
+			*why = open_why(sqlite3_extended_errcode(s->db));
+			goto out;
+		}
+	}
 	/* The first statement reads the header: a file that is not a database fails here. */
 	ret = pragma_text(s, "PRAGMA journal_mode = WAL", v, sizeof(v));
 	if (ret) {

@@ -1,5 +1,10 @@
-/* Hooks for unit tests only (the store's and its callers'); not part of the store's interface. */
+/*
+ * Hooks for unit tests (the store's and its callers') and for tern-sim; not part of the store's
+ * interface.
+ */
 #pragma once
+
+#include <stdbool.h>
 
 struct sqlite3;
 struct store;
@@ -21,3 +26,9 @@ void store_testing_stage_sync_fail(unsigned count);
  * its file is locked: what another session may do in between.
  */
 void store_testing_stage_before_lock(void (*fn)(void *ctx), void *ctx);
+/*
+ * Makes every later store_open take SQLite's exclusive locking mode: no file lock per
+ * transaction and no -shm file, and no second handle on the same store. For tern-sim, which
+ * runs every node's store in one process. Process-wide; not thread-safe.
+ */
+void store_testing_exclusive_locking(bool on);
