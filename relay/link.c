@@ -24,6 +24,7 @@
 #define COMPACT_MIN	 64	     /* finished offers kept before the table is compacted */
 #define HEAD_SLACK	 256	     /* a head re-encoded for the next hop, over the stored one */
 #define END_MAX		 (1 + 32 + LINK_TAIL_MAX)
+#define RESCAN_WHOLE	 30 /* periodic rescans: one in this many walks the whole queue */
 
 /*
  * Our offers. An entry lives while the offer is outstanding (OFFERED, WANTED, SENDING),
@@ -137,6 +138,7 @@ struct link_session {
 	/* keepalive and rescans */
 	uint64_t next_ping, next_rescan, ping_token;
 	unsigned unanswered;
+	unsigned rescans; /* periodic rescans since the last whole one */
 
 	/* read-ahead of the payload being sent */
 	uint8_t *ra;
@@ -1566,9 +1568,19 @@ int link_session_tick(struct link_session *s, uint64_t now_ms)
 		s->unanswered++;
 		s->next_ping = now_ms + 1000ull * s->lim.keepalive_s;
 	}
+	/*
+	 * What another process stored is new, so most rescans look at what is new only:
+	 * a whole scan walks the queue, which at a hub or under flooding is long. Changes
+	 * the daemon is told of (routes, peers, budgets) ask for a whole one anyway.
+	 */
 	if (s->lim.rescan_s && now_ms >= s->next_rescan) {
 		s->next_rescan = now_ms + 1000ull * s->lim.rescan_s;
-		s->scan_more = true;
+		if (++s->rescans >= RESCAN_WHOLE) {
+			s->rescans = 0;
+			s->scan_more = true;
+		} else {
+			s->scan_new_due = true;
+		}
 	}
 	return settle(s);
 }

@@ -684,6 +684,46 @@ out:
 	pair_close(&a, &b);
 }
 
+/*
+ * A change no one tells the session of (another process added the peer back): the periodic
+ * rescans look at what is new only, and one in 30 at the whole queue, which finds it.
+ */
+static void test_rescan_whole(void)
+{
+	struct side a, b;
+	const char *text = "the road to the north camp is open";
+	uint8_t id[32];
+	struct link_limits lim;
+	link_limits_default(&lim);
+	if (!pair_open(&a, &b)) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK_EQ(store_peer_remove(a.n.store, "b"), 0); /* no way to b: the bundle waits */
+	CHECK(submit(&a, (const uint8_t *)text, strlen(text), false, STORE_NORMAL, id));
+	CHECK(session_open(&a, &lim) && session_open(&b, &lim) && start(&a, &b, 0));
+	run(&a, &b, 0, 100000, NULL, 100);
+	CHECK_EQ(find_rec(&a, LINK_OFFER, NULL, 0), -1);
+	CHECK_EQ(store_peer_add(a.n.store, &a.peer), 0);
+	uint64_t t = 0;
+	for (int k = 1; k < 30; k++) {
+		t = 1000ull * lim.rescan_s * (uint64_t)k;
+		CHECK_EQ(link_session_tick(a.s, t), 0);
+		CHECK_EQ(link_session_tick(b.s, t), 0);
+		run(&a, &b, t, 100000, NULL, 100);
+	}
+	CHECK_EQ(find_rec(&a, LINK_OFFER, NULL, 0), -1); /* nothing new was stored */
+	t += 1000ull * lim.rescan_s;
+	CHECK_EQ(link_session_tick(a.s, t), 0);
+	run(&a, &b, t, 100000, NULL, 100);
+	CHECK(find_rec(&a, LINK_OFFER, NULL, 0) >= 0);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	CHECK_EQ(count_inbox(&b.n), 1);
+out:
+	pair_close(&a, &b);
+}
+
 static bool a_data_sent(struct side *a, struct side *b)
 {
 	(void)b;
@@ -1658,6 +1698,7 @@ int main(void)
 	test_both_ways();
 	test_already_there();
 	test_overtake();
+	test_rescan_whole();
 	test_stage_cap();
 	test_wrong_node();
 	test_out_of_order();
