@@ -40,6 +40,7 @@ struct out_entry {
 	uint8_t prio;
 	enum out_state state;
 	bool marked;	   /* store_bundle_mark_exported queued or done */
+	bool keep;	   /* node_keeps_copy: its ACK records a holder, releases nothing */
 	bool end_sent;	   /* END went out: waits for ACK or REFUSE */
 	uint64_t offset;   /* next payload byte to send */
 	uint64_t order;	   /* when it was wanted: transfers of one priority go in this order */
@@ -73,7 +74,7 @@ struct in_entry {
 	size_t headlen;
 };
 
-enum op_kind { OP_MARK = 1, OP_RELEASE };
+enum op_kind { OP_MARK = 1, OP_RELEASE, OP_HOLDER };
 
 struct op {
 	uint8_t id[32];
@@ -403,7 +404,6 @@ static int flush_offers(struct link_session *s)
 static int scan_one(void *ctx, const struct store_bundle *b, const uint8_t *head, size_t headlen)
 {
 	struct link_session *s = ctx;
-	struct store_peer via;
 	(void)head;
 	if (s->outstanding >= s->lim.max_offers) {
 		s->scan_more = true;
@@ -413,8 +413,7 @@ static int scan_one(void *ctx, const struct store_bundle *b, const uint8_t *head
 		s->visit_max = b->rowid;
 	uint8_t prio = b->priority <= STORE_URGENT ? (uint8_t)b->priority : STORE_NORMAL;
 	if (prio < s->lim.min_priority || find_out(s, b->id) >= 0 ||
-	    node_next_hop(s->n, b->dest_node, &via) < 0 || via.node != s->peer.node ||
-	    b->age_now_ms >= b->lifetime_ms)
+	    !node_routes_to(s->n, b, s->peer.node) || b->age_now_ms >= b->lifetime_ms)
 		return 0;
 	uint64_t cost = 0;
 	if (s->budget != UINT64_MAX) {
@@ -428,6 +427,7 @@ static int scan_one(void *ctx, const struct store_bundle *b, const uint8_t *head
 	    .size = b->payload_len,
 	    .prio = prio,
 	    .state = OUT_OFFERED,
+	    .keep = node_keeps_copy(s->n, b, s->peer.node),
 	    .cost = cost,
 	};
 	memcpy(e.id, b->id, 32);
@@ -510,6 +510,8 @@ static int apply_ops(struct link_session *s)
 		if (o->kind == OP_MARK)
 			ret = store_bundle_mark_exported(s->n->store, o->id, s->peer.node,
 							 s->n->now.unix_ms);
+		else if (o->kind == OP_HOLDER)
+			ret = store_bundle_add_holder(s->n->store, o->id, s->peer.node);
 		else
 			ret = store_bundle_release(s->n->store, o->id, s->peer.node, &released);
 		if (ret == -ENOENT)
@@ -661,8 +663,12 @@ static int take_offer(struct link_session *s, const struct link_offer *o)
 	if (o->expires_in_ms < s->lim.min_life_ms)
 		return answer_refuse(s, o->id, LINK_REFUSE_EXPIRED, 0);
 	int ret = store_bundle_get(s->n->store, o->id, NULL, &b, NULL, 0, NULL);
-	if (ret == 0 && b.state != STORE_QUARANTINED)
+	if (ret == 0 && b.state != STORE_QUARANTINED) {
+		/* Both have it: flooding offers it back to them no more. */
+		if (s->n->routing == NODE_ROUTING_EPIDEMIC && queue_op(s, o->id, OP_HOLDER) < 0)
+			return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
 		return answer_ack(s, o->id); /* durably here already: custody passes */
+	}
 	if (ret == 0 || ret == -EBADMSG)
 		return answer_refuse(s, o->id, LINK_REFUSE_LATER, RETRY_DAMAGED_S);
 	if (ret != -ENOENT)
@@ -820,6 +826,13 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 			s->receipts_due = true;
 			/* fall through */
 		case INGEST_QUEUED:
+			/* Kept to flood: not offered back to where it came from. */
+			if (s->n->routing == NODE_ROUTING_EPIDEMIC &&
+			    queue_op(s, e->id, OP_HOLDER) < 0) {
+				ret = fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
+				break;
+			}
+			/* fall through */
 		case INGEST_DUPLICATE:
 		case INGEST_RECEIPT:
 			s->stats.received++;
@@ -1062,7 +1075,7 @@ static int on_ack(struct link_session *s, const struct link_msg *m)
 		/* Stored there already (an ACK to the offer): it was handed over all the same. */
 		int ret = e->marked ? 0 : queue_op(s, id, OP_MARK);
 		if (ret == 0)
-			ret = queue_op(s, id, OP_RELEASE);
+			ret = queue_op(s, id, e->keep ? OP_HOLDER : OP_RELEASE);
 		if (ret < 0)
 			return fail(s, ret, LINK_BYE_DONE, "out of memory");
 		e->marked = true;

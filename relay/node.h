@@ -27,6 +27,17 @@
 #define NODE_DEFAULT_LIFETIME_MS (14ull * 24 * 3600 * 1000)
 #define NODE_DEFAULT_HOP_LIMIT	 16
 
+/* How bundles for other nodes travel (route.c). */
+enum node_routing {
+	/* One copy, to the next hop of the routes; custody passes with each hop's ACK. */
+	NODE_ROUTING_STATIC = 0,
+	/*
+	 * Flooding: a copy to every peer that lacks one, kept until it expires or the
+	 * destination took it. A baseline for tern-sim, against which routes are judged.
+	 */
+	NODE_ROUTING_EPIDEMIC,
+};
+
 struct node {
 	struct identity *id; /* owned */
 	struct identity_public pub;
@@ -35,6 +46,7 @@ struct node {
 	struct store_clock now;
 	bool clock_trusted;	       /* stamp creation times; else creation time 0 + Bundle Age */
 	struct envelope_opener *spare; /* owned: an opener kept for the next bundle */
+	enum node_routing routing;
 };
 
 /* Closes the store and wipes the keys; the struct itself is the caller's. */
@@ -197,6 +209,13 @@ int node_open_record(struct node *n, const uint8_t *buf, size_t len, uint8_t **b
  * -EHOSTUNREACH a route names a peer that no longer exists.
  */
 int node_next_hop(struct node *n, uint64_t dest, struct store_peer *via);
+/* Whether bundle b, queued here, is to be offered to peer (a node number) now. */
+bool node_routes_to(struct node *n, const struct store_bundle *b, uint64_t peer);
+/*
+ * Whether this node keeps its copy of b once peer acknowledged it: then peer is recorded
+ * as a holder (store_bundle_add_holder) instead of taking custody (store_bundle_release).
+ */
+bool node_keeps_copy(const struct node *n, const struct store_bundle *b, uint64_t peer);
 /*
  * A destination as an operator writes it: "default" (STORE_ROUTE_DEFAULT), "ipn:N", or the
  * name of a peer or contact. 0; -EINVAL malformed; -ENOENT no such name.

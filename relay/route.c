@@ -15,6 +15,21 @@ int node_next_hop(struct node *n, uint64_t dest, struct store_peer *via)
 	return -ENOENT;
 }
 
+bool node_routes_to(struct node *n, const struct store_bundle *b, uint64_t peer)
+{
+	struct store_peer via;
+	if (n->routing == NODE_ROUTING_EPIDEMIC)
+		return b->dest_node != n->node_num &&
+		       !store_bundle_held_by(n->store, b->rowid, peer);
+	return node_next_hop(n, b->dest_node, &via) == 0 && via.node == peer;
+}
+
+bool node_keeps_copy(const struct node *n, const struct store_bundle *b, uint64_t peer)
+{
+	/* The destination has it: flooding it on would only cost bytes. */
+	return n->routing == NODE_ROUTING_EPIDEMIC && b->dest_node != peer;
+}
+
 int node_parse_dest(struct node *n, const char *s, uint64_t *dest)
 {
 	struct store_contact c;

@@ -79,7 +79,7 @@ static double ratio(uint64_t part, uint64_t whole)
 	return whole ? (double)part / (double)whole : 0.0;
 }
 
-static void json_string(FILE *f, const char *s)
+void sim_json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -128,7 +128,8 @@ static void write_json(FILE *f, const struct sim_world *w, const char *scenario,
 	fates_of(w, SIZE_MAX, &all);
 	latency_of(w, SIZE_MAX, v, &lat);
 	fprintf(f, "{\n  \"scenario\": ");
-	json_string(f, scenario);
+	sim_json_string(f, scenario);
+	fprintf(f, ",\n  \"routing\": \"%s\"", scenario_routing_name(sc->routing));
 	fprintf(f, ",\n  \"seed\": %" PRIu64 ",\n  \"duration_s\": %.3f,\n", w->seed,
 		(double)sc->duration_us / US_PER_S);
 	fprintf(f, "  \"events\": %" PRIu64 ",\n  \"messages\": {", w->events);
@@ -145,9 +146,9 @@ static void write_json(FILE *f, const struct sim_world *w, const char *scenario,
 		fates_of(w, i, &x);
 		latency_of(w, i, v, &lat);
 		fprintf(f, "%s\n    {\"from\": ", i ? "," : "");
-		json_string(f, name_of(w, sc->flows[i].from));
+		sim_json_string(f, name_of(w, sc->flows[i].from));
 		fprintf(f, ", \"to\": ");
-		json_string(f, name_of(w, sc->flows[i].to));
+		sim_json_string(f, name_of(w, sc->flows[i].to));
 		fprintf(f, ", ");
 		json_fates(f, &x);
 		fprintf(f, ", \"latency_s\": ");
@@ -160,23 +161,23 @@ static void write_json(FILE *f, const struct sim_world *w, const char *scenario,
 		const struct sim_link *l = &w->links[i];
 		cost += link_cost(l);
 		fprintf(f, "%s\n    {\"a\": ", i ? "," : "");
-		json_string(f, name_of(w, l->sl->a));
+		sim_json_string(f, name_of(w, l->sl->a));
 		fprintf(f, ", \"b\": ");
-		json_string(f, name_of(w, l->sl->b));
+		sim_json_string(f, name_of(w, l->sl->b));
 		fprintf(f,
 			", \"bytes_ab\": %" PRIu64 ", \"bytes_ba\": %" PRIu64
 			", \"up_s\": %.3f, \"sessions\": %" PRIu64 ", \"session_errors\": %" PRIu64
 			", \"cost\": %.3f, \"last_error\": ",
 			l->bytes[0], l->bytes[1], (double)l->up_total / US_PER_S, l->sessions,
 			l->session_errors, link_cost(l));
-		json_string(f, l->last_error);
+		sim_json_string(f, l->last_error);
 		fprintf(f, "}");
 	}
 	fprintf(f, "\n  ],\n  \"cost\": %.3f,\n  \"nodes\": [", cost);
 	for (size_t i = 0; i < sc->n_nodes; i++) {
 		const struct sim_node *nd = &w->nodes[i];
 		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-		json_string(f, name_of(w, i));
+		sim_json_string(f, name_of(w, i));
 		fprintf(f,
 			", \"crashes\": %u, \"queued_max\": %" PRIu64 ", \"queued_end\": %" PRIu64
 			", \"expired_dropped\": %" PRIu64 "}",
@@ -227,6 +228,40 @@ static void write_queue_csv(FILE *f, const struct sim_world *w)
 			fprintf(f, ",%" PRIu64, w->samples[s].queued[i]);
 		fputc('\n', f);
 	}
+}
+
+int sim_report_summary(const struct sim_world *w, struct sim_summary *out)
+{
+	int64_t *v = malloc((w->n_msgs ? w->n_msgs : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	struct fates all;
+	struct latency lat;
+	fates_of(w, SIZE_MAX, &all);
+	latency_of(w, SIZE_MAX, v, &lat);
+	free(v);
+	*out = (struct sim_summary){
+	    .routing = w->sc->routing,
+	    .submitted = all.submitted,
+	    .delivered = all.delivered,
+	    .duplicates = all.duplicates,
+	    .in_transit = all.in_transit,
+	    .expired = all.expired,
+	    .lost = all.lost,
+	    .p50 = lat.p50,
+	    .p90 = lat.p90,
+	    .p99 = lat.p99,
+	    .max = lat.max,
+	    .events = w->events,
+	};
+	for (size_t i = 0; i < w->sc->n_links; i++) {
+		out->bytes += w->links[i].bytes[0] + w->links[i].bytes[1];
+		out->cost += link_cost(&w->links[i]);
+	}
+	for (size_t i = 0; i < w->sc->n_nodes; i++)
+		if (w->nodes[i].queued_max > out->queued_max)
+			out->queued_max = w->nodes[i].queued_max;
+	return 0;
 }
 
 enum report_file { R_JSON, R_FLOWS, R_LINKS, R_QUEUE, R_SVG, R_COUNT };

@@ -461,6 +461,24 @@ static int do_crash(struct scenario_reader *r, char **tok, int n)
 	return 0;
 }
 
+static const char *const routing_names[SCENARIO_ROUTING_COUNT] = {"static", "epidemic"};
+
+const char *scenario_routing_name(enum scenario_routing r)
+{
+	return r < SCENARIO_ROUTING_COUNT ? routing_names[r] : NULL;
+}
+
+int scenario_routing_parse(const char *name, enum scenario_routing *out)
+{
+	for (int i = 0; i < SCENARIO_ROUTING_COUNT; i++) {
+		if (strcmp(name, routing_names[i]) == 0) {
+			*out = (enum scenario_routing)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 static int do_tokens(struct scenario_reader *r, char **tok, int n)
 {
 	struct scenario *s = r->s;
@@ -469,6 +487,11 @@ static int do_tokens(struct scenario_reader *r, char **tok, int n)
 		if (n != 2 || !parse_duration(tok[1], &d) || d < US_PER_S)
 			return fail(r, "%s: give one duration of 1s or more, like 30d", tok[0]);
 		*(tok[0][0] == 'd' ? &s->duration_us : &s->sample_us) = d;
+		return 0;
+	}
+	if (strcmp(tok[0], "routing") == 0) {
+		if (n != 2 || scenario_routing_parse(tok[1], &s->routing) < 0)
+			return fail(r, "routing: give static or epidemic");
 		return 0;
 	}
 	if (strcmp(tok[0], "node") == 0)
@@ -481,7 +504,8 @@ static int do_tokens(struct scenario_reader *r, char **tok, int n)
 		return do_traffic(r, tok, n);
 	if (strcmp(tok[0], "crash") == 0)
 		return do_crash(r, tok, n);
-	return fail(r, "'%s' is not duration, sample, node, link, route, traffic or crash", tok[0]);
+	return fail(r, "'%s' is not duration, sample, routing, node, link, route, traffic or crash",
+		    tok[0]);
 }
 
 /* ---- lines ------------------------------------------------------------------------ */

@@ -73,8 +73,21 @@ struct scenario_crash {
 	unsigned line;
 };
 
+/* How every node forwards (relay/node.h, enum node_routing, in the same order). */
+enum scenario_routing {
+	SCENARIO_ROUTING_STATIC = 0,
+	SCENARIO_ROUTING_EPIDEMIC,
+	SCENARIO_ROUTING_COUNT
+};
+
+/* "static", "epidemic"; NULL for a value out of range. */
+const char *scenario_routing_name(enum scenario_routing r);
+/* The strategy of that name: 0, or -EINVAL. */
+int scenario_routing_parse(const char *name, enum scenario_routing *out);
+
 struct scenario {
 	int64_t duration_us;
+	enum scenario_routing routing;
 	int64_t sample_us; /* queue sizes recorded this often */
 	struct scenario_node *nodes;
 	size_t n_nodes;

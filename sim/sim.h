@@ -188,5 +188,24 @@ void sim_link_drop(struct sim_world *w, struct sim_link *l);
 
 /* report.c: writes report.json, flows.csv, links.csv, queue.csv and report.svg into dir. */
 int sim_report_write(const struct sim_world *w, const char *dir, const char *scenario_name);
+
+/* report.c: s as a JSON string, quoted and escaped. */
+void sim_json_string(FILE *f, const char *s);
+
+/* A run in a line: what tern-sim --compare sets side by side. */
+struct sim_summary {
+	enum scenario_routing routing;
+	uint64_t submitted, delivered, duplicates, in_transit, expired, lost;
+	double p50, p90, p99, max; /* latency, seconds */
+	uint64_t bytes;		   /* over every link, both ways */
+	double cost;
+	uint64_t queued_max; /* the longest queue of any node at any sample */
+	uint64_t events;
+};
+/* report.c: the summary of a finished run. 0 or -ENOMEM. */
+int sim_report_summary(const struct sim_world *w, struct sim_summary *out);
+/* compare.c: writes compare.json and compare.csv into dir, one entry per run. */
+int sim_compare_write(const char *dir, const char *scenario_name, uint64_t seed,
+		      const struct sim_summary *runs, size_t n);
 /* chart.c: the latency CDF and the queues over time; scratch has room for every message. */
 void sim_report_svg(FILE *f, const struct sim_world *w, int64_t *scratch);

@@ -109,6 +109,9 @@ static int make_node(struct sim_world *w, size_t i)
 	nd->n.pub = nd->pub;
 	nd->n.node_num = identity_node_number(nd->pub.sign_pk);
 	nd->n.clock_trusted = true;
+	_Static_assert((int)SCENARIO_ROUTING_EPIDEMIC == (int)NODE_ROUTING_EPIDEMIC,
+		       "scenario and node name the strategies in the same order");
+	nd->n.routing = (enum node_routing)w->sc->routing;
 	for (size_t j = 0; j < i; j++) {
 		if (w->nodes[j].n.node_num == nd->n.node_num) {
 			fatal(w, -EEXIST, "same node number as another node:", nd->sn->name);

@@ -1063,6 +1063,48 @@ out:
 	return ret;
 }
 
+int store_bundle_add_holder(struct store *s, const uint8_t id[static 32], uint64_t peer)
+{
+	sqlite3_stmt *st;
+	int ret;
+
+	if (!s) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = store_unit_begin(s);
+	if (ret)
+		goto out;
+	ret = store_stmt(s, ST_BUNDLE_HOLDER_ADD, &st);
+	if (ret)
+		goto rollback;
+	sqlite3_bind_blob(st, 1, id, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)peer);
+	ret = store_step_done(s, ST_BUNDLE_HOLDER_ADD, st);
+	if (ret)
+		goto rollback;
+	ret = store_unit_commit(s);
+	goto out;
+rollback:
+	store_unit_rollback(s);
+out:
+	return ret;
+}
+
+bool store_bundle_held_by(struct store *s, int64_t rowid, uint64_t peer)
+{
+	sqlite3_stmt *st;
+	bool found;
+
+	if (!s || store_stmt(s, ST_BUNDLE_HELD_BY, &st) != 0)
+		return false;
+	sqlite3_bind_int64(st, 1, rowid);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)peer);
+	found = sqlite3_step(st) == SQLITE_ROW;
+	store_stmt_done(s, ST_BUNDLE_HELD_BY, st);
+	return found;
+}
+
 /* ---- expiry ------------------------------------------------------------------------ */
 
 int store_purge_expired(struct store *s, const struct store_clock *now, uint64_t *count)

@@ -195,6 +195,16 @@ static const char *const migrations[] = {
 	") WITHOUT ROWID;"
 	"CREATE TRIGGER stages_trash AFTER DELETE ON stages "
 	"BEGIN INSERT OR IGNORE INTO stage_trash (peer, id) VALUES (old.peer, old.id); END;",
+
+	/*
+	 * 6: which peers hold a copy of a bundle we keep (epidemic routing, route.c): they
+	 * acknowledged it, or it came from them, so it is not offered to them again.
+	 */
+	"CREATE TABLE holders ("
+	"  bundle INTEGER NOT NULL REFERENCES bundles (rowid) ON DELETE CASCADE,"
+	"  peer INTEGER NOT NULL,"
+	"  PRIMARY KEY (bundle, peer)"
+	") WITHOUT ROWID;",
 };
 /* clang-format on */
 

@@ -159,6 +159,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 				  "SELECT rowid, ?2 FROM bundles WHERE id = ?1 AND state != 0",
 	[ST_BUNDLE_RELEASE] = "DELETE FROM bundles WHERE id = ?1 AND state = ?2 AND EXISTS "
 			      "(SELECT 1 FROM exported WHERE bundle = bundles.rowid AND peer = ?3)",
+	[ST_BUNDLE_HOLDER_ADD] = "INSERT OR IGNORE INTO holders (bundle, peer) "
+				 "SELECT rowid, ?2 FROM bundles WHERE id = ?1 AND state != 0",
+	[ST_BUNDLE_HELD_BY] = "SELECT 1 FROM holders WHERE bundle = ?1 AND peer = ?2",
 };
 /* clang-format on */
 

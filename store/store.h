@@ -411,6 +411,14 @@ int store_bundle_mark_exported(struct store *s, const uint8_t id[static 32], uin
  */
 int store_bundle_release(struct store *s, const uint8_t id[static 32], uint64_t peer,
 			 uint64_t *released);
+/*
+ * Records that peer holds a copy of bundle id (it acknowledged it, or sent it here), for
+ * routing that keeps its copies (epidemic): the bundle stays, and is not offered to that
+ * peer again. Durable, idempotent; an unknown id is not an error. 0 or a store error.
+ */
+int store_bundle_add_holder(struct store *s, const uint8_t id[static 32], uint64_t peer);
+/* True if store_bundle_add_holder recorded peer for the bundle of this rowid. */
+bool store_bundle_held_by(struct store *s, int64_t rowid, uint64_t peer);
 
 /* ---- inbox ------------------------------------------------------------------ */
 

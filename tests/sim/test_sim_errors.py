@@ -15,6 +15,7 @@ route a default b
 crash b at 1h
 frobnicate
 node x[1-3] y[1-2]
+routing flood
 """)
 out = os.path.join(d, "out")
 p = run([bad, "--out", out])
@@ -28,6 +29,7 @@ expect = [
     (7, "crash NODE at TIME for DURATION"),
     (8, "'frobnicate' is not"),
     (9, "two different ranges"),
+    (10, "routing: give static or epidemic"),
     (6, "route of a goes via b, which has no link"),
 ]
 for line, text in expect:
@@ -41,6 +43,10 @@ p = run([os.path.join(d, "missing.scn")])
 check(p.returncode == 1 and "No such file" in p.stderr, f"a missing file: {p.stderr}")
 p = run(["x.scn", "--seed", "-3"])
 check(p.returncode == 2 and "--seed -3" in p.stderr, f"a bad seed is a usage error: {p.stderr}")
+p = run(["x.scn", "--routing", "flood"])
+check(p.returncode == 2 and "--routing flood" in p.stderr, f"a bad strategy: {p.stderr}")
+p = run(["x.scn", "--routing", "static", "--compare"])
+check(p.returncode == 2 and "give one" in p.stderr, f"--routing with --compare: {p.stderr}")
 p = run([])
 check(p.returncode == 2 and "usage" in p.stderr, "no scenario is a usage error")
 p = run(["--help"])

@@ -340,12 +340,12 @@ static void test_migration_from_v1(void)
 		 0);
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM chunks"), 3);
 
-	/* This tern opens it: migrations 2 to 5 run once, everything is still there. */
+	/* This tern opens it: migrations 2 to 6 run once, everything is still there. */
 	s = open_ok(path, &later);
 	if (!s)
 		return;
-	CHECK_EQ(store_schema_version(s), 5);
-	CHECK_EQ(raw_int(path, "PRAGMA user_version"), 5);
+	CHECK_EQ(store_schema_version(s), 6);
+	CHECK_EQ(raw_int(path, "PRAGMA user_version"), 6);
 	CHECK(strcmp(raw_text(path, "PRAGMA integrity_check", v, sizeof(v)), "ok") == 0);
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
 	memset(&ct, 0, sizeof(ct));
@@ -380,7 +380,7 @@ static void test_migration_from_v1(void)
 	s = open_ok(path, &later);
 	if (!s)
 		return;
-	CHECK_EQ(store_schema_version(s), 5);
+	CHECK_EQ(store_schema_version(s), 6);
 	CHECK_EQ(store_bundle_get(s, id, &later, &b, NULL, 0, NULL), 0);
 	CHECK_EQ(b.export_count, 1);
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM bundles"), 3);
@@ -892,6 +892,45 @@ static int collect_bundle(void *ctx, const struct store_bundle *b, const uint8_t
 }
 
 /* store_bundle_foreach lists quarantined bundles, and nothing else with that state. */
+/* Flooding's memory: who holds a copy, kept with the bundle and gone with it. */
+static void test_holders(void)
+{
+	const char *path = tpath("holders.db");
+	struct store_clock c = clk(1, 1000);
+	struct store *s = open_ok(path, &c);
+	struct store_bundle b;
+	uint8_t id[32];
+	uint64_t nodes[1] = {100};
+
+	if (!s)
+		return;
+	CHECK_EQ(put_to(s, &c, 1, 10, 100, nodes, 1), 0);
+	CHECK_EQ(put_to(s, &c, 2, 10, 100, nodes, 1), 0);
+	id_of(id, 1);
+	CHECK_EQ(store_bundle_get(s, id, &c, &b, NULL, 0, NULL), 0);
+	CHECK(!store_bundle_held_by(s, b.rowid, 5000));
+	CHECK_EQ(store_bundle_add_holder(s, id, 5000), 0);
+	CHECK_EQ(store_bundle_add_holder(s, id, 5000), 0); /* idempotent */
+	CHECK(store_bundle_held_by(s, b.rowid, 5000));
+	CHECK(!store_bundle_held_by(s, b.rowid, 6000)); /* per peer */
+	CHECK(has_bundle(s, 1));			/* a holder releases nothing */
+	/* Node numbers are kept bit for bit, the top bit too. */
+	CHECK_EQ(store_bundle_add_holder(s, id, UINT64_MAX), 0);
+	CHECK(store_bundle_held_by(s, b.rowid, UINT64_MAX));
+	id_of(id, 9);
+	CHECK_EQ(store_bundle_add_holder(s, id, 5000), 0); /* an unknown id: nothing, no error */
+	CHECK_EQ(raw_int(path, "SELECT count(*) FROM holders"), 2);
+
+	/* The bundle goes (custody, expiry): its holders with it. */
+	id_of(id, 1);
+	CHECK_EQ(store_bundle_mark_exported(s, id, 5000, 1), 0);
+	CHECK_EQ(store_bundle_release(s, id, 5000, NULL), 0);
+	CHECK(!has_bundle(s, 1));
+	CHECK_EQ(raw_int(path, "SELECT count(*) FROM holders"), 0);
+	CHECK(!store_bundle_held_by(s, b.rowid, 5000));
+	store_close(s);
+}
+
 static void test_quarantine_listing(void)
 {
 	const char *path = tpath("qlist.db");
@@ -1310,6 +1349,7 @@ int main(void)
 	test_sent_atomic();
 	test_delivered();
 	test_custody();
+	test_holders();
 	test_quarantine_listing();
 	test_batch_10000();
 	test_batch_abort();
