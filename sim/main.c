@@ -64,25 +64,16 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-static void summary(const struct sim_world *w, const char *name, const char *out)
+static void summary(const struct sim_summary *r, const char *name, const char *out)
 {
-	uint64_t delivered = 0, dup = 0, transit = 0, expired = 0, lost = 0;
-	for (size_t i = 0; i < w->n_msgs; i++) {
-		const struct sim_msg *m = &w->msgs[i];
-		dup += m->deliveries > 1 ? m->deliveries - 1 : 0;
-		delivered += m->fate == FATE_DELIVERED;
-		transit += m->fate == FATE_IN_TRANSIT;
-		expired += m->fate == FATE_EXPIRED;
-		lost += m->fate == FATE_LOST;
-	}
-	printf("%s (%s routing): %zu messages: %" PRIu64 " delivered, %" PRIu64
+	printf("%s (%s routing): %" PRIu64 " messages: %" PRIu64 " delivered, %" PRIu64
 	       " in transit, %" PRIu64 " expired, %" PRIu64 " lost, %" PRIu64
 	       " duplicates; report in %s/\n",
-	       name, scenario_routing_name(w->sc->routing), w->n_msgs, delivered, transit, expired,
-	       lost, dup, out);
+	       name, scenario_routing_name(r->routing), r->submitted, r->delivered, r->in_transit,
+	       r->expired, r->lost, r->duplicates, out);
 }
 
-/* One run of sc into out; its summary in *sum (may be NULL). 0, or -errno said on stderr. */
+/* One run of sc into out; its summary in *sum. 0, or -errno said on stderr. */
 static int run_one(const struct scenario *sc, const char *path, uint64_t seed,
 		   const char *store_dir, const char *out, struct sim_summary *sum)
 {
@@ -95,13 +86,13 @@ static int run_one(const struct scenario *sc, const char *path, uint64_t seed,
 		sim_world_finish(&w);
 		double wall = wall_s() - t0;
 		ret = sim_report_write(&w, out, base_name(path));
-		if (ret == 0 && sum)
+		if (ret == 0)
 			ret = sim_report_summary(&w, sum);
 		if (ret < 0)
 			snprintf(w.fatal, sizeof(w.fatal), "%s: cannot write the report: %s", out,
 				 strerror(-ret));
 		else
-			summary(&w, base_name(path), out);
+			summary(sum, base_name(path), out);
 		fprintf(stderr, "tern-sim: %" PRIu64 " events in %.2f s of wall time (%.0f/s)\n",
 			w.events, wall, wall > 0 ? (double)w.events / wall : 0.0);
 	}
@@ -213,8 +204,9 @@ int main(int argc, char **argv)
 		sc->routing = forced;
 	if (!store_dir)
 		store_dir = default_store_dir();
+	struct sim_summary sum;
 	int ret = all ? compare(sc, path, seed, store_dir, out)
-		      : run_one(sc, path, seed, store_dir, out, NULL);
+		      : run_one(sc, path, seed, store_dir, out, &sum);
 	scenario_free(sc);
 	return ret < 0 ? EXIT_FAIL : EXIT_OK;
 }
