@@ -168,11 +168,28 @@ def stick_names(stick, sub):
 
 
 def free_port():
-    """A TCP port on loopback that nothing listens on right now."""
+    """A TCP port on loopback that nothing holds right now, below the kernel's ephemeral
+    range: a port from bind(0) is one that any outgoing connection (of this test or of a
+    test running beside it) may take as its source port before the daemon binds it, or
+    while a killed daemon is restarted on it."""
+    import random
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    low = max(low, 2048)
+    for _ in range(200):
+        port = random.randrange(1024, low)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free TCP port below the ephemeral range")
 
 
 def wait_for(fn, timeout, what, every=0.05):
@@ -290,8 +307,12 @@ class Throttle:
         while not self.closed:
             try:
                 a, _ = self.lsock.accept()
+            except OSError:
+                continue
+            try:
                 b = socket.create_connection(("127.0.0.1", self.target))
             except OSError:
+                a.close()
                 continue
             with self.lock:
                 self.conns += [a, b]
