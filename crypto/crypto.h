@@ -9,7 +9,8 @@
  * Only crypto/ includes sodium.h. Everything another module needs from libsodium
  * goes through this header. Function prefixes follow the file names:
  * tern_crypto_ (init.c), hash_ (hash.c), identity_ (identity.c, idstring.c),
- * keyfile_ (keyfile.c), envelope_ (envelope.c, envelope_compact.c).
+ * keyfile_ (keyfile.c), envelope_ (envelope.c, envelope_compact.c); crc16_x25 and
+ * crc32c (crc.c).
  */
 
 /* Initialises libsodium. Returns 0, or -EIO if the library cannot start. Call once. */
@@ -19,6 +20,21 @@ int tern_crypto_init(void);
 void tern_random(void *buf, size_t len);
 /* Overwrites len bytes with zeros in a way the compiler keeps (plaintext left in a buffer). */
 void tern_wipe(void *buf, size_t len);
+
+/* ---- crc.c: checksums against accidents (bit errors), not against attackers ---- */
+
+/*
+ * The two block CRCs of RFC 9171 §4.2.1; CRC-32C also guards serial frames. Both
+ * chain like zlib's crc32(): start with crc = 0, pass the previous
+ * return value to continue, and the return value is the finished CRC of everything
+ * fed so far. Check values: "123456789" gives 0x906E and 0xE3069283.
+ */
+
+/* CRC-16/X.25: poly 0x1021 reflected, init 0xFFFF, final xor 0xFFFF. */
+uint16_t crc16_x25(uint16_t crc, const void *buf, size_t len);
+
+/* CRC-32C (Castagnoli): poly 0x1EDC6F41 reflected, init and final xor 0xFFFFFFFF. */
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* ---- hash.c: BLAKE2b for modules that must not include sodium.h ---------------- */
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "relay/cbor.h"
-#include "relay/crc.h"
+#include "crypto/crypto.h"
 
 /* ---- endpoint ids --------------------------------------------------------------- */
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "relay/cbor.h"
-#include "relay/crc.h"
+#include "crypto/crypto.h"
 
 /*
  * The primary block and the data of the extension blocks we understand are buffered

@@ -6,7 +6,7 @@
 #include "crypto/crypto.h"
 #include "relay/bundle.h"
 #include "relay/cbor.h"
-#include "relay/crc.h"
+#include "crypto/crypto.h"
 #include "test.h"
 
 /* ---- helpers -------------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* Tests CRC-16/X.25 and CRC-32C against their check values and in pieces. */
 #include <stdint.h>
 
-#include "relay/crc.h"
+#include "crypto/crypto.h"
 #include "test.h"
 
 static void test_check_values(void)

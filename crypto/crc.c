@@ -1,5 +1,5 @@
-/* Table-driven CRC-16/X.25 and CRC-32C, the two block CRCs of RFC 9171 §4.2.1. */
-#include "relay/crc.h"
+/* Table-driven CRC-16/X.25 and CRC-32C: RFC 9171's block CRCs, and the serial frames' check. */
+#include "crypto/crypto.h"
 
 /* Tables generated once offline (reflected polynomials 0x8408 and 0x82F63B78). */
 static const uint16_t crc16_table[256] = {
