@@ -8,6 +8,7 @@
 
 #include "relay/link.h"
 #include "relay/node.h"
+#include "sim/rng.h"
 #include "sim/scenario.h"
 #include "transports/tcp.h"
 
@@ -47,17 +48,6 @@ int sim_queue_push(struct sim_queue *q, struct sim_event ev);
 /* The earliest event; false if none. */
 bool sim_queue_pop(struct sim_queue *q, struct sim_event *out);
 void sim_queue_free(struct sim_queue *q);
-
-/* xoshiro256**, seeded through splitmix64: small, fast, the same on every machine. */
-struct sim_rng {
-	uint64_t s[4];
-};
-void sim_rng_seed(struct sim_rng *r, uint64_t seed, uint64_t stream);
-uint64_t sim_rng_next(struct sim_rng *r);
-/* Uniform in [0, 1). */
-double sim_rng_unit(struct sim_rng *r);
-/* Exponential with this mean, at least 1. */
-int64_t sim_rng_exp(struct sim_rng *r, int64_t mean);
 
 /* ---- the world ------------------------------------------------------------------------ */
 
