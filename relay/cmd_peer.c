@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "relay/cli.h"
+#include "transports/serial.h"
 
 /* HOST:PORT or [V6]:PORT: a name or address of the characters they use, a port 1-65535. */
 static bool addr_valid(const char *s)
@@ -30,16 +31,37 @@ static bool addr_valid(const char *s)
 static int peer_add(struct node *n, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"sneakernet", no_argument, NULL, 's'},
-	    {"addr", required_argument, NULL, 'a'},
-	    {0},
+	    {"sneakernet", no_argument, NULL, 's'},    {"addr", required_argument, NULL, 'a'},
+	    {"serial", required_argument, NULL, 'S'},  {"baud", required_argument, NULL, 'b'},
+	    {"framing", required_argument, NULL, 'F'}, {"parity", required_argument, NULL, 'P'},
+	    {"flow", required_argument, NULL, 'f'},    {0},
 	};
 	struct store_peer p = {0}, old;
 	struct identity_public pub;
+	struct serial_spec spec;
+	serial_spec_default(&spec);
+	bool serial = false, line_opts = false;
+	const char *why;
 	int c;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "sa:", opts, NULL)) != -1) {
-		if (c == 's') {
+		if (c == 'S' || c == 'b' || c == 'F' || c == 'P' || c == 'f') {
+			bool ok = c == 'S'   ? serial_spec_set_path(&spec, optarg, &why)
+				  : c == 'b' ? serial_spec_set_baud(&spec, optarg, &why)
+				  : c == 'F' ? serial_spec_set_framing(&spec, optarg, &why)
+				  : c == 'P' ? serial_spec_set_parity(&spec, optarg, &why)
+					     : serial_spec_set_flow(&spec, optarg, &why);
+			if (!ok)
+				return cli_usage("peer", "--%s %s: %s",
+						 c == 'S'   ? "serial"
+						 : c == 'b' ? "baud"
+						 : c == 'F' ? "framing"
+						 : c == 'P' ? "parity"
+							    : "flow",
+						 optarg, why);
+			serial |= c == 'S';
+			line_opts |= c != 'S';
+		} else if (c == 's') {
 			p.links |= STORE_LINK_SNEAKERNET;
 		} else if (c == 'a') {
 			if (strlen(optarg) >= sizeof(p.addr) || !addr_valid(optarg))
@@ -53,6 +75,16 @@ static int peer_add(struct node *n, int argc, char **argv)
 	}
 	if (argc - optind != 3)
 		return cli_usage("peer", "add takes NAME IDSTRING");
+	if (line_opts && !serial)
+		return cli_usage("peer", "--baud, --framing, --parity and --flow set up a serial "
+					 "line: give its device with --serial PATH");
+	if (serial && (p.links & STORE_LINK_TCP))
+		return cli_usage("peer", "a peer is reached over TCP (--addr) or a serial line "
+					 "(--serial), not both");
+	if (serial) {
+		serial_spec_format(&spec, p.addr, sizeof(p.addr));
+		p.links |= STORE_LINK_SERIAL;
+	}
 	const char *name = argv[optind + 1], *idstr = argv[optind + 2];
 	if (cli_identity_arg(n, name, idstr, &pub) != EXIT_OK)
 		return EXIT_FAIL;
@@ -70,7 +102,10 @@ static int peer_add(struct node *n, int argc, char **argv)
 	if (store_peer_add(n->store, &p) < 0)
 		return cli_fail(name, "cannot add the peer: %s", store_errmsg(n->store));
 	printf("peer %s: node ipn:%llu%s%s%s\n", name, (unsigned long long)p.node,
-	       p.links & STORE_LINK_SNEAKERNET ? ", sneakernet" : "", p.addr[0] ? ", tcp " : "",
+	       p.links & STORE_LINK_SNEAKERNET ? ", sneakernet" : "",
+	       p.links & STORE_LINK_SERIAL ? ", "
+	       : p.addr[0]		   ? ", tcp "
+					   : "",
 	       p.addr);
 	return EXIT_OK;
 }
@@ -97,7 +132,10 @@ static int print_peer(void *ctx, const struct store_peer *p)
 	} else {
 		printf("%-20s ipn:%-10llu %s%s%s\n", p->name, (unsigned long long)p->node,
 		       p->links & STORE_LINK_SNEAKERNET ? "sneakernet " : "",
-		       p->addr[0] ? "tcp " : "", p->addr);
+		       p->links & STORE_LINK_SERIAL ? ""
+		       : p->addr[0]		    ? "tcp "
+						    : "",
+		       p->addr);
 	}
 	l->count++;
 	return 0;

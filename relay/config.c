@@ -25,10 +25,16 @@ enum peer_key {
 	PEER_MIN_PRIORITY,
 	PEER_BYTES_PER_DAY,
 	PEER_WINDOW,
+	PEER_SERIAL,
+	PEER_BAUD,
+	PEER_FRAMING,
+	PEER_PARITY,
+	PEER_FLOW,
 	N_PEER_KEYS
 };
 static const char *const peer_keys[N_PEER_KEYS] = {
-    "id", "addr", "sneakernet", "min-priority", "bytes-per-day", "window",
+    "id",     "addr", "sneakernet", "min-priority", "bytes-per-day", "window",
+    "serial", "baud", "framing",    "parity",	    "flow",
 };
 
 struct config_reader {
@@ -473,6 +479,7 @@ static int section_header(struct config_reader *r, char *s)
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->line = r->line;
 	p->min_priority = STORE_BULK;
+	serial_spec_default(&p->spec);
 	r->peer = c->n_peers++;
 	memset(r->peer_seen, 0, sizeof(r->peer_seen));
 	r->sec = SEC_PEER;
@@ -596,6 +603,24 @@ static int peer_key(struct config_reader *r, const char *key, const char *v)
 				    "G or T (50M); 0 for no cap",
 				    shown(v, cut));
 		return 0;
+	case PEER_SERIAL:
+	case PEER_BAUD:
+	case PEER_FRAMING:
+	case PEER_PARITY:
+	case PEER_FLOW: {
+		bool ok = k == PEER_SERIAL    ? serial_spec_set_path(&p->spec, v, &why)
+			  : k == PEER_BAUD    ? serial_spec_set_baud(&p->spec, v, &why)
+			  : k == PEER_FRAMING ? serial_spec_set_framing(&p->spec, v, &why)
+			  : k == PEER_PARITY  ? serial_spec_set_parity(&p->spec, v, &why)
+					      : serial_spec_set_flow(&p->spec, v, &why);
+		if (!ok)
+			return fail(r, "%s: %s: %s", key, shown(v, cut), why);
+		if (k == PEER_SERIAL)
+			p->serial_line = r->line;
+		else if (!p->spec_line)
+			p->spec_line = r->line;
+		return 0;
+	}
 	default: {
 		struct config_window w;
 		if (parse_window(v, &w, &why) < 0)
@@ -892,9 +917,33 @@ static int sort_errs(struct config *c)
 	return 0;
 }
 
+/* A line's settings without the line, or a line and addresses both: said, by line. */
+static void check_serial(struct config_reader *r)
+{
+	struct config *c = r->c;
+	for (size_t i = 0; i < c->n_peers; i++) {
+		struct config_peer *p = &c->peers[i];
+		if (!p->serial_line && p->spec_line)
+			fail_at(r, p->spec_line,
+				"[peer %s]: baud, framing, parity and flow set up a serial line: "
+				"give its device with serial = PATH",
+				p->name);
+		else if (p->serial_line && p->n_addrs)
+			fail_at(
+			    r, p->serial_line,
+			    "[peer %s]: a peer is reached over TCP (addr) or a serial line, not "
+			    "both",
+			    p->name);
+		else if (p->serial_line)
+			serial_spec_format(&p->spec, p->serial, sizeof(p->serial));
+	}
+}
+
 int config_read_finish(struct config_reader *r, struct config **out)
 {
 	struct config *c = r->c;
+	if (!r->nomem)
+		check_serial(r);
 	int ret = r->nomem ? -ENOMEM : check_routes(r);
 	if (ret == 0)
 		ret = sort_errs(c);
@@ -1075,6 +1124,13 @@ void config_print(const struct config *c, FILE *f)
 			config_window_format(&p->windows[j], win);
 			fprintf(f, "window = %s\n", win);
 		}
+		if (p->serial[0])
+			fprintf(f, "serial = %s\nbaud = %u\nframing = %u%c%u\nflow = %s\n",
+				p->spec.path, (unsigned)p->spec.baud, (unsigned)p->spec.data_bits,
+				p->spec.parity, (unsigned)p->spec.stop_bits,
+				p->spec.flow == SERIAL_FLOW_RTSCTS   ? "rtscts"
+				: p->spec.flow == SERIAL_FLOW_DTRDSR ? "dtrdsr"
+								     : "none");
 	}
 	if (c->n_routes)
 		fprintf(f, "\n[route]\n");

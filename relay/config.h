@@ -8,6 +8,7 @@
 
 #include "crypto/crypto.h"
 #include "store/store.h"
+#include "transports/serial.h"
 
 /*
  * The caller owns the I/O: config_read_init, then config_read_line for each line of the
@@ -76,6 +77,10 @@ struct config_peer {
 	uint64_t bytes_per_day;				  /* 0: unlimited */
 	struct config_window windows[CONFIG_WINDOWS_MAX]; /* none: always open */
 	size_t n_windows;
+	/* serial =, baud =, framing =, parity =, flow =: a serial line to the peer. */
+	struct serial_spec spec;
+	unsigned serial_line, spec_line;   /* of serial =, and of the first other of them */
+	char serial[SERIAL_SPEC_TEXT_MAX]; /* its text form (serial:...), once read; "" none */
 };
 
 enum config_dest {

@@ -220,6 +220,17 @@ static uint64_t budget_left(const struct dpeer *p)
 void daemon_session_limits(struct daemon *d, struct dpeer *p, struct link_limits *out)
 {
 	*out = d->lim;
+	if (p->line) {
+		/*
+		 * Short records, so an urgent bundle overtakes within seconds; a stage made
+		 * durable every ten seconds of the line and anything over 1 KiB staged, so a
+		 * crash costs ten seconds of line at most.
+		 */
+		uint32_t rate = daemon_serial_rate(p->line);
+		out->max_record = LINK_RECORD_MIN;
+		out->stage_sync_bytes = rate * 10 > 8192 ? rate * 10 : 8192;
+		out->small_max = 1024;
+	}
 	if (!p->cp)
 		return;
 	out->min_priority = p->cp->min_priority;

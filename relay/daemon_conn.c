@@ -22,11 +22,15 @@
 #define OUT_SOFT	    (256u * 1024)
 #define OUT_HARD	    (4u * 1024 * 1024)
 #define HANDSHAKE_TIMEOUT_S 10.0
-#define CONNECT_TIMEOUT_S   15.0
-#define MAX_PENDING	    64
-#define PENDING_PER_HOST    8
-#define BACKOFF_MIN_MS	    1000
-#define BACKOFF_MAX_MS	    (5 * 60 * 1000)
+/* A serial line's handshake crosses a slow line, and perhaps a few lost frames. */
+#define SERIAL_HANDSHAKE_TIMEOUT_S 90.0
+/* Transfer records are pumped this much at a time on a serial line (it is slow). */
+#define SERIAL_PUMP	  (16u * 1024)
+#define CONNECT_TIMEOUT_S 15.0
+#define MAX_PENDING	  64
+#define PENDING_PER_HOST  8
+#define BACKOFF_MIN_MS	  1000
+#define BACKOFF_MAX_MS	  (5 * 60 * 1000)
 /* A session that lasted this long was a success: the next failure backs off from the start. */
 #define SESSION_GOOD_MS (60 * 1000)
 
@@ -112,7 +116,10 @@ void conn_close(struct conn *c, const char *why)
 	tcp_free(c->tcp);
 	ev_io_stop(d->loop, &c->io);
 	ev_timer_stop(d->loop, &c->timer);
-	close(c->fd);
+	if (c->line)
+		daemon_serial_session_closed(c->line, c);
+	else
+		close(c->fd);
 	for (struct conn **pp = &d->conns; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
@@ -142,7 +149,9 @@ static void conn_end(struct conn *c, int err)
 	const uint8_t *buf;
 	size_t n = c->tcp ? tcp_output(c->tcp, &buf) : 0;
 	/* Best effort: a peer that does not read does not hear the BYE. */
-	if (n > 0 && send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	if (n > 0 && c->line)
+		daemon_serial_write(c->line, buf, n);
+	else if (n > 0 && send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("%s: the last words were not sent: %s", peer_name(c), strerror(errno));
 	conn_close(c, text);
 }
@@ -255,6 +264,14 @@ void conn_service(struct conn *c)
 	size_t n = 0;
 	for (;;) {
 		while ((n = tcp_output(c->tcp, &buf)) > 0) {
+			if (c->line) {
+				/* The serial line counts its own bytes, on the wire. */
+				size_t w = daemon_serial_write(c->line, buf, n);
+				tcp_consumed(c->tcp, w);
+				if (w < n)
+					break;
+				continue;
+			}
 			ssize_t w = send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (w < 0 && errno == EINTR)
 				continue;
@@ -268,11 +285,13 @@ void conn_service(struct conn *c)
 			if (c->peer)
 				c->peer->bytes_out += (size_t)w;
 		}
-		if (n > 0 || !c->ls || !link_session_wants_pump(c->ls))
+		n = tcp_output(c->tcp, &buf);
+		if (n > 0 || !c->ls || !link_session_wants_pump(c->ls) ||
+		    (c->line && !daemon_serial_wants_pump(c->line)))
 			break;
 		size_t made = 0;
 		daemon_clock(d);
-		int ret = link_session_pump(c->ls, now, OUT_SOFT, &made);
+		int ret = link_session_pump(c->ls, now, c->line ? SERIAL_PUMP : OUT_SOFT, &made);
 		if (ret < 0) {
 			conn_end(c, ret);
 			return;
@@ -284,7 +303,9 @@ void conn_service(struct conn *c)
 	int events = n > OUT_HARD ? 0 : EV_READ;
 	if (n > 0)
 		events |= EV_WRITE;
-	if (c->io.events != events) {
+	if (c->line) {
+		daemon_serial_flush(c->line);
+	} else if (c->io.events != events) {
 		ev_io_stop(d->loop, &c->io);
 		ev_io_set(&c->io, c->fd, events);
 		ev_io_start(d->loop, &c->io);
@@ -304,6 +325,45 @@ void conn_service(struct conn *c)
 	}
 }
 
+int conn_input(struct conn *c, const uint8_t *buf, size_t len)
+{
+	daemon_clock(c->d);
+	int ret = tcp_input(c->tcp, buf, len, on_record, c);
+	/*
+	 * The caller's first record confirms the session keys (an IK message 1 can be
+	 * replayed by anyone): the answering side waits for it in on_record before it
+	 * starts a session, says "link up" or sends a word of its own.
+	 */
+	if (ret == 0 && !c->ls && c->outbound && tcp_established(c->tcp))
+		ret = authenticated(c);
+	if (ret == -EACCES || ret == -EBADMSG) {
+		/* A stranger or garbage: closed without a word (no BYE, no reply). */
+		if (!c->ls) {
+			/* Debug only: a stranger must not be able to fill the disk. */
+			log_debug("%s: refused a connection that did not authenticate", c->where);
+			c->d->refused++;
+		}
+		conn_close(c, c->ls ? "a record failed to decrypt: closed without a word" : NULL);
+		return -1;
+	}
+	if (ret < 0) {
+		conn_end(c, ret);
+		return -1;
+	}
+	return 0;
+}
+
+int conn_flush(struct conn *c)
+{
+	/* The burst's bundles commit together, then their ACKs go (link.h group_commit). */
+	int ret = c->ls ? link_session_flush(c->ls) : 0;
+	if (ret < 0) {
+		conn_end(c, ret);
+		return -1;
+	}
+	return 0;
+}
+
 static void on_readable(struct conn *c)
 {
 	uint8_t buf[64 * 1024];
@@ -320,42 +380,14 @@ static void on_readable(struct conn *c)
 		}
 		if (c->peer)
 			c->peer->bytes_in += (size_t)r;
-		daemon_clock(c->d);
-		int ret = tcp_input(c->tcp, buf, (size_t)r, on_record, c);
-		/*
-		 * The caller's first record confirms the session keys (an IK message 1 can be
-		 * replayed by anyone): the answering side waits for it in on_record before it
-		 * starts a session, says "link up" or sends a word of its own.
-		 */
-		if (ret == 0 && !c->ls && c->outbound && tcp_established(c->tcp))
-			ret = authenticated(c);
-		if (ret == -EACCES || ret == -EBADMSG) {
-			/* A stranger or garbage: closed without a word (no BYE, no reply). */
-			if (!c->ls) {
-				/* Debug only: a stranger must not be able to fill the disk. */
-				log_debug("%s: refused a connection that did not authenticate",
-					  c->where);
-				c->d->refused++;
-			}
-			conn_close(c, c->ls ? "a record failed to decrypt: closed without a word"
-					    : NULL);
+		if (conn_input(c, buf, (size_t)r) < 0)
 			return;
-		}
-		if (ret < 0) {
-			conn_end(c, ret);
-			return;
-		}
 		const uint8_t *out;
 		if (tcp_output(c->tcp, &out) > OUT_HARD)
 			break;
 	}
-	/* The burst's bundles commit together, then their ACKs go (link.h group_commit). */
-	int ret = c->ls ? link_session_flush(c->ls) : 0;
-	if (ret < 0) {
-		conn_end(c, ret);
-		return;
-	}
-	conn_service(c);
+	if (conn_flush(c) == 0)
+		conn_service(c);
 }
 
 static void on_connected(struct conn *c)
@@ -433,6 +465,18 @@ static struct conn *oldest_pending(struct daemon *d, const char *host, size_t *c
 			old = c;
 	}
 	return old;
+}
+
+struct conn *conn_new_serial(struct daemon *d, struct sline *line, struct dpeer *p, bool caller)
+{
+	struct conn *c = conn_new(d, -1, caller, p->sp.name);
+	if (!c)
+		return NULL;
+	snprintf(c->where, sizeof(c->where), "serial");
+	c->line = line;
+	c->peer = p;
+	arm_timer(c, SERIAL_HANDSHAKE_TIMEOUT_S);
+	return c;
 }
 
 int conn_accept(struct daemon *d, int fd, const char *host, const char *where)

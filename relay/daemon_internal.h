@@ -14,6 +14,7 @@
 #define DAEMON_ADDR_MAX	 256
 
 struct conn;
+struct sline;
 
 /* A configured peer and what the daemon knows of its link. */
 struct dpeer {
@@ -24,6 +25,7 @@ struct dpeer {
 	size_t n_addrs, next_addr;
 	struct conn *conn;    /* the session, once authenticated */
 	struct conn *dialing; /* an outbound connection not yet authenticated */
+	struct sline *line;   /* its serial line, if it has one (daemon_serial.c) */
 	ev_timer dial_timer;
 	uint64_t backoff_ms;
 	uint64_t bytes_in, bytes_out; /* this run, on the wire */
@@ -37,11 +39,12 @@ struct dpeer {
 	bool budget_logged, counters_dirty;
 };
 
-/* One TCP connection, from connect or accept to close. */
+/* One TCP connection, from connect or accept to close; or one session on a serial stream. */
 struct conn {
 	struct daemon *d;
 	struct conn *next;
-	int fd;
+	int fd;		    /* -1 on a serial line */
+	struct sline *line; /* the serial line it rides, or NULL for TCP */
 	ev_io io;
 	ev_timer timer;
 	bool outbound, connecting;
@@ -135,6 +138,12 @@ struct dpeer *daemon_peer_by_box(struct daemon *d, const uint8_t box_pk[static 3
 void daemon_peers_free(struct daemon *d);
 
 /* ---- daemon_conn.c ---- */
+/* A session on line's new stream, with p; caller: this side starts the handshake. */
+struct conn *conn_new_serial(struct daemon *d, struct sline *line, struct dpeer *p, bool caller);
+/* Bytes of the session layer (a socket's, a serial stream's). 0, or -1 if c was closed. */
+int conn_input(struct conn *c, const uint8_t *buf, size_t len);
+/* Commits what a burst of input received and sends its ACKs. 0, or -1 if c was closed. */
+int conn_flush(struct conn *c);
 /* Takes a connected socket (accepted, or connected to p). 0 or -errno (fd closed). */
 int conn_accept(struct daemon *d, int fd, const char *host, const char *where);
 /* Dials p's next address; a failure schedules the next try. */
@@ -148,6 +157,22 @@ struct addrinfo;
 int daemon_resolve(const char *addr, bool passive, struct addrinfo **out);
 /* Schedules p's next dial with backoff and jitter. */
 void dpeer_schedule_dial(struct dpeer *p, bool failed);
+
+/* ---- daemon_serial.c ---- */
+/* Opens (or keeps) p's serial line as text (serial:PATH,BAUD,FRAMING,FLOW) says. 0 or -errno. */
+int daemon_serial_attach(struct dpeer *p, const char *text);
+/* Closes p's serial line, if it has one. */
+void daemon_serial_detach(struct dpeer *p);
+/* Writes what the line may carry now and rearms its timers. */
+void daemon_serial_flush(struct sline *l);
+/* True if the stream waits on little enough that the session may pump more. */
+bool daemon_serial_wants_pump(const struct sline *l);
+/* Stream bytes for the line: how many it took (0: full). */
+size_t daemon_serial_write(struct sline *l, const uint8_t *buf, size_t len);
+/* c, the session on l, ended: its last words go, then the stream starts over. */
+void daemon_serial_session_closed(struct sline *l, struct conn *c);
+/* The line's rate in bytes per second. */
+uint32_t daemon_serial_rate(const struct sline *l);
 
 /* ---- daemon_api.c ---- */
 int daemon_api_open(struct daemon *d);

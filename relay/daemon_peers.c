@@ -6,6 +6,7 @@
 
 #include "relay/daemon_internal.h"
 #include "relay/log.h"
+#include "transports/serial.h"
 
 static void on_dial_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -61,7 +62,10 @@ static int add_one(void *ctx, const struct store_peer *sp)
 	size_t n = 0;
 	for (size_t i = 0; p->cp && i < p->cp->n_addrs && n < DAEMON_MAX_ADDRS; i++)
 		snprintf(addrs[n++], DAEMON_ADDR_MAX, "%s", p->cp->addrs[i].text);
-	if (n == 0 && sp->addr[0])
+	const char *serial = p->cp && p->cp->serial[0] ? p->cp->serial : "";
+	if (!serial[0] && serial_spec_is(sp->addr))
+		serial = sp->addr;
+	else if (n == 0 && sp->addr[0])
 		snprintf(addrs[n++], DAEMON_ADDR_MAX, "%s", sp->addr);
 	if (n != p->n_addrs || memcmp(addrs, p->addrs, n * DAEMON_ADDR_MAX)) {
 		memcpy(p->addrs, addrs, n * DAEMON_ADDR_MAX);
@@ -74,6 +78,10 @@ static int add_one(void *ctx, const struct store_peer *sp)
 	}
 	p->seen = true;
 	l->next[l->n++] = p;
+	if (serial[0])
+		daemon_serial_attach(p, serial);
+	else
+		daemon_serial_detach(p);
 	if (fresh && p->n_addrs)
 		dpeer_schedule_dial(p, false);
 	return 0;
@@ -112,6 +120,7 @@ int daemon_peers_load(struct daemon *d)
 				c->peer =
 				    NULL; /* a handshake in progress: it finds no peer at the end */
 		ev_timer_stop(d->loop, &p->dial_timer);
+		daemon_serial_detach(p);
 		daemon_save_counters(p);
 		free(p);
 	}
@@ -133,6 +142,7 @@ void daemon_peers_free(struct daemon *d)
 {
 	for (size_t i = 0; i < d->n_peers; i++) {
 		ev_timer_stop(d->loop, &d->peers[i]->dial_timer);
+		daemon_serial_detach(d->peers[i]);
 		daemon_save_counters(d->peers[i]);
 		free(d->peers[i]);
 	}

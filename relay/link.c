@@ -8,23 +8,21 @@
 
 #include "relay/link.h"
 
-#define DATA_OVERHEAD	 41	     /* type, id, offset */
-#define SEGMENT_MIN	 512	     /* a DATA segment shorter than this waits for more budget */
-#define READ_AHEAD	 65536	     /* one store chunk: each is read and checked once */
-#define PINGS_MAX	 3	     /* unanswered, then BYE idle */
-#define RETRY_LATER_S	 60	     /* retry_after_s of a `later` refusal */
-#define RETRY_BUSY_S	 1	     /* ... when the cause clears within a read burst */
-#define RETRY_DAMAGED_S	 3600	     /* a damaged copy is quarantined here: an operator must act */
-#define RETRY_QUOTA_S	 600	     /* this peer's stages are at their cap */
-#define RETRY_DISK_S	 600	     /* the disk, or the stages of all peers, at their limit */
-#define RETRY_MAX_S	 3600	     /* a peer's retry_after_s is honoured up to this */
-#define STAGE_SYNC_BYTES (4u << 20)  /* a receiving stage is made durable this often */
-#define SMALL_MAX	 (64u << 10) /* transfers up to this are held in memory, not staged */
-#define DRAIN_MAX	 64	     /* refused transfers whose late records are still taken */
-#define COMPACT_MIN	 64	     /* finished offers kept before the table is compacted */
-#define HEAD_SLACK	 256	     /* a head re-encoded for the next hop, over the stored one */
-#define END_MAX		 (1 + 32 + LINK_TAIL_MAX)
-#define RESCAN_WHOLE	 30 /* periodic rescans: one in this many walks the whole queue */
+#define DATA_OVERHEAD	41    /* type, id, offset */
+#define SEGMENT_MIN	512   /* a DATA segment shorter than this waits for more budget */
+#define READ_AHEAD	65536 /* one store chunk: each is read and checked once */
+#define PINGS_MAX	3     /* unanswered, then BYE idle */
+#define RETRY_LATER_S	60    /* retry_after_s of a `later` refusal */
+#define RETRY_BUSY_S	1     /* ... when the cause clears within a read burst */
+#define RETRY_DAMAGED_S 3600  /* a damaged copy is quarantined here: an operator must act */
+#define RETRY_QUOTA_S	600   /* this peer's stages are at their cap */
+#define RETRY_DISK_S	600   /* the disk, or the stages of all peers, at their limit */
+#define RETRY_MAX_S	3600  /* a peer's retry_after_s is honoured up to this */
+#define DRAIN_MAX	64    /* refused transfers whose late records are still taken */
+#define COMPACT_MIN	64    /* finished offers kept before the table is compacted */
+#define HEAD_SLACK	256   /* a head re-encoded for the next hop, over the stored one */
+#define END_MAX		(1 + 32 + LINK_TAIL_MAX)
+#define RESCAN_WHOLE	30 /* periodic rescans: one in this many walks the whole queue */
 
 /*
  * Our offers. An entry lives while the offer is outstanding (OFFERED, WANTED, SENDING),
@@ -169,6 +167,8 @@ void link_limits_default(struct link_limits *lim)
 	    .stage_life_max_ms = STORE_STAGE_LIFE_MAX_MS,
 	    .min_priority = STORE_BULK,
 	    .budget_bytes = UINT64_MAX,
+	    .stage_sync_bytes = 4u << 20,
+	    .small_max = 64u << 10,
 	};
 }
 
@@ -180,6 +180,8 @@ static void stage_limits(const struct link_session *s, struct store_stage_limits
 	    .reserve = s->lim.disk_reserve,
 	    .reserve_pct = s->lim.disk_reserve_pct,
 	    .life_max_ms = s->lim.stage_life_max_ms,
+	    /* What is made durable each time can be resumed (a slow line's wish). */
+	    .file_min = s->lim.stage_sync_bytes,
 	};
 }
 
@@ -962,7 +964,7 @@ static int on_head(struct link_session *s, const struct link_msg *m)
 		return fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
 	memcpy(e->head, m->bytes, m->len);
 	e->headlen = m->len;
-	if (e->size <= SMALL_MAX && e->from == 0) {
+	if (e->size <= s->lim.small_max && e->from == 0) {
 		/*
 		 * Small: a stage file and its rows would cost two commits for bytes that
 		 * come in one or two records, and a resume would save nothing.
@@ -995,7 +997,7 @@ static int on_data(struct link_session *s, const struct link_msg *m)
 	if (ret < 0)
 		return stage_failed(s, e, ret, true);
 	/* Durable every few MiB: what a cut leaves for the next session's WANT. */
-	if (e->got - e->synced >= STAGE_SYNC_BYTES) {
+	if (e->got - e->synced >= s->lim.stage_sync_bytes) {
 		ret = store_stage_sync(e->stage);
 		/* Busy: the resume point only stays back. Else the stage is not to be trusted. */
 		if (ret < 0 && ret != -EBUSY)
@@ -1169,7 +1171,8 @@ int link_session_new(struct node *n, const struct store_peer *peer, const struct
 	if (!n || !peer || !send || !out || lim->max_record < LINK_RECORD_MIN ||
 	    lim->max_record > LINK_RECORD_MAX || lim->max_offers == 0 || lim->max_stages == 0 ||
 	    lim->max_offers > UINT16_MAX * 16u || lim->disk_reserve_pct > 100 ||
-	    lim->min_priority > STORE_URGENT)
+	    lim->min_priority > STORE_URGENT || lim->stage_sync_bytes == 0 ||
+	    lim->small_max > (64u << 10))
 		return -EINVAL;
 	struct link_session *s = calloc(1, sizeof(*s));
 	if (!s)

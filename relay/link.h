@@ -64,12 +64,21 @@ struct link_limits {
 	 * default: every bundle is committed and acknowledged alone.
 	 */
 	bool group_commit;
+	/*
+	 * A transfer received is made durable every stage_sync_bytes (what a crash of this
+	 * process loses of it), from its first stage_sync_bytes on if that is under
+	 * STORE_STAGE_BUF; one of small_max bytes at most (64 KiB) is held in memory
+	 * instead of staged. A slow line wants both small: a serial line resumes a bundle
+	 * where a crash stopped it, and its bytes are dear.
+	 */
+	uint32_t stage_sync_bytes, small_max;
 };
 
 /*
  * max_record LINK_RECORD_MAX, keepalive 30 s, NODE_MAX_PAYLOAD, 1 s, 1,000 offers, 10 s,
  * 8 stages, 8 GiB per peer, 16 GiB in all, a reserve of max(256 MiB, 5 %), stages live
- * 30 days at most (STORE_STAGE_LIFE_MAX_MS), every priority, no budget (UINT64_MAX).
+ * 30 days at most (STORE_STAGE_LIFE_MAX_MS), every priority, no budget (UINT64_MAX), stages
+ * made durable every 4 MiB, transfers up to 64 KiB held in memory.
  */
 void link_limits_default(struct link_limits *lim);
 

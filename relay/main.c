@@ -27,7 +27,9 @@ static const struct cli_command commands[] = {
     {"import", cmd_import, "DIR [--json]",
      "take in what a stick carries: bundles, receipts, manifests"},
     {"peer", cmd_peer,
-     "add NAME IDSTRING [--sneakernet] [--addr HOST:PORT] | list [--json] | remove NAME",
+     "add NAME IDSTRING [--sneakernet] [--addr HOST:PORT | --serial DEVICE [--baud N] "
+     "[--framing 8N1] [--parity none|even|odd] [--flow none|rtscts|dtrdsr]] | list [--json] | "
+     "remove NAME",
      "manage the nodes this one exchanges bundles with"},
     {"run", cmd_run, "[--listen HOST:PORT]... [--config FILE] [--log-level error|warn|info|debug]",
      "run the relay daemon: links to peers, forwarding, the local API"},

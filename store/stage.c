@@ -50,6 +50,12 @@ struct store_stage {
 	int err;
 };
 
+/* Bytes a stage holds before it gets a file and a row (0 in the limits: STORE_STAGE_BUF). */
+static uint64_t stage_file_min(const struct store_stage_limits *lim)
+{
+	return lim->file_min && lim->file_min < STORE_STAGE_BUF ? lim->file_min : STORE_STAGE_BUF;
+}
+
 void store_stage_limits_default(struct store_stage_limits *lim)
 {
 	*lim = (struct store_stage_limits){
@@ -303,7 +309,7 @@ int store_stage_admit(struct store *s, uint64_t peer, const uint8_t id[static 32
 		store_stage_limits_default(&def);
 		lim = &def;
 	}
-	bool filed = payload_len >= STORE_STAGE_BUF;
+	bool filed = payload_len >= stage_file_min(lim);
 	if (filed) {
 		int ret = check_caps(s, peer, id, payload_len, lim);
 		if (ret)
@@ -606,7 +612,7 @@ int store_stage_sync(struct store_stage *st)
 	sqlite3_stmt *q;
 	if (st->err)
 		return st->err;
-	if (!st->row && st->buf_len < STORE_STAGE_BUF)
+	if (!st->row && st->buf_len < stage_file_min(&st->lim))
 		return 0;
 	int ret = flush(st);
 	if (ret)

@@ -297,7 +297,10 @@ struct store_stage;
  *   after what the transfer still needs: its bytes not yet staged and, for the copy
  *   into the queue at its end, its whole payload once more: -ENOSPC;
  * - life_max_ms: a stage's life_ms is clamped to it.
- * The caps count the payload lengths of stages with a file (STORE_STAGE_BUF or more).
+ * - file_min: a stage gets its file and row (and can be resumed) once it holds this many
+ *   bytes, at most STORE_STAGE_BUF (0: STORE_STAGE_BUF); a slow line sets it low, as
+ *   each byte lost to a crash is long to send again.
+ * The caps count the payload lengths of stages with a file (file_min bytes or more).
  */
 struct store_stage_limits {
 	uint64_t peer_max;
@@ -305,6 +308,7 @@ struct store_stage_limits {
 	uint64_t reserve;
 	uint32_t reserve_pct;
 	uint64_t life_max_ms;
+	uint32_t file_min;
 };
 
 /* 8 GiB per peer, 16 GiB in all, max(256 MiB, 5 %) free, STORE_STAGE_LIFE_MAX_MS. */
@@ -333,7 +337,7 @@ int store_stage_admit(struct store *s, uint64_t peer, const uint8_t id[static 32
  * payload length is dropped); from above 0 needs a stage whose have is at least from
  * (store_stage_have) and still names the same row once its file is locked, else -ESTALE.
  * store_stage_admit's checks are made first (-EDQUOT, -ENOSPC). A new stage gets a file
- * and a row only once it holds STORE_STAGE_BUF bytes: the caps are checked again then
+ * and a row only once it holds lim->file_min bytes: the caps are checked again then
  * (-EDQUOT or -ENOSPC from append or sync), and the file's blocks are allocated for the
  * whole payload (fallocate, where the file system can) so that the disk cannot fill
  * under a transfer already admitted. life_ms: the stage expires that long after its
@@ -355,8 +359,8 @@ int store_stage_open(struct store *s, uint64_t peer, const uint8_t id[static 32]
 int store_stage_append(struct store_stage *st, const uint8_t *buf, size_t len);
 /*
  * Makes every byte appended durable: the file is fdatasync'd, then the new have is
- * committed, and the stage's idle time starts again. A stage still shorter than
- * STORE_STAGE_BUF is left in memory (0, have stays 0: nothing worth resuming). -ENOENT
+ * committed, and the stage's idle time starts again. A stage still shorter than its
+ * limits' file_min is left in memory (0, have stays 0: nothing worth resuming). -ENOENT
  * if its row is gone (expired and purged). A failed write or fdatasync sticks (the
  * stage is poisoned: once a sync failed, the kernel may have dropped pages that a later
  * sync would not report, so have never moves again); a busy store (-EBUSY, have not

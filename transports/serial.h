@@ -138,3 +138,49 @@ struct serial_arq_stats {
 	uint16_t payload, window;	/* the DATA payload and the window (frames) now */
 };
 void serial_arq_stats(const struct serial_arq *a, struct serial_arq_stats *out);
+
+/* ---- line specs (serial_spec.c): device, baud, framing, flow control ---- */
+
+#define SERIAL_PATH_MAX 200
+
+enum serial_flow {
+	SERIAL_FLOW_NONE = 0,
+	SERIAL_FLOW_RTSCTS = 1,
+	SERIAL_FLOW_DTRDSR = 2,
+};
+
+/* How a line is set up. Its text form: serial:PATH,BAUD,8N1[,rtscts|dtrdsr]. */
+struct serial_spec {
+	char path[SERIAL_PATH_MAX + 1];
+	uint32_t baud;	   /* 50..4000000 */
+	uint8_t data_bits; /* 7 or 8 */
+	char parity;	   /* 'N', 'E' or 'O' */
+	uint8_t stop_bits; /* 1 or 2 */
+	enum serial_flow flow;
+};
+
+/* 19200 baud, 8N1, no flow control, no path. */
+void serial_spec_default(struct serial_spec *s);
+
+/*
+ * Each part on its own, as the CLI and tern.conf give them. Each returns false for a
+ * value it does not take, with *why saying what it takes, for the caller's message.
+ */
+bool serial_spec_set_path(struct serial_spec *s, const char *path, const char **why);
+bool serial_spec_set_baud(struct serial_spec *s, const char *baud, const char **why);
+bool serial_spec_set_parity(struct serial_spec *s, const char *parity, const char **why);
+bool serial_spec_set_flow(struct serial_spec *s, const char *flow, const char **why);
+/* "8N1", "7E1", "8N2"...: data bits, parity, stop bits. */
+bool serial_spec_set_framing(struct serial_spec *s, const char *framing, const char **why);
+
+/* The text form, into buf (at least SERIAL_SPEC_TEXT_MAX bytes). */
+#define SERIAL_SPEC_TEXT_MAX (SERIAL_PATH_MAX + 40)
+void serial_spec_format(const struct serial_spec *s, char *buf, size_t len);
+/* Reads the text form back: true, or false with *why. */
+bool serial_spec_parse(const char *text, struct serial_spec *out, const char **why);
+/* True if text is in the text form's namespace (starts with "serial:"). */
+bool serial_spec_is(const char *text);
+
+/* Bits on the wire per byte (start, data, parity, stop) and the bytes per second. */
+unsigned serial_spec_bits_per_byte(const struct serial_spec *s);
+uint32_t serial_spec_rate(const struct serial_spec *s);

@@ -1,14 +1,23 @@
-/* The TCP link's byte layer: preamble, Noise IK handshake, 2-byte framed transport messages. */
+/* The link's session layer: preamble, Noise IK handshake, 2-byte framed transport messages. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "transports/tcp.h"
 
-static const uint8_t preamble[6] = {'t', 'e', 'r', 'n', 1, 'K'};
+#define PREAMBLE_LEN 6
+
+/* "tern", the framing (1 TCP, 2 serial: enum tcp_link), 'K' for IK; also the prologue. */
+static void preamble_of(enum tcp_link link, uint8_t out[static PREAMBLE_LEN])
+{
+	memcpy(out, "tern", 4);
+	out[4] = (uint8_t)link;
+	out[5] = 'K';
+}
 
 struct tcp {
 	bool initiator;
+	uint8_t preamble[PREAMBLE_LEN];
 	struct noise *hs; /* until split */
 	struct noise_cipher *tx, *rx;
 	struct identity_public peer;
@@ -76,21 +85,23 @@ static int make(struct tcp **out, bool initiator)
 	return 0;
 }
 
-int tcp_new_initiator(const struct identity *self, const struct identity_public *peer,
-		      struct tcp **out)
+int tcp_new_initiator_on(enum tcp_link link, const struct identity *self,
+			 const struct identity_public *peer, struct tcp **out)
 {
 	struct tcp *t;
 	int ret = make(&t, true);
 	if (ret < 0)
 		return ret;
+	preamble_of(link, t->preamble);
+	const uint8_t *preamble = t->preamble;
 	t->peer = *peer;
 	size_t len;
-	ret = noise_new(NOISE_IK, true, preamble, sizeof(preamble), self, peer->box_pk, &t->hs);
+	ret = noise_new(NOISE_IK, true, preamble, PREAMBLE_LEN, self, peer->box_pk, &t->hs);
 	if (ret == 0)
-		ret = reserve(t, sizeof(preamble) + 2 + NOISE_HANDSHAKE_OVERHEAD_MAX);
+		ret = reserve(t, PREAMBLE_LEN + 2 + NOISE_HANDSHAKE_OVERHEAD_MAX);
 	if (ret == 0) {
-		memcpy(t->out, preamble, sizeof(preamble));
-		t->out_len = sizeof(preamble);
+		memcpy(t->out, preamble, PREAMBLE_LEN);
+		t->out_len = PREAMBLE_LEN;
 		/* An empty payload: IK message 1 can be replayed by anyone who saw it. */
 		ret = noise_write_message(t->hs, NULL, 0, frame_begin(t),
 					  t->out_cap - t->out_len - 2, &len);
@@ -104,22 +115,35 @@ int tcp_new_initiator(const struct identity *self, const struct identity_public 
 	return 0;
 }
 
-int tcp_new_responder(const struct identity *self, tcp_lookup_fn lookup, void *ctx,
+int tcp_new_initiator(const struct identity *self, const struct identity_public *peer,
 		      struct tcp **out)
+{
+	return tcp_new_initiator_on(TCP_LINK_TCP, self, peer, out);
+}
+
+int tcp_new_responder_on(enum tcp_link link, const struct identity *self, tcp_lookup_fn lookup,
+			 void *ctx, struct tcp **out)
 {
 	struct tcp *t;
 	int ret = make(&t, false);
 	if (ret < 0)
 		return ret;
+	preamble_of(link, t->preamble);
 	t->lookup = lookup;
 	t->lookup_ctx = ctx;
-	ret = noise_new(NOISE_IK, false, preamble, sizeof(preamble), self, NULL, &t->hs);
+	ret = noise_new(NOISE_IK, false, t->preamble, PREAMBLE_LEN, self, NULL, &t->hs);
 	if (ret < 0) {
 		tcp_free(t);
 		return ret;
 	}
 	*out = t;
 	return 0;
+}
+
+int tcp_new_responder(const struct identity *self, tcp_lookup_fn lookup, void *ctx,
+		      struct tcp **out)
+{
+	return tcp_new_responder_on(TCP_LINK_TCP, self, lookup, ctx, out);
 }
 
 void tcp_free(struct tcp *t)
@@ -193,8 +217,8 @@ int tcp_input(struct tcp *t, const uint8_t *buf, size_t len, tcp_record_fn fn, v
 		return -EBADMSG;
 	int ret = 0;
 	while (len > 0 && ret == 0) {
-		if (!t->initiator && t->pre_seen < sizeof(preamble)) {
-			if (buf[0] != preamble[t->pre_seen++]) {
+		if (!t->initiator && t->pre_seen < PREAMBLE_LEN) {
+			if (buf[0] != t->preamble[t->pre_seen++]) {
 				ret = -EBADMSG;
 				break;
 			}

@@ -34,10 +34,25 @@ typedef int (*tcp_lookup_fn)(void *ctx, const uint8_t box_pk[static 32],
 /* One record from the peer: 0 to go on, or a negative errno that ends the link. */
 typedef int (*tcp_record_fn)(void *ctx, const uint8_t *rec, size_t len);
 
+/*
+ * The kind of link below, in the preamble's framing byte: a handshake made for one kind
+ * fails on the other. Over a serial line the same bytes ride the ARQ's stream
+ * (transports/serial.h) instead of a TCP connection.
+ */
+enum tcp_link {
+	TCP_LINK_TCP = 1,
+	TCP_LINK_SERIAL = 2,
+};
+
 /* Calls peer (its current box key, from its identity string). 0, -ENOMEM. */
+int tcp_new_initiator_on(enum tcp_link link, const struct identity *self,
+			 const struct identity_public *peer, struct tcp **out);
+/* Answers a caller, if lookup knows it. 0, -ENOMEM. */
+int tcp_new_responder_on(enum tcp_link link, const struct identity *self, tcp_lookup_fn lookup,
+			 void *ctx, struct tcp **out);
+/* The same, on TCP. */
 int tcp_new_initiator(const struct identity *self, const struct identity_public *peer,
 		      struct tcp **out);
-/* Answers a caller, if lookup knows it. 0, -ENOMEM. */
 int tcp_new_responder(const struct identity *self, tcp_lookup_fn lookup, void *ctx,
 		      struct tcp **out);
 /* Wipes the session keys and frees. tcp_free(NULL) is a no-op. */

@@ -356,3 +356,68 @@ class Throttle:
         self.closed = True
         self.cut()
         self.lsock.close()
+
+
+class SerialLine:
+    """A serial line for two daemons: two socat pty pairs with tern-line (sim/) carrying the
+    bytes between their far ends, at a line rate, with bit errors and cuts. The daemons
+    open a and b."""
+
+    def __init__(self, scratch, baud, ber=0.0, latency_ms=0, seed=1, cut_len=5, name="line"):
+        import time
+        d = scratch.sub(name)
+        self.a, self.b = os.path.join(d, "a"), os.path.join(d, "b")
+        far_a, far_b = os.path.join(d, "a.far"), os.path.join(d, "b.far")
+        self.socats = [subprocess.Popen(["socat", "-b", "64", f"pty,raw,echo=0,link={near}",
+                                         f"pty,raw,echo=0,link={far}"],
+                                        stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       for near, far in ((self.a, far_a), (self.b, far_b))]
+        end = time.monotonic() + 10
+        while not all(os.path.exists(p) for p in (self.a, self.b, far_a, far_b)):
+            if time.monotonic() > end:
+                raise OSError("socat made no pty pair")
+            time.sleep(0.02)
+        self.stats_path = os.path.join(d, "stats.json")
+        self.log_path = os.path.join(d, "line.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [os.environ["TERN_LINE"], "--baud", str(baud), "--ber", str(ber),
+             "--latency-ms", str(latency_ms), "--seed", str(seed), "--cut-len", str(cut_len),
+             "--stats", self.stats_path, far_a, far_b],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        while "tern-line: ready" not in open(self.log_path).read():
+            if self.proc.poll() is not None or time.monotonic() > end:
+                raise OSError("tern-line did not start: " + open(self.log_path).read())
+            time.sleep(0.02)
+
+    def cut(self):
+        """Cuts the line now, for cut_len seconds."""
+        import signal
+        self.proc.send_signal(signal.SIGUSR1)
+
+    def close(self):
+        """Stops the line and the pty pairs; returns tern-line's counters."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        for s in self.socats:
+            s.terminate()
+            s.wait()
+        self.log.close()
+        try:
+            with open(self.stats_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+
+def serial_link(a, b, line, baud, contacts=True):
+    """Makes a and b peers over line: a on its end a, b on its end b."""
+    if contacts:
+        introduce(a, b)
+    a.run(["peer", "add", b.name, b.idstring, "--serial", line.a, "--baud", str(baud)],
+          check_rc=0)
+    b.run(["peer", "add", a.name, a.idstring, "--serial", line.b, "--baud", str(baud)],
+          check_rc=0)

@@ -410,6 +410,32 @@ static void test_windows(void)
 }
 
 /* What config_print writes parses back to the same settings. */
+static void test_serial(void)
+{
+	struct config *c;
+	CHECK_EQ(parse("[peer radio]\nserial = /dev/ttyUSB0\nbaud = 9600\nframing = 8E1\n"
+		       "flow = rtscts\n",
+		       &c),
+		 0);
+	CHECK(c && c->n_peers == 1 &&
+	      !strcmp(c->peers[0].serial, "serial:/dev/ttyUSB0,9600,8E1,rtscts"));
+	config_free(c);
+	CHECK_EQ(parse("[peer radio]\nparity = odd\nserial = /dev/ttyS1\n", &c), 0);
+	CHECK(c && !strcmp(c->peers[0].serial, "serial:/dev/ttyS1,19200,8O1,none"));
+	config_free(c);
+	CHECK_EQ(parse("[peer hub]\naddr = h:1\n", &c), 0);
+	CHECK(c && c->peers[0].serial[0] == '\0');
+	config_free(c);
+	EXPECT_ERROR("[peer a]\nserial = ttyUSB0\n", 2, "serial", "absolute path");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nbaud = 12\n", 3, "baud", "50 to 4000000");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nflow = xonxoff\n", 3, "flow", "0x11");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nframing = 7E1\n", 3, "framing", "8 data bits");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nparity = mark\n", 3, "parity", "none, even");
+	EXPECT_ERROR("[peer a]\nbaud = 9600\n", 2, "give its device");
+	EXPECT_ERROR("[peer a]\naddr = h:1\nserial = /dev/x\n", 3, "not both");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nserial = /dev/y\n", 3, "serial", "twice");
+}
+
 static void test_round_trip(void)
 {
 	char text[2048];
@@ -533,6 +559,7 @@ int main(void)
 	test_all_errors();
 	test_limits();
 	test_windows();
+	test_serial();
 	test_round_trip();
 	test_load();
 	TEST_MAIN_END();

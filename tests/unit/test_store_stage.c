@@ -20,7 +20,7 @@
 #define PEER_B 0x99
 
 /* No cap, no reserve: what a test of something else opens its stages with. */
-#define PEERCAP(max) (&(struct store_stage_limits){(max), UINT64_MAX, 0, 0, UINT64_MAX})
+#define PEERCAP(max) (&(struct store_stage_limits){(max), UINT64_MAX, 0, 0, UINT64_MAX, 0})
 #define NOLIM	     PEERCAP(UINT64_MAX)
 
 static char dir[] = "/tmp/tern-test-stage.XXXXXX";
@@ -580,7 +580,7 @@ static void test_stage_disk(void)
 	size_t len = 2048 * KIB;
 	uint8_t *p = pattern(len, 15), a[32], b[32];
 	struct store_stage *st = NULL, *st2 = NULL;
-	struct store_stage_limits lim = {UINT64_MAX, 3 * len, 0, 0, UINT64_MAX};
+	struct store_stage_limits lim = {UINT64_MAX, 3 * len, 0, 0, UINT64_MAX, 0};
 	struct stat sb;
 	memset(a, 0x36, 32);
 	memset(b, 0x37, 32);
@@ -642,7 +642,7 @@ static void test_stage_life(void)
 	size_t len = 600 * KIB;
 	uint8_t *p = pattern(len, 16), a[32], b[32];
 	struct store_stage *st = NULL;
-	struct store_stage_limits lim = {UINT64_MAX, UINT64_MAX, 0, 0, 100000};
+	struct store_stage_limits lim = {UINT64_MAX, UINT64_MAX, 0, 0, 100000, 0};
 	uint64_t count = 9, idle = 50000;
 	memset(a, 0x38, 32);
 	memset(b, 0x39, 32);

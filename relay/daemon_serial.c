@@ -1,0 +1,313 @@
+/* The daemon's serial lines: a port, its ARQ stream, and the session riding on each stream. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay/daemon_internal.h"
+#include "relay/log.h"
+#include "transports/serial.h"
+#include "transports/serial_port.h"
+
+/* A device that cannot be opened (unplugged, a modem off) is tried again this often. */
+#define REOPEN_S 5.0
+/* A session that ended here gives its last words this long to go before the stream resets. */
+#define CLOSING_MS 5000
+/* Stream bytes waiting for the line before the session pumps more: little, so urgent
+ * bundles overtake soon, as transfer records of a slow line are long to send. */
+#define UNSENT_LOW 4096
+
+struct sline {
+	struct daemon *d;
+	struct dpeer *p;
+	struct serial_spec spec;
+	char text[SERIAL_SPEC_TEXT_MAX];
+	struct serial_port *port; /* NULL while the device cannot be opened */
+	struct serial_arq *arq;
+	ev_io io;
+	ev_timer timer;
+	struct conn *conn; /* the session on this stream; NULL between two */
+	bool closing;	   /* the session ended here: the stream resets once its words are out */
+	uint64_t closing_ms;
+	bool established; /* as the ARQ last said */
+	bool blocked;	  /* the port's buffer was full: wait until it is writable */
+};
+
+static uint64_t nonce(void)
+{
+	uint64_t n = 0;
+	while (!n)
+		tern_random(&n, sizeof(n));
+	return n;
+}
+
+static void line_service(struct sline *l);
+
+static void arm(struct sline *l)
+{
+	struct daemon *d = l->d;
+	ev_timer_stop(d->loop, &l->timer);
+	if (!l->port) {
+		ev_timer_set(&l->timer, REOPEN_S, 0);
+		ev_timer_start(d->loop, &l->timer);
+		return;
+	}
+	uint64_t now = daemon_mono_ms(), due = serial_arq_deadline(l->arq, now);
+	if (l->closing && l->closing_ms + CLOSING_MS < due)
+		due = l->closing_ms + CLOSING_MS;
+	if (due == UINT64_MAX)
+		return;
+	ev_timer_set(&l->timer, due > now ? (double)(due - now) / 1000.0 : 0, 0);
+	ev_timer_start(d->loop, &l->timer);
+	int events = EV_READ | (l->blocked ? EV_WRITE : 0);
+	if (l->io.events != events) {
+		ev_io_stop(d->loop, &l->io);
+		ev_io_set(&l->io, serial_port_fd(l->port), events);
+		ev_io_start(d->loop, &l->io);
+	}
+}
+
+static void port_lost(struct sline *l, const char *why)
+{
+	struct daemon *d = l->d;
+	log_warn("%s: serial line %s: %s; trying again every %.0f s", l->p->sp.name, l->spec.path,
+		 why, REOPEN_S);
+	if (l->conn)
+		conn_close(l->conn, "the serial port went away");
+	ev_io_stop(d->loop, &l->io);
+	serial_port_close(l->port);
+	l->port = NULL;
+	arm(l);
+}
+
+/* Writes what the ARQ has for the line now, as far as the port takes it. */
+void daemon_serial_flush(struct sline *l)
+{
+	if (!l->port)
+		return;
+	uint64_t now = daemon_mono_ms();
+	const uint8_t *buf;
+	size_t n;
+	l->blocked = false;
+	while ((n = serial_arq_output(l->arq, now, &buf)) > 0) {
+		ssize_t w = serial_port_write(l->port, buf, n);
+		if (w < 0) {
+			port_lost(l, strerror((int)-w));
+			return;
+		}
+		if (w == 0) {
+			l->blocked = true;
+			break;
+		}
+		serial_arq_consumed(l->arq, (size_t)w);
+		l->p->bytes_out += (size_t)w;
+	}
+	if (l->closing && (serial_arq_idle(l->arq) || now >= l->closing_ms + CLOSING_MS)) {
+		l->closing = false;
+		serial_arq_reset(l->arq, nonce(), now);
+		l->established = false;
+	}
+	arm(l);
+}
+
+bool daemon_serial_wants_pump(const struct sline *l)
+{
+	return serial_arq_room(l->arq) >= SERIAL_STREAM_SPACE - UNSENT_LOW;
+}
+
+size_t daemon_serial_write(struct sline *l, const uint8_t *buf, size_t len)
+{
+	return serial_arq_write(l->arq, buf, len);
+}
+
+void daemon_serial_session_closed(struct sline *l, struct conn *c)
+{
+	if (l->conn != c)
+		return;
+	l->conn = NULL;
+	/* Its last words (a BYE) go first; then both ends start a new stream. */
+	l->closing = true;
+	l->closing_ms = daemon_mono_ms();
+}
+
+static int lookup(void *ctx, const uint8_t box_pk[static 32], struct identity_public *out)
+{
+	struct conn *c = ctx;
+	/* On a serial line only its one peer may answer. */
+	if (!c->peer || memcmp(c->peer->pub.box_pk, box_pk, 32))
+		return -ENOENT;
+	*out = c->peer->pub;
+	return 0;
+}
+
+/* A new stream: a new session on it, the lower node number calling. */
+static void session_start(struct sline *l)
+{
+	struct daemon *d = l->d;
+	struct dpeer *p = l->p;
+	bool caller = d->n->node_num < p->sp.node;
+	struct conn *c = conn_new_serial(d, l, p, caller);
+	if (!c)
+		return;
+	int ret = caller ? tcp_new_initiator_on(TCP_LINK_SERIAL, d->n->id, &p->pub, &c->tcp)
+			 : tcp_new_responder_on(TCP_LINK_SERIAL, d->n->id, lookup, c, &c->tcp);
+	if (ret < 0) {
+		conn_close(c, strerror(-ret));
+		return;
+	}
+	l->conn = c;
+	log_debug("%s: serial stream up on %s; %s", p->sp.name, l->spec.path,
+		  caller ? "calling" : "waiting for the call");
+	conn_service(c);
+}
+
+static int on_stream(void *ctx, const uint8_t *buf, size_t len)
+{
+	struct sline *l = ctx;
+	/* Between two sessions (the old one closing) the stream's bytes have no reader. */
+	if (l->conn && !l->closing)
+		conn_input(l->conn, buf, len);
+	return 0;
+}
+
+static void on_readable(struct sline *l)
+{
+	uint8_t buf[4096];
+	for (int i = 0; i < 16 && l->port; i++) {
+		ssize_t r = serial_port_read(l->port, buf, sizeof(buf));
+		if (r < 0) {
+			port_lost(l, strerror((int)-r));
+			return;
+		}
+		if (r == 0)
+			break;
+		l->p->bytes_in += (size_t)r;
+		daemon_clock(l->d);
+		int ret = serial_arq_input(l->arq, buf, (size_t)r, daemon_mono_ms(), on_stream, l);
+		if (l->conn && conn_flush(l->conn) < 0)
+			continue;
+		if (ret == -ECONNRESET && l->conn) {
+			/* The peer started over (it restarted, or its session ended). */
+			struct conn *c = l->conn;
+			l->conn = NULL;
+			conn_close(c, "the peer started the serial stream over");
+			l->closing = false;
+			l->established = false;
+		}
+	}
+	line_service(l);
+}
+
+static void line_service(struct sline *l)
+{
+	if (!l->port)
+		return;
+	bool up = serial_arq_established(l->arq);
+	if (up && !l->established && !l->conn && !l->closing)
+		session_start(l);
+	l->established = up;
+	if (l->conn)
+		conn_service(l->conn); /* it flushes the line */
+	else
+		daemon_serial_flush(l);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sline *l = w->data;
+	(void)loop;
+	if (revents & EV_READ)
+		on_readable(l);
+	else
+		line_service(l);
+}
+
+static int open_port(struct sline *l, const char **why)
+{
+	int ret = serial_port_open(&l->spec, &l->port, why);
+	if (ret < 0) {
+		l->port = NULL;
+		return ret;
+	}
+	log_info("%s: serial line %s open (%u baud, %u bytes/s)", l->p->sp.name, l->spec.path,
+		 (unsigned)l->spec.baud, (unsigned)serial_spec_rate(&l->spec));
+	ev_io_set(&l->io, serial_port_fd(l->port), EV_READ);
+	ev_io_start(l->d->loop, &l->io);
+	serial_arq_reset(l->arq, nonce(), daemon_mono_ms());
+	l->established = false;
+	return 0;
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct sline *l = w->data;
+	(void)loop;
+	(void)revents;
+	const char *why;
+	if (!l->port && open_port(l, &why) < 0) {
+		log_debug("%s: serial line %s: %s", l->p->sp.name, l->spec.path, why);
+		arm(l);
+		return;
+	}
+	line_service(l);
+}
+
+int daemon_serial_attach(struct dpeer *p, const char *text)
+{
+	struct daemon *d = p->d;
+	if (p->line && !strcmp(p->line->text, text))
+		return 0;
+	daemon_serial_detach(p);
+	const char *why;
+	struct serial_spec spec;
+	if (!serial_spec_parse(text, &spec, &why)) {
+		log_warn("%s: %s: %s", p->sp.name, text, why);
+		return -EINVAL;
+	}
+	struct sline *l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->d = d;
+	l->p = p;
+	l->spec = spec;
+	snprintf(l->text, sizeof(l->text), "%s", text);
+	struct serial_arq_params ap = {.rate_Bps = serial_spec_rate(&spec)};
+	int ret = serial_arq_new(&ap, nonce(), daemon_mono_ms(), &l->arq);
+	if (ret < 0) {
+		free(l);
+		return ret;
+	}
+	ev_init(&l->io, on_io);
+	l->io.data = l;
+	ev_init(&l->timer, on_timer);
+	l->timer.data = l;
+	p->line = l;
+	if (open_port(l, &why) < 0) {
+		log_warn("%s: serial line %s: %s; trying again every %.0f s", p->sp.name, spec.path,
+			 why, REOPEN_S);
+		arm(l);
+		return 0;
+	}
+	line_service(l);
+	return 0;
+}
+
+void daemon_serial_detach(struct dpeer *p)
+{
+	struct sline *l = p->line;
+	if (!l)
+		return;
+	if (l->conn)
+		conn_close(l->conn, "the serial line was removed");
+	ev_io_stop(l->d->loop, &l->io);
+	ev_timer_stop(l->d->loop, &l->timer);
+	serial_port_close(l->port);
+	serial_arq_free(l->arq);
+	free(l);
+	p->line = NULL;
+}
+
+uint32_t daemon_serial_rate(const struct sline *l)
+{
+	return serial_spec_rate(&l->spec);
+}
