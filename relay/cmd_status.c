@@ -34,7 +34,7 @@ static void field(const char *p, const char *end, const char *key, char *out, si
 
 static void print_text(const char *json)
 {
-	char node[32], started[40], v[8][280];
+	char node[32], started[40], v[10][280];
 	const char *end = json + strlen(json);
 	field(json, end, "node", node, sizeof(node));
 	field(json, end, "started", started, sizeof(started));
@@ -43,8 +43,8 @@ static void print_text(const char *json)
 	printf("tern run: node %s, running since %s; %s bundles without a route, %s expired\n",
 	       node, started, v[1], v[0]);
 	const char *p = strstr(json, "\"peers\": [");
-	printf("%-16s %-5s %-28s %7s %10s %10s  %s\n", "peer", "link", "address", "queued", "sent",
-	       "received", "last contact");
+	printf("%-16s %-5s %-28s %7s %10s %10s %9s  %s\n", "peer", "link", "address", "queued",
+	       "sent", "received", "cost", "last contact");
 	while (p && (p = strstr(p, "{\"name\": ")) != NULL) {
 		const char *q = strstr(p + 1, "{\"name\": ");
 		const char *pend = q ? q : end;
@@ -55,12 +55,14 @@ static void print_text(const char *json)
 		field(p, pend, "bytes_out", v[4], sizeof(v[4]));
 		field(p, pend, "bytes_in", v[5], sizeof(v[5]));
 		field(p, pend, "last_contact", v[6], sizeof(v[6]));
+		/* The cost counts every run (the totals); sent and received, this run. */
+		field(p, pend, "cost", v[7], sizeof(v[7]));
 		char out[16], in[16];
 		format_size(strtoull(v[4], NULL, 10), out, sizeof(out));
 		format_size(strtoull(v[5], NULL, 10), in, sizeof(in));
-		printf("%-16s %-5s %-28s %7s %10s %10s  %s\n", v[0],
+		printf("%-16s %-5s %-28s %7s %10s %10s %9s  %s\n", v[0],
 		       strcmp(v[1], "true") == 0 ? "up" : "down", v[2][0] ? v[2] : "(inbound only)",
-		       v[3], out, in, v[6][0] ? v[6] : "never");
+		       v[3], out, in, v[7][0] ? v[7] : "-", v[6][0] ? v[6] : "never");
 		p = pend;
 	}
 }

@@ -30,11 +30,12 @@ enum peer_key {
 	PEER_FRAMING,
 	PEER_PARITY,
 	PEER_FLOW,
+	PEER_COST,
 	N_PEER_KEYS
 };
 static const char *const peer_keys[N_PEER_KEYS] = {
     "id",     "addr", "sneakernet", "min-priority", "bytes-per-day", "window",
-    "serial", "baud", "framing",    "parity",	    "flow",
+    "serial", "baud", "framing",    "parity",	    "flow",	     "cost-per-mib",
 };
 
 struct config_reader {
@@ -603,6 +604,24 @@ static int peer_key(struct config_reader *r, const char *key, const char *v)
 				    "G or T (50M); 0 for no cap",
 				    shown(v, cut));
 		return 0;
+	case PEER_COST: {
+		/* Money is counted in millionths: exact for any price with up to 6 decimals. */
+		uint64_t whole = 0, frac = 0, scale = 1000000;
+		const char *q = v;
+		unsigned digits = 0;
+		for (; *q >= '0' && *q <= '9' && whole < 1000000000; digits++)
+			whole = whole * 10 + (uint64_t)(*q++ - '0');
+		if (*q == '.')
+			for (q++; *q >= '0' && *q <= '9' && scale > 1; q++, digits++)
+				frac += (uint64_t)(*q - '0') * (scale /= 10);
+		if (!digits || *q || whole >= 1000000000)
+			return fail(r,
+				    "cost-per-mib: %s: give what a MiB on this link costs, as a "
+				    "number with up to 6 decimals (0.75), in any currency",
+				    shown(v, cut));
+		p->cost_micro_per_mib = whole * 1000000 + frac;
+		return 0;
+	}
 	case PEER_SERIAL:
 	case PEER_BAUD:
 	case PEER_FRAMING:
@@ -1124,6 +1143,9 @@ void config_print(const struct config *c, FILE *f)
 			config_window_format(&p->windows[j], win);
 			fprintf(f, "window = %s\n", win);
 		}
+		if (p->cost_micro_per_mib)
+			fprintf(f, "cost-per-mib = %" PRIu64 ".%06" PRIu64 "\n",
+				p->cost_micro_per_mib / 1000000, p->cost_micro_per_mib % 1000000);
 		if (p->serial[0])
 			fprintf(f, "serial = %s\nbaud = %u\nframing = %u%c%u\nflow = %s\n",
 				p->spec.path, (unsigned)p->spec.baud, (unsigned)p->spec.data_bits,

@@ -81,6 +81,7 @@ struct config_peer {
 	struct serial_spec spec;
 	unsigned serial_line, spec_line;   /* of serial =, and of the first other of them */
 	char serial[SERIAL_SPEC_TEXT_MAX]; /* its text form (serial:...), once read; "" none */
+	uint64_t cost_micro_per_mib;	   /* cost-per-mib =, in millionths; 0: not given */
 };
 
 enum config_dest {

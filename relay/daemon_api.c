@@ -163,11 +163,26 @@ static int status(void *ctx, FILE *out)
 			: p->conn->outbound ? "outbound"
 					    : "inbound");
 		fprintf(out, ", \"addr\": ");
-		json_string(out, p->conn ? p->conn->where : p->n_addrs ? p->addrs[0] : "");
+		json_string(out, p->line      ? daemon_serial_device(p->line)
+				 : p->conn    ? p->conn->where
+				 : p->n_addrs ? p->addrs[0]
+					      : "");
 		fprintf(out,
 			", \"queued\": %" PRIu64 ", \"bytes_in\": %" PRIu64
 			", \"bytes_out\": %" PRIu64,
 			h.count[i], p->bytes_in, p->bytes_out);
+		uint64_t tin = p->total_in_before + p->bytes_in;
+		uint64_t tout = p->total_out_before + p->bytes_out;
+		fprintf(out, ", \"bytes_in_total\": %" PRIu64 ", \"bytes_out_total\": %" PRIu64,
+			tin, tout);
+		if (p->cp && p->cp->cost_micro_per_mib) {
+			/* Both ways: metered links bill what they carry. */
+			double cost = (double)(tin + tout) / 1048576.0 *
+				      (double)p->cp->cost_micro_per_mib / 1e6;
+			fprintf(out, ", \"cost\": \"%.2f\"", cost);
+		}
+		if (p->line)
+			daemon_serial_status(p->line, out);
 		json_time(out, "up_since", p->up_since_ms);
 		json_time(out, "last_contact", p->last_contact_ms);
 		if (p->conn && p->conn->ls) {

@@ -199,9 +199,42 @@ static void load_counters(struct daemon *d, struct dpeer *p)
 	}
 }
 
+/*
+ * Wire bytes both ways over every run, for what a metered link cost (the store's
+ * link.N.bytes_total: "out in").
+ */
+void daemon_load_totals(struct dpeer *p)
+{
+	char key[64], val[64];
+	unsigned long long out, in;
+	if (p->totals_loaded)
+		return;
+	p->totals_loaded = true;
+	snprintf(key, sizeof(key), "link.%" PRIu64 ".bytes_total", p->sp.node);
+	if (store_setting_get(p->d->n->store, key, val, sizeof(val)) == 0 &&
+	    sscanf(val, "%llu %llu", &out, &in) == 2) {
+		p->total_out_before = out;
+		p->total_in_before = in;
+	}
+	p->total_saved = p->total_out_before + p->total_in_before;
+}
+
+static void save_totals(struct dpeer *p)
+{
+	char key[64], val[64];
+	uint64_t out = p->total_out_before + p->bytes_out, in = p->total_in_before + p->bytes_in;
+	if (!p->totals_loaded || out + in == p->total_saved)
+		return;
+	snprintf(key, sizeof(key), "link.%" PRIu64 ".bytes_total", p->sp.node);
+	snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64, out, in);
+	if (store_setting_set(p->d->n->store, key, val) == 0)
+		p->total_saved = out + in;
+}
+
 void daemon_save_counters(struct dpeer *p)
 {
 	char key[64], val[64];
+	save_totals(p);
 	if (!p->counters_dirty)
 		return;
 	setting_key(p, key, sizeof(key));

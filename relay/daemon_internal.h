@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ev.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,9 +30,12 @@ struct dpeer {
 	ev_timer dial_timer;
 	uint64_t backoff_ms;
 	uint64_t bytes_in, bytes_out; /* this run, on the wire */
-	uint64_t up_since_ms;	      /* unix ms the session came up; 0 while down */
-	uint64_t last_contact_ms;     /* unix ms of the last record received */
-	bool seen;		      /* marked during a reload */
+	/* On the wire before this run (the store's link.N.bytes_total), and as last saved. */
+	uint64_t total_in_before, total_out_before, total_saved;
+	bool totals_loaded;
+	uint64_t up_since_ms;	  /* unix ms the session came up; 0 while down */
+	uint64_t last_contact_ms; /* unix ms of the last record received */
+	bool seen;		  /* marked during a reload */
 	/* Policy from tern.conf (NULL: none; points into d->cfg, renewed at each reload). */
 	const struct config_peer *cp;
 	/* Transfer bytes sent today (UTC), against cp->bytes_per_day; kept in the store. */
@@ -125,6 +129,8 @@ void daemon_session_limits(struct daemon *d, struct dpeer *p, struct link_limits
 void daemon_count_bytes(struct conn *c);
 /* Writes p's byte counters to the store if they changed. */
 void daemon_save_counters(struct dpeer *p);
+/* Reads p's wire totals of earlier runs from the store, once. */
+void daemon_load_totals(struct dpeer *p);
 /* True if p may be dialed or talked to now (its contact windows). */
 bool daemon_window_open(struct daemon *d, struct dpeer *p);
 void daemon_config_free(struct daemon *d);
@@ -173,6 +179,10 @@ size_t daemon_serial_write(struct sline *l, const uint8_t *buf, size_t len);
 void daemon_serial_session_closed(struct sline *l, struct conn *c);
 /* The line's rate in bytes per second. */
 uint32_t daemon_serial_rate(const struct sline *l);
+/* Its device's path. */
+const char *daemon_serial_device(const struct sline *l);
+/* `, "serial": {...}` for the status reply: the port, the stream, the ARQ's counters. */
+void daemon_serial_status(const struct sline *l, FILE *out);
 
 /* ---- daemon_api.c ---- */
 int daemon_api_open(struct daemon *d);

@@ -82,6 +82,8 @@ static int add_one(void *ctx, const struct store_peer *sp)
 		daemon_serial_attach(p, serial);
 	else
 		daemon_serial_detach(p);
+	if (fresh)
+		daemon_load_totals(p);
 	if (fresh && p->n_addrs)
 		dpeer_schedule_dial(p, false);
 	return 0;

@@ -1,9 +1,11 @@
 /* The daemon's serial lines: a port, its ARQ stream, and the session riding on each stream. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "relay/cli.h"
 #include "relay/daemon_internal.h"
 #include "relay/log.h"
 #include "transports/serial.h"
@@ -310,4 +312,26 @@ void daemon_serial_detach(struct dpeer *p)
 uint32_t daemon_serial_rate(const struct sline *l)
 {
 	return serial_spec_rate(&l->spec);
+}
+
+const char *daemon_serial_device(const struct sline *l)
+{
+	return l->spec.path;
+}
+
+void daemon_serial_status(const struct sline *l, FILE *out)
+{
+	struct serial_arq_stats st;
+	serial_arq_stats(l->arq, &st);
+	const char *state = !l->port ? "closed" : serial_arq_established(l->arq) ? "up" : "syncing";
+	fprintf(out, ", \"serial\": {\"line\": ");
+	json_string(out, l->text);
+	fprintf(out,
+		", \"baud\": %u, \"port\": \"%s\", "
+		"\"frames_out\": %" PRIu64 ", \"frames_resent\": %" PRIu64
+		", \"frames_in\": %" PRIu64 ", \"frames_bad\": %" PRIu64 ", \"resets\": %" PRIu64
+		", \"srtt_ms\": %u, \"payload\": %u, \"window\": %u}",
+		(unsigned)l->spec.baud, state, st.frames_out, st.frames_resent, st.frames_in,
+		st.frames_bad, st.resets, (unsigned)st.srtt_ms, (unsigned)st.payload,
+		(unsigned)st.window);
 }

@@ -11,6 +11,8 @@ TERN = os.environ.get("TERN", "tern")
 SANITIZED = os.environ.get("TERN_SANITIZED") == "1"
 
 failures = 0
+# Processes a test started and has not stopped (daemons, lines): Scratch.close kills them.
+LIVE = set()
 
 
 def check(cond, what):
@@ -42,6 +44,15 @@ class Scratch:
         return p
 
     def close(self):
+        # A test that failed half-way leaves processes behind; they would hold the test
+        # runner's pipes open (it waits for them) and run on in a deleted directory.
+        for p in list(LIVE):
+            try:
+                p.kill()
+                p.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        LIVE.clear()
         if not os.environ.get("TERN_KEEP"):
             shutil.rmtree(self.path, ignore_errors=True)
 
@@ -223,10 +234,13 @@ class Daemon:
         if node.env:
             e.update(node.env)
         self.log = open(self.log_path, "a")
+        started = len(self.text()) if os.path.exists(self.log_path) else 0
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, env=e)
+        LIVE.add(self.proc)
         end = time.monotonic() + (40 if SANITIZED else 10)
-        while "tern run: node" not in self.text() and self.proc.poll() is None:
+        # The log is appended to: only this run's lines count.
+        while "tern run: node" not in self.text()[started:] and self.proc.poll() is None:
             if time.monotonic() > end:
                 break
             time.sleep(0.02)
@@ -253,6 +267,7 @@ class Daemon:
             self.proc.kill()
             rc = self.proc.wait()
             check(False, f"{self.node.name}: tern run did not stop")
+        LIVE.discard(self.proc)
         self.log.close()
         if expect_rc is not None:
             check(rc == expect_rc, f"{self.node.name}: tern run exit {rc}, expected {expect_rc}:"
@@ -372,6 +387,7 @@ class SerialLine:
                                          f"pty,raw,echo=0,link={far}"],
                                         stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                        for near, far in ((self.a, far_a), (self.b, far_b))]
+        LIVE.update(self.socats)
         end = time.monotonic() + 10
         while not all(os.path.exists(p) for p in (self.a, self.b, far_a, far_b)):
             if time.monotonic() > end:
@@ -385,6 +401,7 @@ class SerialLine:
              "--latency-ms", str(latency_ms), "--seed", str(seed), "--cut-len", str(cut_len),
              "--stats", self.stats_path, far_a, far_b],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        LIVE.add(self.proc)
         while "tern-line: ready" not in open(self.log_path).read():
             if self.proc.poll() is not None or time.monotonic() > end:
                 raise OSError("tern-line did not start: " + open(self.log_path).read())
@@ -405,6 +422,7 @@ class SerialLine:
         for s in self.socats:
             s.terminate()
             s.wait()
+        LIVE.difference_update(self.socats + [self.proc])
         self.log.close()
         try:
             with open(self.stats_path) as f:

@@ -53,6 +53,9 @@ def noisy_line(scratch):
     hub = Node(scratch, "hub", clock="trusted")
     line = SerialLine(scratch, BAUD, ber=1e-5, latency_ms=20, seed=7, cut_len=8)
     serial_link(field, hub, line, BAUD)
+    # The satellite's price, for tern status to count what the line cost.
+    with open(os.path.join(field.home, "tern.conf"), "w") as f:
+        f.write(f"[peer {hub.name}]\ncost-per-mib = 2.5\n")
     src = os.path.join(scratch.path, "report.bin")
     want = make_file(src, FILE, b"report")
     lines = [f"message {i:04d} from the field office" for i in range(TEXTS)]
@@ -74,6 +77,25 @@ def noisy_line(scratch):
     wait_for(lambda: len(hub.inbox()) >= expect, budget, f"{expect} bundles at the hub")
     wait_for(lambda: len(field.inbox()) >= 1, 60, "the hub's message at the field")
     wait_for(lambda: field.queue() == [], 120, "the field holds nothing more (all ACKed)")
+    st = json.loads(field.run(["status", "--json"], check_rc=0).stdout)["peers"][0]
+    ser = st.get("serial", {})
+    print(f"status: {st.get('bytes_out')} B out, cost {st.get('cost')}, serial {ser}")
+    check(st.get("addr") == line.a and ser.get("port") == "up" and ser.get("baud") == BAUD,
+          f"status names the line and its stream is up: {st.get('addr')} {ser}")
+    check(ser.get("frames_out", 0) > 0 and ser.get("frames_bad", 0) + ser.get("frames_resent", 0)
+          > 0, "status counts frames, and the damage the line did")
+    mib = (st.get("bytes_in_total", 0) + st.get("bytes_out_total", 0)) / 1048576
+    check(abs(float(st.get("cost", "0")) - 2.5 * mib) < 0.011,
+          f"the cost is 2.5 a MiB both ways: {st.get('cost')} for {mib:.3f} MiB")
+    text = field.run(["status"], check_rc=0).stdout
+    check(line.a in text and st.get("cost", "?") in text, f"tern status shows it:\n{text}")
+    df.stop()
+    # The totals outlive the daemon: a metered link's bill does not restart at zero.
+    df = Daemon(field, listen=False)
+    again = json.loads(field.run(["status", "--json"], check_rc=0).stdout)["peers"][0]
+    check(again.get("bytes_out_total", 0) >= st.get("bytes_out_total", 1),
+          f"the byte totals were kept across the restart: {again.get('bytes_out_total')} "
+          f"after {st.get('bytes_out_total')}")
     df.stop()
     dh.stop()
     stats = line.close()

@@ -434,6 +434,16 @@ static void test_serial(void)
 	EXPECT_ERROR("[peer a]\nbaud = 9600\n", 2, "give its device");
 	EXPECT_ERROR("[peer a]\naddr = h:1\nserial = /dev/x\n", 3, "not both");
 	EXPECT_ERROR("[peer a]\nserial = /dev/x\nserial = /dev/y\n", 3, "serial", "twice");
+	CHECK_EQ(parse("[peer sat]\ncost-per-mib = 12.345678\n", &c), 0);
+	CHECK(c && c->peers[0].cost_micro_per_mib == 12345678);
+	config_free(c);
+	CHECK_EQ(parse("[peer sat]\ncost-per-mib = 3\n", &c), 0);
+	CHECK(c && c->peers[0].cost_micro_per_mib == 3000000);
+	config_free(c);
+	EXPECT_ERROR("[peer a]\ncost-per-mib = 1,5\n", 2, "cost-per-mib", "1,5", "decimals");
+	EXPECT_ERROR("[peer a]\ncost-per-mib = -1\n", 2, "cost-per-mib");
+	EXPECT_ERROR("[peer a]\ncost-per-mib = .\n", 2, "cost-per-mib");
+	EXPECT_ERROR("[peer a]\ncost-per-mib = 0.1234567\n", 2, "cost-per-mib", "6 decimals");
 }
 
 static void test_round_trip(void)
