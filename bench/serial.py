@@ -65,7 +65,7 @@ def one(scratch, tag, baud, ber, size, cut_at=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=40,
+    ap.add_argument("--seconds", type=float, default=60,
                     help="how long each file takes at the line rate")
     args = ap.parse_args()
     ternlib.TERN = os.environ["TERN"]

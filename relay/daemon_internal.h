@@ -177,6 +177,8 @@ bool daemon_serial_wants_pump(const struct sline *l);
 size_t daemon_serial_write(struct sline *l, const uint8_t *buf, size_t len);
 /* c, the session on l, ended: its last words go, then the stream starts over. */
 void daemon_serial_session_closed(struct sline *l, struct conn *c);
+/* Starts a session on the line's stream if there is none and its windows are open. */
+void daemon_serial_kick(struct sline *l);
 /* The line's rate in bytes per second. */
 uint32_t daemon_serial_rate(const struct sline *l);
 /* Its device's path. */

@@ -31,8 +31,7 @@ struct sline {
 	struct conn *conn; /* the session on this stream; NULL between two */
 	bool closing;	   /* the session ended here: the stream resets once its words are out */
 	uint64_t closing_ms;
-	bool established; /* as the ARQ last said */
-	bool blocked;	  /* the port's buffer was full: wait until it is writable */
+	bool blocked; /* the port's buffer was full: wait until it is writable */
 };
 
 static uint64_t nonce(void)
@@ -107,7 +106,6 @@ void daemon_serial_flush(struct sline *l)
 	if (l->closing && (serial_arq_idle(l->arq) || now >= l->closing_ms + CLOSING_MS)) {
 		l->closing = false;
 		serial_arq_reset(l->arq, nonce(), now);
-		l->established = false;
 	}
 	arm(l);
 }
@@ -194,7 +192,6 @@ static void on_readable(struct sline *l)
 			l->conn = NULL;
 			conn_close(c, "the peer started the serial stream over");
 			l->closing = false;
-			l->established = false;
 		}
 	}
 	line_service(l);
@@ -204,10 +201,11 @@ static void line_service(struct sline *l)
 {
 	if (!l->port)
 		return;
-	bool up = serial_arq_established(l->arq);
-	if (up && !l->established && !l->conn && !l->closing)
+	/* A session on each stream, while the peer's contact windows are open. */
+	daemon_clock(l->d);
+	if (serial_arq_established(l->arq) && !l->conn && !l->closing &&
+	    daemon_window_open(l->d, l->p))
 		session_start(l);
-	l->established = up;
 	if (l->conn)
 		conn_service(l->conn); /* it flushes the line */
 	else
@@ -236,7 +234,6 @@ static int open_port(struct sline *l, const char **why)
 	ev_io_set(&l->io, serial_port_fd(l->port), EV_READ);
 	ev_io_start(l->d->loop, &l->io);
 	serial_arq_reset(l->arq, nonce(), daemon_mono_ms());
-	l->established = false;
 	return 0;
 }
 
@@ -312,6 +309,11 @@ void daemon_serial_detach(struct dpeer *p)
 uint32_t daemon_serial_rate(const struct sline *l)
 {
 	return serial_spec_rate(&l->spec);
+}
+
+void daemon_serial_kick(struct sline *l)
+{
+	line_service(l);
 }
 
 const char *daemon_serial_device(const struct sline *l)

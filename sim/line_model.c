@@ -63,6 +63,10 @@ int line_dir_init(struct line_dir *d, const struct line_params *p, unsigned whic
 	d->burst = d->baud * 2 / (1000 * d->bits);
 	if (d->burst < LINE_BURST_MIN)
 		d->burst = LINE_BURST_MIN;
+	/* 5 ms of late wakeup, at least a 16-byte FIFO's worth. */
+	d->slack = d->baud * 5 / 1000;
+	if (d->slack < 16 * d->bits)
+		d->slack = 16 * d->bits;
 	/*
 	 * The bytes not yet arrived left the wire within the latency, or are at most burst bytes
 	 * ahead of it: that many, plus slack for rounding, is all a prompt taker ever holds.
@@ -104,12 +108,25 @@ void line_dir_free(struct line_dir *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/*
+ * Where the next byte's wire time starts. A line whose last put took all the room (the
+ * writer had more) and that went idle less than the slack ago stays busy from where it
+ * stood: a caller that woke late (a timer's granularity, the
+ * scheduler) finds the bytes a UART's FIFO would have sent on time meanwhile, so that the
+ * line carries its rate whatever the caller's wakeups. Idle longer, the line starts now.
+ */
+static uint64_t wire_start(const struct line_dir *d, uint64_t now)
+{
+	if (d->wire_free >= now || (d->full && now - d->wire_free <= d->slack))
+		return d->wire_free;
+	return now;
+}
+
 size_t line_dir_room(const struct line_dir *d, uint64_t now_us)
 {
 	uint64_t now = us_to_ticks(d, now_us);
-	uint64_t backlog = d->wire_free > now ? d->wire_free - now : 0;
-	uint64_t queued = (backlog + d->bits - 1) / d->bits; /* the one on the wire too */
-	uint64_t room = queued < d->burst ? d->burst - queued : 0;
+	uint64_t start = wire_start(d, now), limit = now + d->burst * d->bits;
+	uint64_t room = start < limit ? (limit - start) / d->bits : 0;
 	uint64_t free_ring = d->cap - d->count;
 	return (size_t)(room < free_ring ? room : free_ring);
 }
@@ -140,9 +157,9 @@ size_t line_dir_put(struct line_dir *d, const uint8_t *buf, size_t n, uint64_t n
 	size_t room = line_dir_room(d, now_us);
 	if (n > room)
 		n = room;
-	uint64_t now = us_to_ticks(d, now_us);
-	if (d->wire_free < now)
-		d->wire_free = now;
+	bool full = n > 0 && n == room;
+	if (n)
+		d->wire_free = wire_start(d, us_to_ticks(d, now_us));
 	for (size_t k = 0; k < n; k++) {
 		uint8_t byte = buf[k];
 		unsigned flips = 0;
@@ -168,6 +185,8 @@ size_t line_dir_put(struct line_dir *d, const uint8_t *buf, size_t n, uint64_t n
 			append(d, byte, d->wire_free);
 		}
 	}
+	if (n)
+		d->full = full;
 	return n;
 }
 

@@ -34,6 +34,8 @@ struct line_stats {
  */
 struct line_dir {
 	uint64_t baud, bits, latency_us, burst;
+	uint64_t slack; /* ticks a line stays busy through a late caller (wire_start) */
+	bool full;	/* the last put took all the room */
 	double log_keep_bit, log_keep_byte; /* log(1 - ber), log(1 - drop) */
 	struct sim_rng flip_rng, drop_rng;
 	uint64_t bit_pos, next_flip;  /* data bits put so far; index of the next flipped one */
@@ -71,8 +73,11 @@ void line_dir_free(struct line_dir *d);
  * How many bytes the line accepts at now_us. A byte takes bits_per_byte/baud seconds on the
  * wire, one after the other; the sender may queue at most burst bytes ahead of the wire
  * (LINE_BURST_MIN, or 2 ms of bytes when that is more), so that a writer feels the line
- * rate as back-pressure. Also never more than the free room in the ring of bytes in flight,
- * which fills only when the caller stops taking.
+ * rate as back-pressure. A caller whose last put filled the room and who comes back late,
+ * by up to 5 ms (or 16 bytes' time) after the wire went idle, finds the bytes it would
+ * have sent meanwhile, as a UART's FIFO would have sent them. Also
+ * never more than the free room in the ring of bytes in flight, which fills only when the caller
+ * stops taking.
  */
 size_t line_dir_room(const struct line_dir *d, uint64_t now_us);
 

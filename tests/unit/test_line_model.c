@@ -376,9 +376,33 @@ static void test_bad_params(void)
 	line_dir_free(NULL);
 }
 
+/* A greedy writer that wakes only every 3 ms still has the line carry its rate. */
+static void test_late_wakeups(void)
+{
+	struct line_params p = params(115200, 0, 0, 0);
+	struct line_dir d;
+	static uint8_t in[20000], out[20000];
+	size_t put = 0, got = 0;
+	CHECK_EQ(line_dir_init(&d, &p, 0), 0);
+	for (uint64_t now = 0; now <= 1000000; now += 3000) {
+		got += line_dir_take(&d, now, out, sizeof(out));
+		put += line_dir_put(&d, in, sizeof(in) - put, now);
+	}
+	/* 11,520 bytes a second: all of them but the last wakeup's, never more. */
+	CHECK(got >= 11520 - 40 && got <= 11520 + 1);
+	/* An idle line starts when the byte comes, not in the past. */
+	uint8_t b = 1;
+	CHECK_EQ(line_dir_take(&d, 3000000, out, sizeof(out)), put - got);
+	CHECK_EQ(line_dir_put(&d, &b, 1, 3000000), 1);
+	CHECK_EQ(line_dir_take(&d, 3000000 + 86, out, sizeof(out)), 0);
+	CHECK_EQ(line_dir_take(&d, 3000000 + 87, out, sizeof(out)), 1);
+	line_dir_free(&d);
+}
+
 int main(void)
 {
 	test_rate();
+	test_late_wakeups();
 	test_latency();
 	test_clean();
 	test_ber();
