@@ -31,7 +31,8 @@ struct sline {
 	struct conn *conn; /* the session on this stream; NULL between two */
 	bool closing;	   /* the session ended here: the stream resets once its words are out */
 	uint64_t closing_ms;
-	bool blocked; /* the port's buffer was full: wait until it is writable */
+	bool blocked;  /* the port's buffer was full: wait until it is writable */
+	int write_err; /* a write failed (-errno): the port goes at the next timer */
 };
 
 static uint64_t nonce(void)
@@ -53,19 +54,21 @@ static void arm(struct sline *l)
 		ev_timer_start(d->loop, &l->timer);
 		return;
 	}
-	uint64_t now = daemon_mono_ms(), due = serial_arq_deadline(l->arq, now);
-	if (l->closing && l->closing_ms + CLOSING_MS < due)
-		due = l->closing_ms + CLOSING_MS;
-	if (due == UINT64_MAX)
-		return;
-	ev_timer_set(&l->timer, due > now ? (double)(due - now) / 1000.0 : 0, 0);
-	ev_timer_start(d->loop, &l->timer);
 	int events = EV_READ | (l->blocked ? EV_WRITE : 0);
 	if (l->io.events != events) {
 		ev_io_stop(d->loop, &l->io);
 		ev_io_set(&l->io, serial_port_fd(l->port), events);
 		ev_io_start(d->loop, &l->io);
 	}
+	uint64_t now = daemon_mono_ms(), due = serial_arq_deadline(l->arq, now);
+	if (l->closing && l->closing_ms + CLOSING_MS < due)
+		due = l->closing_ms + CLOSING_MS;
+	if (l->write_err)
+		due = now;
+	if (due == UINT64_MAX)
+		return;
+	ev_timer_set(&l->timer, due > now ? (double)(due - now) / 1000.0 : 0, 0);
+	ev_timer_start(d->loop, &l->timer);
 }
 
 static void port_lost(struct sline *l, const char *why)
@@ -93,8 +96,9 @@ void daemon_serial_flush(struct sline *l)
 	while ((n = serial_arq_output(l->arq, now, &buf)) > 0) {
 		ssize_t w = serial_port_write(l->port, buf, n);
 		if (w < 0) {
-			port_lost(l, strerror((int)-w));
-			return;
+			/* Not here: the caller may be the session that closing the port frees. */
+			l->write_err = (int)w;
+			break;
 		}
 		if (w == 0) {
 			l->blocked = true;
@@ -234,6 +238,7 @@ static int open_port(struct sline *l, const char **why)
 	ev_io_set(&l->io, serial_port_fd(l->port), EV_READ);
 	ev_io_start(l->d->loop, &l->io);
 	serial_arq_reset(l->arq, nonce(), daemon_mono_ms());
+	l->closing = false;
 	return 0;
 }
 
@@ -243,6 +248,12 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	const char *why;
+	if (l->port && l->write_err) {
+		int err = l->write_err;
+		l->write_err = 0;
+		port_lost(l, strerror(-err));
+		return;
+	}
 	if (!l->port && open_port(l, &why) < 0) {
 		log_debug("%s: serial line %s: %s", l->p->sp.name, l->spec.path, why);
 		arm(l);
