@@ -50,8 +50,10 @@ def one(scratch, tag, baud, ber, size, cut_at=None):
         time.sleep(0.01)
     t0 = time.monotonic()
     cut_done = cut_at is None
+    at_cut = {}
     while not b.inbox():
         if not cut_done and time.monotonic() - t0 >= cut_at:
+            at_cut = status_peer(da).get("serial", {})
             line.cut()
             cut_done = True
         time.sleep(0.05)
@@ -60,6 +62,7 @@ def one(scratch, tag, baud, ber, size, cut_at=None):
     da.stop()
     db.stop()
     line.close()
+    st["at_cut"] = at_cut
     return elapsed, st
 
 
@@ -67,12 +70,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60,
                     help="how long each file takes at the line rate")
+    ap.add_argument("--bauds", default="115200,2400", help="the rates, the first also cut")
     args = ap.parse_args()
     ternlib.TERN = os.environ["TERN"]
     scratch = Scratch("bench-serial")
     rows = []
     try:
-        for baud in (115200, 2400):
+        for baud in [int(b) for b in args.bauds.split(",")]:
             rate = baud / 10
             size = int(rate * args.seconds)
             for ber in (0.0, 1e-5):
@@ -87,14 +91,14 @@ def main():
                       flush=True)
         # The cut: the clean 115200 run's file once more, the line cut 3 s at mid-file.
         clean = rows[0]
-        elapsed, st = one(scratch, "cut", 115200, 0.0, clean[2], cut_at=clean[3] / 2)
-        s = st.get("serial", {})
+        elapsed, st = one(scratch, "cut", clean[0], 0.0, clean[2], cut_at=clean[3] / 2)
+        s, c = st.get("serial", {}), st["at_cut"]
         extra = st.get("bytes_out", 0) - clean[6]
-        window = s.get("window", 0) * s.get("payload", 0)
-        print(f"cut 3 s at 115200 baud: {extra} bytes more on the wire than the clean run; "
-              f"{s.get('frames_resent')} frames resent; window {s.get('window')} frames "
-              f"of {s.get('payload')} B ({window} B): {extra / window if window else 0:.2f} "
-              f"windows", flush=True)
+        window = c.get("window", 0) * c.get("payload", 0)
+        print(f"cut 3 s at {clean[0]} baud: {extra} bytes more on the wire than the clean run; "
+              f"{s.get('frames_resent')} frames resent; at the cut the window was "
+              f"{c.get('window')} frames of {c.get('payload')} B ({window} B): "
+              f"{extra / window if window else 0:.2f} windows", flush=True)
     finally:
         scratch.close()
 

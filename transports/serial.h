@@ -17,10 +17,12 @@
  * ARQ: DATA frames carry 16-bit sequence numbers; ACK frames carry the next sequence number
  * expected and a bitmap of frames received beyond it (selective acknowledgement). A frame
  * is sent again when a frame sent after it was acknowledged without it (a line does not
- * reorder: it was lost), or when its retransmission timer fires. The window follows the
- * line's rate and the measured round trip; the payload size follows the measured loss.
- * Output is paced at the line rate, so nothing queues in the OS or the modem, and the
- * round trip measures the line, not a buffer.
+ * reorder: it was lost). When the retransmission timer fires, a 2-byte POLL goes instead
+ * of data; its answer (POLLED) shows every frame sent before it and missing as lost, so a
+ * cut costs the window it swallowed and a few bytes per timeout, nothing more. The window follows
+ * the line's rate and the measured round trip; the payload size follows the measured loss. Output
+ * is paced at the line rate, so nothing queues in the OS or the modem, and the round trip measures
+ * the line, not a buffer.
  *
  * Streams: each side draws a random nonce when it (re)starts a stream and SYNCs until the
  * peer has echoed it; a SYNC with a new nonce from the peer means the peer restarted, and
@@ -40,9 +42,11 @@
 #define SERIAL_STREAM_SPACE (64u * 1024) /* stream bytes written and not yet framed, at most */
 
 enum serial_frame_type {
-	SERIAL_SYNC = 1, /* flags u8, version u8, nonce u64, echo u64 */
-	SERIAL_DATA = 2, /* seq u16, payload (1..SERIAL_PAYLOAD_MAX) */
-	SERIAL_ACK = 3,	 /* next u16, bitmap (0..16 bytes): bit i of byte j is next+1+8j+i */
+	SERIAL_SYNC = 1,   /* flags u8, version u8, nonce u64, echo u64 */
+	SERIAL_DATA = 2,   /* seq u16, payload (1..SERIAL_PAYLOAD_MAX) */
+	SERIAL_ACK = 3,	   /* next u16, bitmap (0..16 bytes): bit i of byte j is next+1+8j+i */
+	SERIAL_POLL = 4,   /* token u8: "say what you have" (a timeout's probe) */
+	SERIAL_POLLED = 5, /* token u8, then as ACK: the answer to that POLL */
 };
 
 /* ---- frames ---- */

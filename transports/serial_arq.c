@@ -48,7 +48,11 @@ struct serial_arq {
 	uint16_t snd_una, snd_nxt;
 	uint64_t xmit_count;
 	uint32_t srtt_ms, rttvar_ms, rto_ms;
-	uint64_t probe_ms; /* when the last timeout probe went; 0: not in a timeout */
+	uint64_t probe_ms;  /* when the last timeout's POLL went; 0: not in a timeout */
+	uint64_t poll_xmit; /* the transmission number of that POLL; 0: none unanswered */
+	uint8_t poll_token; /* of our last POLL */
+	uint8_t poll_reply; /* the peer's POLL to answer... */
+	bool poll_due;	    /* ...as soon as the line allows */
 	uint16_t payload, window;
 	uint32_t outcomes, losses; /* since the payload was last chosen */
 	double loss_rate;	   /* of DATA frames, smoothed */
@@ -160,7 +164,8 @@ static void start_stream(struct serial_arq *a, uint64_t nonce, uint64_t now_ms)
 	a->snd_una = a->snd_nxt = a->rcv_nxt = 0;
 	a->ack_pending = a->ack_pending_bytes = 0;
 	a->ack_now = false;
-	a->probe_ms = 0;
+	a->probe_ms = a->poll_xmit = 0;
+	a->poll_due = false;
 	/* A frame half written stays whole: the receiver would lose the next one too. */
 }
 
@@ -369,6 +374,28 @@ static void on_ack(struct input_ctx *in, const uint8_t *b, size_t len)
 	}
 }
 
+/*
+ * The answer to our POLL: an ACK sent after the POLL arrived, so every frame sent before
+ * the POLL and still missing is lost (a cut, not bit errors: the payload size stays).
+ */
+static void on_polled(struct input_ctx *in, const uint8_t *b, size_t len)
+{
+	struct serial_arq *a = in->a;
+	if (!a->established || len < 4)
+		return;
+	/* From the token on it reads as an ACK. */
+	on_ack(in, b + 1, len - 1);
+	if (b[1] != a->poll_token || !a->poll_xmit)
+		return; /* an earlier POLL's answer: an ACK like any other */
+	for (uint16_t s = a->snd_una; s != a->snd_nxt; s++) {
+		struct tx_slot *t = &a->tx[s % SERIAL_WINDOW_MAX];
+		if (!t->acked && t->xmit < a->poll_xmit)
+			t->lost = true;
+	}
+	a->poll_xmit = 0;
+	a->probe_ms = 0;
+}
+
 static int on_frame(void *ctx, const uint8_t *b, size_t len)
 {
 	struct input_ctx *in = ctx;
@@ -380,6 +407,15 @@ static int on_frame(void *ctx, const uint8_t *b, size_t len)
 		return on_data(in, b, len);
 	case SERIAL_ACK:
 		on_ack(in, b, len);
+		return 0;
+	case SERIAL_POLL:
+		if (in->a->established && len == 2) {
+			in->a->poll_reply = b[1];
+			in->a->poll_due = true;
+		}
+		return 0;
+	case SERIAL_POLLED:
+		on_polled(in, b, len);
 		return 0;
 	default:
 		return 0; /* a later version's frame: ignored */
@@ -424,10 +460,14 @@ static void put_wire(struct serial_arq *a, const uint8_t *body, size_t len, uint
 	a->wire_off = 0;
 }
 
-static void send_ack(struct serial_arq *a, uint64_t now_ms)
+/* An ACK, or (polled) the answer to the peer's POLL: the same after the token. */
+static void send_ack(struct serial_arq *a, uint64_t now_ms, bool polled)
 {
-	uint8_t b[3 + SERIAL_WINDOW_MAX / 8] = {SERIAL_ACK, (uint8_t)(a->rcv_nxt >> 8),
-						(uint8_t)a->rcv_nxt};
+	uint8_t frame[4 + SERIAL_WINDOW_MAX / 8] = {SERIAL_POLLED, a->poll_reply};
+	uint8_t *b = polled ? frame + 1 : frame;
+	b[0] = SERIAL_ACK;
+	b[1] = (uint8_t)(a->rcv_nxt >> 8);
+	b[2] = (uint8_t)a->rcv_nxt;
 	size_t len = 3;
 	for (unsigned i = 0; i < SERIAL_WINDOW_MAX; i++) {
 		uint16_t s = (uint16_t)(a->rcv_nxt + 1 + i);
@@ -438,9 +478,22 @@ static void send_ack(struct serial_arq *a, uint64_t now_ms)
 				len = 3 + i / 8 + 1;
 		}
 	}
-	put_wire(a, b, len, now_ms);
+	if (polled) {
+		frame[0] = SERIAL_POLLED;
+		frame[1] = a->poll_reply;
+		len++;
+		a->poll_due = false;
+	}
+	put_wire(a, frame, len, now_ms);
 	a->ack_pending = a->ack_pending_bytes = 0;
 	a->ack_now = false;
+}
+
+static void send_poll(struct serial_arq *a, uint64_t now_ms)
+{
+	uint8_t b[2] = {SERIAL_POLL, ++a->poll_token};
+	put_wire(a, b, sizeof(b), now_ms);
+	a->poll_xmit = ++a->xmit_count;
 }
 
 static void send_sync(struct serial_arq *a, uint64_t now_ms)
@@ -476,15 +529,12 @@ static void send_slot(struct serial_arq *a, uint16_t seq, uint64_t now_ms)
 }
 
 /*
- * The oldest frame to send again: one known lost, else the oldest whose timer ran out.
- * A timeout sends only that frame, as a probe, and backs off: the ACK it brings back
- * shows the rest of the window lost (sent before it, missing), so a cut line costs one
- * frame per timeout, not a window.
+ * The oldest frame to send again: one known lost. Else, if the oldest frame's timer ran
+ * out, a POLL is due (*seq untouched, *poll set), and the timer backs off.
  */
-static bool resend_due(struct serial_arq *a, uint64_t now_ms, uint16_t *seq)
+static bool resend_due(struct serial_arq *a, uint64_t now_ms, uint16_t *seq, bool *poll)
 {
 	const struct tx_slot *oldest = NULL;
-	uint16_t oldest_seq = 0;
 	for (uint16_t s = a->snd_una; s != a->snd_nxt; s++) {
 		const struct tx_slot *t = &a->tx[s % SERIAL_WINDOW_MAX];
 		if (t->acked)
@@ -493,17 +543,15 @@ static bool resend_due(struct serial_arq *a, uint64_t now_ms, uint16_t *seq)
 			*seq = s;
 			return true;
 		}
-		if (!oldest || t->sent_ms < oldest->sent_ms) {
+		if (!oldest || t->sent_ms < oldest->sent_ms)
 			oldest = t;
-			oldest_seq = s;
-		}
 	}
 	if (!oldest || now_ms - oldest->sent_ms < a->rto_ms ||
 	    (a->probe_ms && now_ms - a->probe_ms < a->rto_ms))
 		return false;
 	a->rto_ms = a->rto_ms * 2 > RTO_MAX_MS ? RTO_MAX_MS : a->rto_ms * 2;
 	a->probe_ms = now_ms;
-	*seq = oldest_seq;
+	*poll = true;
 	return true;
 }
 
@@ -532,15 +580,23 @@ static bool next_frame(struct serial_arq *a, uint64_t now_ms)
 	}
 	if (!a->established)
 		return false;
+	if (a->poll_due) {
+		send_ack(a, now_ms, true);
+		return true;
+	}
 	if (a->ack_pending || a->ack_now) {
 		if (a->ack_now || now_ms >= a->ack_due_ms) {
-			send_ack(a, now_ms);
+			send_ack(a, now_ms, false);
 			return true;
 		}
 	}
-	uint16_t seq;
-	if (resend_due(a, now_ms, &seq)) {
-		send_slot(a, seq, now_ms);
+	uint16_t seq = 0;
+	bool poll = false;
+	if (resend_due(a, now_ms, &seq, &poll)) {
+		if (poll)
+			send_poll(a, now_ms);
+		else
+			send_slot(a, seq, now_ms);
 		return true;
 	}
 	return new_frame(a, now_ms);
@@ -586,7 +642,8 @@ uint64_t serial_arq_deadline(const struct serial_arq *a, uint64_t now_ms)
 	if (a->sync_due && a->sync_at_ms < want)
 		want = a->sync_at_ms;
 	if (a->established) {
-		if (a->ack_now || (a->unsent_len && seq_diff(a->snd_una, a->snd_nxt) < a->window))
+		if (a->ack_now || a->poll_due ||
+		    (a->unsent_len && seq_diff(a->snd_una, a->snd_nxt) < a->window))
 			want = now_ms;
 		else if (a->ack_pending && a->ack_due_ms < want)
 			want = a->ack_due_ms;
