@@ -23,7 +23,7 @@
 #define DATA_OVERHEAD 9
 
 struct tx_slot {
-	bool used, acked, lost;
+	bool acked, lost;
 	uint8_t tries;
 	uint16_t len;
 	uint64_t sent_ms, xmit; /* when and in which order it last went out */
@@ -368,10 +368,8 @@ static void on_ack(struct input_ctx *in, const uint8_t *b, size_t len)
 	}
 	if (max_xmit)
 		a->probe_ms = 0;
-	while (a->snd_una != a->snd_nxt && a->tx[a->snd_una % SERIAL_WINDOW_MAX].acked) {
-		a->tx[a->snd_una % SERIAL_WINDOW_MAX].used = false;
+	while (a->snd_una != a->snd_nxt && a->tx[a->snd_una % SERIAL_WINDOW_MAX].acked)
 		a->snd_una++;
-	}
 }
 
 /*
@@ -562,7 +560,7 @@ static bool new_frame(struct serial_arq *a, uint64_t now_ms)
 	uint16_t seq = a->snd_nxt++;
 	struct tx_slot *t = &a->tx[seq % SERIAL_WINDOW_MAX];
 	size_t n = a->unsent_len < a->payload ? a->unsent_len : a->payload;
-	*t = (struct tx_slot){.used = true, .len = (uint16_t)n};
+	*t = (struct tx_slot){.len = (uint16_t)n};
 	for (size_t i = 0; i < n; i++)
 		t->data[i] = a->unsent[(a->unsent_head + i) % SERIAL_STREAM_SPACE];
 	a->unsent_head = (a->unsent_head + n) % SERIAL_STREAM_SPACE;
