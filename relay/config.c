@@ -31,11 +31,17 @@ enum peer_key {
 	PEER_PARITY,
 	PEER_FLOW,
 	PEER_COST,
+	PEER_DIAL,
+	PEER_ANSWER,
+	PEER_MODEM_INIT,
+	PEER_IDLE_HANGUP,
+	PEER_REDIAL,
 	N_PEER_KEYS
 };
 static const char *const peer_keys[N_PEER_KEYS] = {
-    "id",     "addr", "sneakernet", "min-priority", "bytes-per-day", "window",
-    "serial", "baud", "framing",    "parity",	    "flow",	     "cost-per-mib",
+    "id",     "addr",	"sneakernet", "min-priority", "bytes-per-day", "window",
+    "serial", "baud",	"framing",    "parity",	      "flow",	       "cost-per-mib",
+    "dial",   "answer", "modem-init", "idle-hangup",  "redial",
 };
 
 struct config_reader {
@@ -276,7 +282,7 @@ static int parse_addr(const char *v, struct config_addr *a, const char **why)
 }
 
 /* A duration in whole seconds, 1s to 65535s (the link keeps it in 16 bits): 30, 30s, 5m, 1h. */
-static int parse_keepalive(const char *v, uint64_t *ms, const char **why)
+static int parse_duration(const char *v, uint64_t *ms, const char **why)
 {
 	size_t len = strlen(v);
 	uint64_t n, unit = 1;
@@ -481,6 +487,7 @@ static int section_header(struct config_reader *r, char *s)
 	p->line = r->line;
 	p->min_priority = STORE_BULK;
 	serial_spec_default(&p->spec);
+	hayes_params_default(&p->modem);
 	r->peer = c->n_peers++;
 	memset(r->peer_seen, 0, sizeof(r->peer_seen));
 	r->sec = SEC_PEER;
@@ -525,7 +532,7 @@ static int top_key(struct config_reader *r, const char *key, const char *v)
 	if (ret < 0)
 		return ret;
 	if (k == TOP_KEEPALIVE) {
-		if (parse_keepalive(v, &c->keepalive_ms, &why) < 0)
+		if (parse_duration(v, &c->keepalive_ms, &why) < 0)
 			return fail(r, "keepalive: %s: %s", shown(v, cut), why);
 		return 0;
 	}
@@ -534,6 +541,44 @@ static int top_key(struct config_reader *r, const char *key, const char *v)
 		return fail(r, "log-level: %s: give error, warn, info or debug", shown(v, cut));
 	c->log_level = (enum config_log_level)l;
 	return 0;
+}
+
+/* The keys of a Hayes modem on the peer's serial line. */
+static int modem_key(struct config_reader *r, struct config_peer *p, int k, const char *v)
+{
+	struct hayes_params *m = &p->modem;
+	char cut[64];
+	const char *why;
+	uint64_t ms;
+	if (!p->modem_line)
+		p->modem_line = r->line;
+	switch (k) {
+	case PEER_DIAL:
+		if (!hayes_check_dial(v, &why))
+			return fail(r, "dial: %s: %s", shown(v, cut), why);
+		snprintf(m->dial, sizeof(m->dial), "%s", v);
+		return 0;
+	case PEER_ANSWER:
+		if (parse_bool(v, &m->answer) < 0)
+			return fail(r, "answer: %s: give yes or no", shown(v, cut));
+		return 0;
+	case PEER_MODEM_INIT:
+		if (!hayes_check_init(v, &why))
+			return fail(r, "modem-init: %s: %s", shown(v, cut), why);
+		if (m->n_init >= HAYES_INIT_MAX)
+			return fail(r, "modem-init: more than %d init strings", HAYES_INIT_MAX);
+		snprintf(m->init[m->n_init++], sizeof(m->init[0]), "%s", v);
+		return 0;
+	default:
+		if (parse_duration(v, &ms, &why) < 0)
+			return fail(r, "%s: %s: %s", k == PEER_REDIAL ? "redial" : "idle-hangup",
+				    shown(v, cut), why);
+		if (k == PEER_REDIAL)
+			m->redial_ms = (uint32_t)ms;
+		else
+			m->idle_ms = (uint32_t)ms;
+		return 0;
+	}
 }
 
 static int peer_key(struct config_reader *r, const char *key, const char *v)
@@ -553,7 +598,7 @@ static int peer_key(struct config_reader *r, const char *key, const char *v)
 		return fail(r, "%s: unknown key in [peer %s]; the keys are %s", shown(key, cut),
 			    p->name, keys);
 	}
-	if (k != PEER_ADDR && k != PEER_WINDOW) {
+	if (k != PEER_ADDR && k != PEER_WINDOW && k != PEER_MODEM_INIT) {
 		int ret = once(r, &r->peer_seen[k], key);
 		if (ret < 0)
 			return ret;
@@ -640,6 +685,12 @@ static int peer_key(struct config_reader *r, const char *key, const char *v)
 			p->spec_line = r->line;
 		return 0;
 	}
+	case PEER_DIAL:
+	case PEER_ANSWER:
+	case PEER_MODEM_INIT:
+	case PEER_IDLE_HANGUP:
+	case PEER_REDIAL:
+		return modem_key(r, p, k, v);
 	default: {
 		struct config_window w;
 		if (parse_window(v, &w, &why) < 0)
@@ -942,6 +993,18 @@ static void check_serial(struct config_reader *r)
 	struct config *c = r->c;
 	for (size_t i = 0; i < c->n_peers; i++) {
 		struct config_peer *p = &c->peers[i];
+		if (!p->serial_line && p->modem_line)
+			fail_at(
+			    r, p->modem_line,
+			    "[peer %s]: dial, answer, modem-init, idle-hangup and redial set up a "
+			    "modem on a serial line: give its device with serial = PATH",
+			    p->name);
+		else if (p->modem_line && !p->modem.dial[0] && !p->modem.answer)
+			fail_at(
+			    r, p->modem_line,
+			    "[peer %s]: a modem that neither dials nor answers carries nothing: "
+			    "give dial = NUMBER, answer = yes, or both",
+			    p->name);
 		if (!p->serial_line && p->spec_line)
 			fail_at(r, p->spec_line,
 				"[peer %s]: baud, framing, parity and flow set up a serial line: "
@@ -1153,6 +1216,18 @@ void config_print(const struct config *c, FILE *f)
 				p->spec.flow == SERIAL_FLOW_RTSCTS   ? "rtscts"
 				: p->spec.flow == SERIAL_FLOW_DTRDSR ? "dtrdsr"
 								     : "none");
+		if (p->modem_line) {
+			if (p->modem.dial[0])
+				fprintf(f, "dial = %s\n", p->modem.dial);
+			fprintf(f, "answer = %s\n", p->modem.answer ? "yes" : "no");
+			for (size_t j = 0; j < p->modem.n_init; j++)
+				fprintf(f, "modem-init = %s\n", p->modem.init[j]);
+			fprintf(f, "idle-hangup = ");
+			print_duration(f, p->modem.idle_ms);
+			fprintf(f, "\nredial = ");
+			print_duration(f, p->modem.redial_ms);
+			fputc('\n', f);
+		}
 	}
 	if (c->n_routes)
 		fprintf(f, "\n[route]\n");

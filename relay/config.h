@@ -8,6 +8,7 @@
 
 #include "crypto/crypto.h"
 #include "store/store.h"
+#include "transports/hayes.h"
 #include "transports/serial.h"
 
 /*
@@ -82,6 +83,9 @@ struct config_peer {
 	unsigned serial_line, spec_line;   /* of serial =, and of the first other of them */
 	char serial[SERIAL_SPEC_TEXT_MAX]; /* its text form (serial:...), once read; "" none */
 	uint64_t cost_micro_per_mib;	   /* cost-per-mib =, in millionths; 0: not given */
+	/* dial =, answer =, modem-init =, idle-hangup =, redial =: a Hayes modem on the line. */
+	struct hayes_params modem;
+	unsigned modem_line; /* of the first of them; 0: the line has no modem */
 };
 
 enum config_dest {

@@ -60,6 +60,9 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
 				link_session_scan_new(c->ls);
 			conn_service(c);
 		}
+		for (size_t i = 0; i < d->n_peers; i++)
+			if (d->peers[i]->line)
+				daemon_serial_queue_changed(d->peers[i]->line);
 	}
 	if (what & KICK_API)
 		daemon_api_notify(d);

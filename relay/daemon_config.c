@@ -320,8 +320,8 @@ void daemon_policy_tick(struct daemon *d)
 		} else if (open && !p->conn && !p->dialing && p->n_addrs &&
 			   !ev_is_active(&p->dial_timer)) {
 			dpeer_schedule_dial(p, false);
-		} else if (open && !p->conn && p->line) {
-			daemon_serial_kick(p->line);
 		}
+		if (p->line)
+			daemon_serial_kick(p->line);
 	}
 }

@@ -165,8 +165,11 @@ int daemon_resolve(const char *addr, bool passive, struct addrinfo **out);
 void dpeer_schedule_dial(struct dpeer *p, bool failed);
 
 /* ---- daemon_serial.c ---- */
-/* Opens (or keeps) p's serial line as text (serial:PATH,BAUD,FRAMING,FLOW) says. 0 or -errno. */
-int daemon_serial_attach(struct dpeer *p, const char *text);
+/*
+ * Opens (or keeps) p's serial line as text (serial:PATH,BAUD,FRAMING,FLOW) says, through
+ * the Hayes modem modem describes (NULL: a direct line). 0 or -errno.
+ */
+int daemon_serial_attach(struct dpeer *p, const char *text, const struct hayes_params *modem);
 /* Closes p's serial line, if it has one. */
 void daemon_serial_detach(struct dpeer *p);
 /* Writes what the line may carry now and rearms its timers. */
@@ -177,7 +180,10 @@ bool daemon_serial_wants_pump(const struct sline *l);
 size_t daemon_serial_write(struct sline *l, const uint8_t *buf, size_t len);
 /* c, the session on l, ended: its last words go, then the stream starts over. */
 void daemon_serial_session_closed(struct sline *l, struct conn *c);
-/* Starts a session on the line's stream if there is none and its windows are open. */
+/* Bundles were queued or stored: a modem on hook looks whether to call. */
+void daemon_serial_queue_changed(struct sline *l);
+/* Starts a session on the line's stream if there is none and its windows are open; on a
+ * modem, calls or hangs up as the queue, the windows and idleness say. */
 void daemon_serial_kick(struct sline *l);
 /* The line's rate in bytes per second. */
 uint32_t daemon_serial_rate(const struct sline *l);

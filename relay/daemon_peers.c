@@ -79,7 +79,9 @@ static int add_one(void *ctx, const struct store_peer *sp)
 	p->seen = true;
 	l->next[l->n++] = p;
 	if (serial[0])
-		daemon_serial_attach(p, serial);
+		daemon_serial_attach(p, serial,
+				     p->cp && p->cp->serial[0] && p->cp->modem_line ? &p->cp->modem
+										    : NULL);
 	else
 		daemon_serial_detach(p);
 	if (fresh)
