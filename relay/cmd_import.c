@@ -208,6 +208,71 @@ static int take_custody_receipt(struct importer *x, const char *name, const uint
 }
 
 /*
+ * What anyone sees of a record without its keys (docs/envelope.md, "Wire format"): a
+ * full-form envelope, 1 to 64 stanzas, then u32be-framed chunks: the inner header of a
+ * control record (no name), full data chunks but the last, the signature.
+ */
+#define REC_FORM_FULL	 0x01
+#define REC_FORM_COMPACT 0x02
+#define REC_TAG		 17u /* secretstream overhead of each chunk */
+#define REC_CHUNK	 65536u
+#define REC_OUTER(n)	 (2u + 24u + 80u * (size_t)(n) + 32u)
+#define REC_HEAD(n)	 (76u + 32u * (size_t)(n) + REC_TAG)
+#define REC_SIG		 (64u + REC_TAG)
+
+/*
+ * True if buf has the shape of a sealed record, else false and *why says what it is
+ * instead. Stanzas name no recipient, so a record that opens with none of our keys is
+ * another office's only if it has this shape; anything else is damage, and without this
+ * check garbage starting 0x02 (a compact envelope: one in 256) or 0x01 0x01..0x06 (a
+ * whole outer header) would pass for another office's record and go unreported.
+ */
+static bool record_shaped(const uint8_t *buf, size_t len, const char **why)
+{
+	if (buf[0] != REC_FORM_FULL) {
+		*why = buf[0] == REC_FORM_COMPACT
+			   ? "a compact envelope, which never carries a record"
+			   : "not a sealed tern record (unknown envelope form)";
+		return false;
+	}
+	*why = "not a sealed tern record (a recipient count of 0 or over 64)";
+	if (len < 2 || buf[1] < 1 || buf[1] > ENVELOPE_MAX_RECIPIENTS)
+		return false;
+	*why = "cut, extended or garbled (its chunk lengths do not frame a record)";
+	size_t n = buf[1], pos = REC_OUTER(n);
+	struct envelope_meta meta = {.kind = ENVELOPE_CONTROL};
+	bool last_data = false; /* a data chunk shorter than REC_CHUNK ends the data */
+	if (len < pos)
+		return false;
+	for (unsigned chunk = 0;; chunk++) {
+		if (len - pos < 4)
+			return false;
+		size_t clen = (size_t)buf[pos] << 24 | (size_t)buf[pos + 1] << 16 |
+			      (size_t)buf[pos + 2] << 8 | buf[pos + 3];
+		pos += 4;
+		if (clen > len - pos)
+			return false;
+		pos += clen;
+		if (chunk == 0) {
+			if (clen != REC_HEAD(n))
+				return false;
+		} else if (pos == len) {
+			/* The signature, after at least one data chunk (a record has a body). */
+			if (clen != REC_SIG || chunk < 2)
+				return false;
+			break;
+		} else {
+			if (last_data || clen <= REC_TAG || clen > REC_CHUNK + REC_TAG)
+				return false;
+			last_data = clen < REC_CHUNK + REC_TAG;
+			meta.size += clen - REC_TAG;
+		}
+	}
+	/* The crypto module's own arithmetic agrees, or the layout above is out of date. */
+	return envelope_sealed_size(n, &meta) == len;
+}
+
+/*
  * Opens a record file of sub ("receipts" or "manifests"): 1 and the verified body (the
  * caller frees it) if it is sealed to this node; 0 if it was reported or is another
  * office's (*others counts those); -ENOMEM.
@@ -216,8 +281,13 @@ static int open_record(struct importer *x, const char *sub, const char *name, co
 		       size_t len, const char *problem, unsigned *others, uint8_t **body,
 		       size_t *bodylen, struct envelope_meta *meta)
 {
+	const char *why;
 	if (problem) {
 		report(x, sub, name, "rejected", "%s", problem);
+		return 0;
+	}
+	if (!record_shaped(buf, len, &why)) {
+		report(x, sub, name, "rejected", "damaged: %s", why);
 		return 0;
 	}
 	int ret = node_open_record(x->n, buf, len, body, bodylen, meta);
@@ -229,8 +299,9 @@ static int open_record(struct importer *x, const char *sub, const char *name, co
 		return ret;
 	if (ret < 0) {
 		report(x, sub, name, "rejected", "%s",
-		       ret == -EKEYREJECTED ? "forged: its signature does not verify"
-					    : "damaged, or not a tern record");
+		       ret == -EKEYREJECTED
+			   ? "forged: its signature does not verify"
+			   : "damaged: it does not decrypt and authenticate as a tern record");
 		return 0;
 	}
 	return 1;

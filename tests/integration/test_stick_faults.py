@@ -6,6 +6,7 @@ import ctypes
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -392,6 +393,7 @@ a, b = pair("hostile")
 good = send_text(a, b, "the good one")
 stick = s.sub("hostile")
 a.run(["export", stick], check_rc=0)
+(our_man,) = listing(stick, "manifests")
 T = os.path.join(stick, "tern")
 os.makedirs(os.path.join(T, "receipts"), exist_ok=True)
 hx = lambda c, n=64: c * n  # noqa: E731
@@ -441,8 +443,39 @@ for sub, ext, n in (("bundles", ".bpv", 64), ("manifests", ".man", 32), ("receip
     plant(at("\x1b"), "\x1b[31mred\x07\r\n" + ext, b"x", "not a name tern writes")
     plant(at("\x1b"), "\x1b]0;pwned\x07\x9b2J" + ext, b"x", "not a name tern writes")
     plant(at("7"), hx("7", 32) + ".part", "fifo", "FIFO")
-plant("manifests", hx("8", 32) + ".man", os.urandom(600), "damaged")
-plant("receipts", hx("8", 32) + ".rcp", os.urandom(600), "damaged")
+# Records that do not open are damaged, never passed over as another office's: stanzas name no
+# recipient, so only a record's public shape (form, count, chunk lengths) tells the two apart.
+# Fixed hostile contents, among them those that once went unreported (first byte 0x02, the
+# compact form: one random file in 256; or 0x01 then 1 to 6, a whole outer header in 600 bytes),
+# and seeded random bytes (TERN_FAULT_SEED=N tries other seeds).
+seed = int(os.environ.get("TERN_FAULT_SEED", "1"))
+print(f"random records from seed {seed}")
+rnd = random.Random(seed)
+ours = open(os.path.join(T, "manifests", our_man), "rb").read()
+other_a, other_b = pair("hostile-other")
+send_text(other_a, other_b, "another office's cargo")
+other_a.run(["export", s.sub("hostile-other")], check_rc=0)
+(theirs,) = listing(s.sub("hostile-other"), "manifests")
+theirs_path = os.path.join(s.sub("hostile-other"), "tern", "manifests", theirs)
+theirs_raw = open(theirs_path, "rb").read()
+shutil.copyfile(theirs_path, os.path.join(T, "manifests", theirs))  # whole: passed over
+garbage = [
+    b"\x02" + rnd.randbytes(599),  # the compact form, which no record uses
+    b"\x01\x01" + rnd.randbytes(598),  # the full form: a whole outer header, one stanza
+    b"\x01\x06" + rnd.randbytes(598),  # six stanzas, the most 600 bytes hold
+    b"\x01\x40" + rnd.randbytes(598),  # 64: cut short
+    b"\x01\x00" + rnd.randbytes(598),  # no stanza
+    b"\x03" + rnd.randbytes(599),  # an unknown form
+    b"\x00" * 600,
+    b"\x01",
+    b"\x02",
+    ours[:-1],  # this node's manifest, cut by a byte
+    ours + b"\x00",  # and with one added
+    theirs_raw[:-1],  # another office's, cut: damaged, not passed over
+] + [rnd.randbytes(600) for _ in range(32)]
+for i, data in enumerate(garbage):
+    plant("manifests", f"8{i:031x}.man", data, "damaged")
+    plant("receipts", f"8{i:031x}.rcp", data, "damaged")
 # bundles/ itself holds only the subdirectories 0 to 9 and a to f, each a real directory.
 spare = [c for c in "cdef" if c != good[0]]
 plant("bundles", spare[0], "dirlink", "symbolic link")
@@ -481,6 +514,8 @@ for f, why in hostile.items():
           f"{f!r} rejected with {why!r}: {verdict} {detail!r}")
 check(files.get(bundle_file(good), ("",))[0] == "delivered",
       f"the good bundle is imported: {files}")
+check(f"tern/manifests/{theirs}" not in files,
+      f"another office's whole manifest is passed over: {files.get(f'tern/manifests/{theirs}')}")
 check(out.get("rejected") == len(hostile), f"{len(hostile)} rejections: {out}")
 check(texts(b) == ["the good one"] and len(b.inbox()) == 1, "only the good message is in the inbox")
 check(all(q[1] == a.name for q in queued(b)), "nothing from a hostile file was queued")
