@@ -390,3 +390,23 @@ int noise_decrypt(struct noise_cipher *c, const uint8_t *in, size_t len, uint8_t
 void noise_cipher_set_nonce(struct noise_cipher *c, uint64_t n);
 /* Wipes and frees; noise_cipher_free(NULL) is a no-op. */
 void noise_cipher_free(struct noise_cipher *c);
+
+/* ---- hop.c: sealing for one peer without a handshake (Iridium SBD) ---- */
+
+#define HOP_NONCE_LEN 24
+#define HOP_TAG_LEN   16
+
+/*
+ * Seals len bytes of pt for peer, with ad authenticated too: out gets len + HOP_TAG_LEN
+ * bytes. The key is this direction's, from both nodes' long-term box keys; nonce must
+ * never repeat for the pair (a random one of 24 bytes does not). 0, or -EINVAL (the peer's
+ * key is a low-order point).
+ */
+int hop_seal(const struct identity *me, const struct identity_public *peer,
+	     const uint8_t nonce[static HOP_NONCE_LEN], const uint8_t *ad, size_t adlen,
+	     const uint8_t *pt, size_t len, uint8_t *out);
+/* Opens what peer sealed for this node with hop_seal: out gets len - HOP_TAG_LEN bytes. 0 or
+ * -EBADMSG. */
+int hop_open(const struct identity *me, const struct identity_public *peer,
+	     const uint8_t nonce[static HOP_NONCE_LEN], const uint8_t *ad, size_t adlen,
+	     const uint8_t *ct, size_t len, uint8_t *out);

@@ -23,6 +23,7 @@
 #define PERSONAL_COMPACT_KEY "tern.cmp.key.v1"
 #define PERSONAL_COMPACT_ID  "tern.cmp.msgid1"
 #define PERSONAL_KEYFILE_SUM "tern.keyfile.v1"
+#define PERSONAL_HOP_KEY     "tern.hop.key.v1"
 
 #define DOMAIN_CERT    "tern identity cert v1"
 #define DOMAIN_ENV_SIG "tern envelope signature v1"

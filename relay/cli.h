@@ -38,6 +38,17 @@ int cmd_import(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_sbd(int argc, char **argv);
+
+/* ---- cmd_bundle.c: what taking bundles in prints, for bundle import and sbd ingest ---- */
+struct import_tally {
+	int delivered, queued, duplicate, rejected, receipts;
+	struct receipt_batch to_senders; /* delivery receipts to seal back */
+};
+/* Prints one line for the bundle from path (stdout; stderr if rejected) and counts it. */
+int cli_report_ingest(const char *path, const struct ingest_result *res, struct import_tally *t);
+/* Queues the delivery receipts, closes n, tells the daemon, prints the tally on stderr. */
+void cli_import_done(struct node *n, const char *what, struct import_tally *t);
 
 /*
  * Checks a NAME IDSTRING pair given on the command line (cmd_contact.c): a valid

@@ -149,11 +149,6 @@ static int bundle_export(int argc, char **argv)
 	return err < 0 || r.failed ? EXIT_FAIL : EXIT_OK;
 }
 
-struct import_tally {
-	int delivered, queued, duplicate, rejected, receipts;
-	struct receipt_batch to_senders; /* delivery receipts to seal back */
-};
-
 /* Opens a file to import without following links or blocking on FIFOs and devices. */
 static int open_bundle_file(const char *path, char *why, size_t whylen)
 {
@@ -198,8 +193,12 @@ static int import_one(struct node *n, const char *path, uint8_t *buf, struct imp
 		t->rejected++;
 		return cli_fail(path, "not stored: %s", strerror(-err));
 	}
-	char hex[65];
-	hex_encode(res.bundle_id, 32, hex);
+	return cli_report_ingest(path, &res, t);
+}
+
+int cli_report_ingest(const char *path, const struct ingest_result *r, struct import_tally *t)
+{
+	const struct ingest_result res = *r;
 	switch (res.verdict) {
 	case INGEST_DELIVERED: {
 		char id[33];
@@ -249,22 +248,27 @@ static int bundle_import(int argc, char **argv)
 	for (int i = 2; i < argc; i++)
 		import_one(&n, argv[i], buf, &t);
 	free(buf);
+	cli_import_done(&n, "import", &t);
+	return t.rejected ? EXIT_FAIL : EXIT_OK;
+}
+
+void cli_import_done(struct node *n, const char *what, struct import_tally *t)
+{
 	unsigned acks = 0;
-	int err = receipt_batch_flush(&n, &t.to_senders, &acks);
+	int err = receipt_batch_flush(n, &t->to_senders, &acks);
 	if (err < 0)
-		cli_fail("import", "delivery receipts not queued: %s", strerror(-err));
-	node_close(&n);
+		cli_fail(what, "delivery receipts not queued: %s", strerror(-err));
+	node_close(n);
 	api_notify_queued();
 	fflush(stdout);
-	fprintf(stderr, "%d delivered, %d queued, %d duplicate, %d rejected", t.delivered, t.queued,
-		t.duplicate, t.rejected);
-	if (t.receipts)
-		fprintf(stderr, ", %d receipt%s", t.receipts, t.receipts == 1 ? "" : "s");
+	fprintf(stderr, "%d delivered, %d queued, %d duplicate, %d rejected", t->delivered,
+		t->queued, t->duplicate, t->rejected);
+	if (t->receipts)
+		fprintf(stderr, ", %d receipt%s", t->receipts, t->receipts == 1 ? "" : "s");
 	if (acks)
 		fprintf(stderr, "; %u delivery receipt%s queued for the senders", acks,
 			acks == 1 ? "" : "s");
 	fputc('\n', stderr);
-	return t.rejected ? EXIT_FAIL : EXIT_OK;
 }
 
 int cmd_bundle(int argc, char **argv)

@@ -36,12 +36,16 @@ enum peer_key {
 	PEER_MODEM_INIT,
 	PEER_IDLE_HANGUP,
 	PEER_REDIAL,
+	PEER_SBD,
+	PEER_SBD_CHECK,
+	PEER_SBD_RETRY,
 	N_PEER_KEYS
 };
 static const char *const peer_keys[N_PEER_KEYS] = {
-    "id",     "addr",	"sneakernet", "min-priority", "bytes-per-day", "window",
-    "serial", "baud",	"framing",    "parity",	      "flow",	       "cost-per-mib",
-    "dial",   "answer", "modem-init", "idle-hangup",  "redial",
+    "id",	   "addr",	   "sneakernet", "min-priority", "bytes-per-day",
+    "window",	   "serial",	   "baud",	 "framing",	 "parity",
+    "flow",	   "cost-per-mib", "dial",	 "answer",	 "modem-init",
+    "idle-hangup", "redial",	   "sbd",	 "sbd-check",	 "sbd-retry",
 };
 
 struct config_reader {
@@ -488,6 +492,7 @@ static int section_header(struct config_reader *r, char *s)
 	p->min_priority = STORE_BULK;
 	serial_spec_default(&p->spec);
 	hayes_params_default(&p->modem);
+	p->sbd_retry_ms = CONFIG_SBD_RETRY_DEFAULT_MS;
 	r->peer = c->n_peers++;
 	memset(r->peer_seen, 0, sizeof(r->peer_seen));
 	r->sec = SEC_PEER;
@@ -683,6 +688,22 @@ static int peer_key(struct config_reader *r, const char *key, const char *v)
 			p->serial_line = r->line;
 		else if (!p->spec_line)
 			p->spec_line = r->line;
+		return 0;
+	}
+	case PEER_SBD:
+		if (!serial_spec_set_path(&p->spec, v, &why))
+			return fail(r, "sbd: %s: %s", shown(v, cut), why);
+		p->sbd_line = r->line;
+		return 0;
+	case PEER_SBD_CHECK:
+	case PEER_SBD_RETRY: {
+		uint64_t ms;
+		if (parse_duration(v, &ms, &why) < 0)
+			return fail(r, "%s: %s: %s", key, shown(v, cut), why);
+		if (k == PEER_SBD_CHECK)
+			p->sbd_check_ms = (uint32_t)ms;
+		else
+			p->sbd_retry_ms = (uint32_t)ms;
 		return 0;
 	}
 	case PEER_DIAL:
@@ -993,6 +1014,20 @@ static void check_serial(struct config_reader *r)
 	struct config *c = r->c;
 	for (size_t i = 0; i < c->n_peers; i++) {
 		struct config_peer *p = &c->peers[i];
+		if (p->sbd_line) {
+			const char *other = p->serial_line  ? "a serial line (serial)"
+					    : p->n_addrs    ? "TCP (addr)"
+					    : p->modem_line ? "a Hayes modem (dial, answer...)"
+							    : NULL;
+			if (other)
+				fail_at(r, p->sbd_line,
+					"[peer %s]: a peer is reached over an SBD modem or %s, not "
+					"both",
+					p->name, other);
+			else
+				serial_spec_format(&p->spec, p->sbd, sizeof(p->sbd));
+			continue;
+		}
 		if (!p->serial_line && p->modem_line)
 			fail_at(
 			    r, p->modem_line,
@@ -1216,6 +1251,17 @@ void config_print(const struct config *c, FILE *f)
 				p->spec.flow == SERIAL_FLOW_RTSCTS   ? "rtscts"
 				: p->spec.flow == SERIAL_FLOW_DTRDSR ? "dtrdsr"
 								     : "none");
+		if (p->sbd[0]) {
+			fprintf(f, "sbd = %s\nbaud = %u\nsbd-retry = ", p->spec.path,
+				(unsigned)p->spec.baud);
+			print_duration(f, p->sbd_retry_ms);
+			fputc('\n', f);
+			if (p->sbd_check_ms) {
+				fprintf(f, "sbd-check = ");
+				print_duration(f, p->sbd_check_ms);
+				fputc('\n', f);
+			}
+		}
 		if (p->modem_line) {
 			if (p->modem.dial[0])
 				fprintf(f, "dial = %s\n", p->modem.dial);

@@ -86,7 +86,14 @@ struct config_peer {
 	/* dial =, answer =, modem-init =, idle-hangup =, redial =: a Hayes modem on the line. */
 	struct hayes_params modem;
 	unsigned modem_line; /* of the first of them; 0: the line has no modem */
+	/* sbd = PATH (with baud =...), sbd-check =, sbd-retry =: an Iridium SBD modem. */
+	char sbd[SERIAL_SPEC_TEXT_MAX]; /* its port's text form (serial:...), once read; "" none */
+	unsigned sbd_line;
+	uint32_t sbd_check_ms; /* 0: only when useful */
+	uint32_t sbd_retry_ms;
 };
+
+#define CONFIG_SBD_RETRY_DEFAULT_MS 30000
 
 enum config_dest {
 	CONFIG_DEST_DEFAULT = 0, /* "default" */

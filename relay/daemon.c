@@ -63,6 +63,8 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
 		for (size_t i = 0; i < d->n_peers; i++)
 			if (d->peers[i]->line)
 				daemon_serial_queue_changed(d->peers[i]->line);
+			else if (d->peers[i]->sbd)
+				daemon_sbd_queue_changed(d->peers[i]->sbd);
 	}
 	if (what & KICK_API)
 		daemon_api_notify(d);

@@ -164,6 +164,7 @@ static int status(void *ctx, FILE *out)
 					    : "inbound");
 		fprintf(out, ", \"addr\": ");
 		json_string(out, p->line      ? daemon_serial_device(p->line)
+				 : p->sbd     ? daemon_sbd_device(p->sbd)
 				 : p->conn    ? p->conn->where
 				 : p->n_addrs ? p->addrs[0]
 					      : "");
@@ -183,6 +184,8 @@ static int status(void *ctx, FILE *out)
 		}
 		if (p->line)
 			daemon_serial_status(p->line, out);
+		if (p->sbd)
+			daemon_sbd_status(p->sbd, out);
 		json_time(out, "up_since", p->up_since_ms);
 		json_time(out, "last_contact", p->last_contact_ms);
 		if (p->conn && p->conn->ls) {

@@ -323,5 +323,7 @@ void daemon_policy_tick(struct daemon *d)
 		}
 		if (p->line)
 			daemon_serial_kick(p->line);
+		if (p->sbd)
+			daemon_sbd_kick(p->sbd);
 	}
 }

@@ -16,6 +16,7 @@
 
 struct conn;
 struct sline;
+struct sbdline;
 
 /* A configured peer and what the daemon knows of its link. */
 struct dpeer {
@@ -27,6 +28,7 @@ struct dpeer {
 	struct conn *conn;    /* the session, once authenticated */
 	struct conn *dialing; /* an outbound connection not yet authenticated */
 	struct sline *line;   /* its serial line, if it has one (daemon_serial.c) */
+	struct sbdline *sbd;  /* its Iridium SBD modem, if it has one (daemon_sbd.c) */
 	ev_timer dial_timer;
 	uint64_t backoff_ms;
 	uint64_t bytes_in, bytes_out; /* this run, on the wire */
@@ -191,6 +193,21 @@ uint32_t daemon_serial_rate(const struct sline *l);
 const char *daemon_serial_device(const struct sline *l);
 /* `, "serial": {...}` for the status reply: the port, the stream, the ARQ's counters. */
 void daemon_serial_status(const struct sline *l, FILE *out);
+
+/* ---- daemon_sbd.c ---- */
+/*
+ * Opens (or keeps) p's SBD modem on the port text says; a mailbox check every check_ms (0:
+ * only when useful), a failed session tried again after retry_ms, doubling. 0 or -errno.
+ */
+int daemon_sbd_attach(struct dpeer *p, const char *text, uint32_t check_ms, uint32_t retry_ms);
+void daemon_sbd_detach(struct dpeer *p);
+/* Bundles were queued or stored: an idle modem looks for one to send. */
+void daemon_sbd_queue_changed(struct sbdline *l);
+/* Windows may have opened, a check may be due: starts what is. */
+void daemon_sbd_kick(struct sbdline *l);
+const char *daemon_sbd_device(const struct sbdline *l);
+/* `, "sbd": {...}` for the status reply. */
+void daemon_sbd_status(const struct sbdline *l, FILE *out);
 
 /* ---- daemon_api.c ---- */
 int daemon_api_open(struct daemon *d);

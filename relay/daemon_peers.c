@@ -84,6 +84,10 @@ static int add_one(void *ctx, const struct store_peer *sp)
 										    : NULL);
 	else
 		daemon_serial_detach(p);
+	if (p->cp && p->cp->sbd[0])
+		daemon_sbd_attach(p, p->cp->sbd, p->cp->sbd_check_ms, p->cp->sbd_retry_ms);
+	else
+		daemon_sbd_detach(p);
 	if (fresh)
 		daemon_load_totals(p);
 	if (fresh && p->n_addrs)
@@ -125,6 +129,7 @@ int daemon_peers_load(struct daemon *d)
 				    NULL; /* a handshake in progress: it finds no peer at the end */
 		ev_timer_stop(d->loop, &p->dial_timer);
 		daemon_serial_detach(p);
+		daemon_sbd_detach(p);
 		daemon_save_counters(p);
 		free(p);
 	}
@@ -147,6 +152,7 @@ void daemon_peers_free(struct daemon *d)
 	for (size_t i = 0; i < d->n_peers; i++) {
 		ev_timer_stop(d->loop, &d->peers[i]->dial_timer);
 		daemon_serial_detach(d->peers[i]);
+		daemon_sbd_detach(d->peers[i]);
 		daemon_save_counters(d->peers[i]);
 		free(d->peers[i]);
 	}

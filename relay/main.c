@@ -34,6 +34,8 @@ static const struct cli_command commands[] = {
     {"run", cmd_run, "[--listen HOST:PORT]... [--config FILE] [--log-level error|warn|info|debug]",
      "run the relay daemon: links to peers, forwarding, the local API"},
     {"status", cmd_status, "[--json]", "what the running daemon says of its links and queues"},
+    {"sbd", cmd_sbd, "ingest FILE... | outbox PEER DIR",
+     "Iridium SBD: take messages the gateway delivered; write bundles for a peer as messages"},
     {"route", cmd_route, "add DEST VIA | list | remove DEST",
      "choose the next hop for a destination (DEST: name, ipn:N or default)"},
     {"config", cmd_config, "check [FILE] | show [--json] [FILE]",

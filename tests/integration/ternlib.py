@@ -373,39 +373,68 @@ class Throttle:
         self.lsock.close()
 
 
+def pty_pair(d, name):
+    """A socat pty pair in directory d: (near, far, process); the daemon opens near."""
+    import time
+    near, far = os.path.join(d, name), os.path.join(d, name + ".far")
+    proc = subprocess.Popen(["socat", "-b", "64", f"pty,raw,echo=0,link={near}",
+                             f"pty,raw,echo=0,link={far}"],
+                            stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    LIVE.add(proc)
+    end = time.monotonic() + 10
+    while not (os.path.exists(near) and os.path.exists(far)):
+        if time.monotonic() > end or proc.poll() is not None:
+            raise OSError("socat made no pty pair")
+        time.sleep(0.02)
+    return near, far, proc
+
+
+def start_tool(cmd, log_path, ready):
+    """Starts one of sim/'s programs, its output in log_path, once it says ready."""
+    import time
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    LIVE.add(proc)
+    end = time.monotonic() + 10
+    while ready not in open(log_path).read():
+        if proc.poll() is not None or time.monotonic() > end:
+            raise OSError(f"{cmd[0]} did not start: " + open(log_path).read())
+        time.sleep(0.02)
+    return proc, log
+
+
+def stop_tool(proc, log, stats_path):
+    """Stops a program of sim/ and returns the counters it wrote to stats_path."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    LIVE.discard(proc)
+    log.close()
+    try:
+        with open(stats_path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 class SerialLine:
     """A serial line for two daemons: two socat pty pairs with tern-line (sim/) carrying the
     bytes between their far ends, at a line rate, with bit errors and cuts. The daemons
     open a and b."""
 
     def __init__(self, scratch, baud, ber=0.0, latency_ms=0, seed=1, cut_len=5, name="line"):
-        import time
         d = scratch.sub(name)
-        self.a, self.b = os.path.join(d, "a"), os.path.join(d, "b")
-        far_a, far_b = os.path.join(d, "a.far"), os.path.join(d, "b.far")
-        self.socats = [subprocess.Popen(["socat", "-b", "64", f"pty,raw,echo=0,link={near}",
-                                         f"pty,raw,echo=0,link={far}"],
-                                        stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                       for near, far in ((self.a, far_a), (self.b, far_b))]
-        LIVE.update(self.socats)
-        end = time.monotonic() + 10
-        while not all(os.path.exists(p) for p in (self.a, self.b, far_a, far_b)):
-            if time.monotonic() > end:
-                raise OSError("socat made no pty pair")
-            time.sleep(0.02)
+        self.a, far_a, sa = pty_pair(d, "a")
+        self.b, far_b, sb = pty_pair(d, "b")
+        self.socats = [sa, sb]
         self.stats_path = os.path.join(d, "stats.json")
         self.log_path = os.path.join(d, "line.log")
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
+        self.proc, self.log = start_tool(
             [os.environ["TERN_LINE"], "--baud", str(baud), "--ber", str(ber),
              "--latency-ms", str(latency_ms), "--seed", str(seed), "--cut-len", str(cut_len),
-             "--stats", self.stats_path, far_a, far_b],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-        LIVE.add(self.proc)
-        while "tern-line: ready" not in open(self.log_path).read():
-            if self.proc.poll() is not None or time.monotonic() > end:
-                raise OSError("tern-line did not start: " + open(self.log_path).read())
-            time.sleep(0.02)
+             "--stats", self.stats_path, far_a, far_b], self.log_path, "tern-line: ready")
 
     def cut(self):
         """Cuts the line now, for cut_len seconds."""
@@ -414,21 +443,12 @@ class SerialLine:
 
     def close(self):
         """Stops the line and the pty pairs; returns tern-line's counters."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stats = stop_tool(self.proc, self.log, self.stats_path)
         for s in self.socats:
             s.terminate()
             s.wait()
-        LIVE.difference_update(self.socats + [self.proc])
-        self.log.close()
-        try:
-            with open(self.stats_path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return {}
+        LIVE.difference_update(self.socats)
+        return stats
 
 
 def serial_link(a, b, line, baud, contacts=True):
