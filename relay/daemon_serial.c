@@ -45,6 +45,8 @@ struct sline {
 	uint64_t queue_gen, checked_gen; /* queue changes seen, and when want_send was last found */
 	uint64_t next_call_ms, backoff_ms;
 	uint64_t quiet_since_ms; /* online: when the session last moved a bundle byte */
+	bool rescanned;		 /* quiet with bundles waiting: the queue was looked at again */
+	uint64_t quiet_stream;	 /* stream bytes both ways at quiet_since_ms */
 	uint64_t calls, connects, failed;
 	char last_result[40];
 };
@@ -147,8 +149,9 @@ void daemon_serial_flush(struct sline *l)
 	if (l->closing && (serial_arq_idle(l->arq) || now >= l->closing_ms + CLOSING_MS)) {
 		l->closing = false;
 		serial_arq_reset(l->arq, nonce(), now);
-		/* On a modem a session is a call: its end hangs up. */
-		if (l->modem && online(l)) {
+		/* On a modem a session is a call: its end hangs up, on the side that called (the
+		 * other waits for NO CARRIER: two escapes at once would cross). */
+		if (l->modem && online(l) && l->mp.dial[0]) {
 			log_info("%s: hanging up", l->p->sp.name);
 			hayes_hangup(l->modem, now);
 		}
@@ -308,6 +311,7 @@ static void call_connected(struct sline *l, uint64_t now)
 	l->closing = false;
 	l->poll_due = false;
 	l->quiet_since_ms = now;
+	l->rescanned = false;
 	l->backoff_ms = l->mp.redial_ms;
 }
 
@@ -352,8 +356,8 @@ static void on_modem(void *ctx, enum hayes_event ev, const char *detail)
 		l->closing = false;
 		serial_arq_reset(l->arq, nonce(), now);
 		if (ev == HAYES_EV_CARRIER_LOST) {
-			/* Cut off: whatever was left is worth another call soon. */
-			log_warn("%s: the modem on %s lost the carrier", name, l->spec.path);
+			/* Hung up by the far end, or cut off: what is left is worth a call soon. */
+			log_info("%s: the call on %s ended: NO CARRIER", name, l->spec.path);
 			l->checked_gen = l->queue_gen - 1;
 			call_later(l, now, l->mp.redial_ms);
 		} else {
@@ -395,10 +399,24 @@ static void modem_service(struct sline *l)
 	if (st != HAYES_ONLINE || l->closing)
 		return;
 	struct link_session *ls = l->conn ? l->conn->ls : NULL;
-	if (ls && !link_session_idle(ls))
+	struct serial_arq_stats as;
+	serial_arq_stats(l->arq, &as);
+	/* A transfer in flight on a slow line may look idle to the session between records:
+	 * the stream's bytes say it is not (a keepalive's few dozen bytes do not count). */
+	uint64_t stream = as.stream_in + as.stream_out;
+	if ((ls && !link_session_idle(ls)) || stream > l->quiet_stream + 512) {
 		l->quiet_since_ms = now;
+		l->quiet_stream = stream;
+	}
 	if (now < l->quiet_since_ms + l->mp.idle_ms)
 		return;
+	if (ls && !l->rescanned && queued_for(d, p)) {
+		/* Bundles wait that the session has not offered: once, it looks again. */
+		l->rescanned = true;
+		l->quiet_since_ms = now;
+		link_session_rescan(ls);
+		return;
+	}
 	log_info("%s: nothing moved for %u s: ending the call", p->sp.name,
 		 (unsigned)(l->mp.idle_ms / 1000));
 	/* What could go went: the next call waits for new bundles. */
