@@ -972,6 +972,21 @@ static int on_head(struct link_session *s, const struct link_msg *m)
 		e->mem = malloc(e->size ? e->size : 1);
 		return e->mem ? 0 : fail(s, -ENOMEM, LINK_BYE_DONE, "out of memory");
 	}
+	if (s->batch_mine) {
+		/*
+		 * A stage cannot join the group commit (store_stage_open says -EBUSY): the
+		 * bundles received before this HEAD in the same burst are committed and ACKed
+		 * first. Refused instead, the transfer came again only after RETRY_LATER_S.
+		 */
+		uint8_t id[32];
+		memcpy(id, m->id, 32);
+		int ret = link_session_flush(s);
+		if (ret < 0)
+			return ret;
+		e = find_in(s, id);
+		if (!e || e->state != IN_RECV)
+			return 0;
+	}
 	struct store_stage_limits sl;
 	stage_limits(s, &sl);
 	int ret = store_stage_open(s->n->store, s->peer.node, e->id, e->size, e->from, e->life_ms,

@@ -1689,6 +1689,40 @@ out:
 	pair_close(&a, &b);
 }
 
+/* A small bundle in the open batch, then a staged one in the same burst: no REFUSE LATER. */
+static void test_group_commit_then_stage(void)
+{
+	struct side a, b;
+	static uint8_t big[6000];
+	const char *t1 = "small, into the batch";
+	uint8_t id1[32], id2[32];
+	struct link_limits lim, glim;
+	quiet_limits(&lim);
+	glim = lim;
+	glim.group_commit = true;
+	glim.small_max = 1024; /* as on a serial line: the file is staged */
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 7 + 3);
+	if (!pair_open(&a, &b)) {
+		CHECK(!"pair");
+		goto out;
+	}
+	CHECK(submit(&a, (const uint8_t *)t1, strlen(t1), false, STORE_NORMAL, id1));
+	CHECK(submit(&a, big, sizeof(big), true, STORE_NORMAL, id2));
+	CHECK(session_open(&a, &lim) && session_open(&b, &glim) && start(&a, &b, 0));
+	for (int i = 0; i < 4; i++) {
+		run(&a, &b, 0, 100000, NULL, 100);
+		CHECK_EQ(link_session_flush(b.s), 0);
+	}
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(b.ret, 0);
+	CHECK_EQ(refuse_of(&b, id2, NULL), 0);
+	CHECK(acked(&b, id1) && acked(&b, id2));
+	CHECK_EQ(count_inbox(&b.n), 2);
+out:
+	pair_close(&a, &b);
+}
+
 int main(void)
 {
 	if (tern_crypto_init() < 0 || !mkdtemp(dir))
@@ -1712,6 +1746,7 @@ int main(void)
 	test_batch_open();
 	test_offers_over_max();
 	test_group_commit();
+	test_group_commit_then_stage();
 	test_end_quarantined();
 	test_free_after_close();
 	test_policy();
