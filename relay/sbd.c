@@ -172,9 +172,10 @@ static int open_parcel(struct node *n, const char *spool, const uint8_t id[stati
 	for (unsigned i = 0; i < count; i++) {
 		piece_name(res->parcel, i, name);
 		ssize_t r = read_file(spool, name, piece, sizeof(piece));
-		if (r < 0) {
+		if (r <= SBD_PIECE_HEAD) {
+			/* Changed on disk since it was checked: taken again when it comes again. */
 			free(ct);
-			return (int)r;
+			return r < 0 ? (int)r : -EIO;
 		}
 		memcpy(ct + len, piece + SBD_PIECE_HEAD, (size_t)r - SBD_PIECE_HEAD);
 		len += (size_t)r - SBD_PIECE_HEAD;
