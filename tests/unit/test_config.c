@@ -446,6 +446,43 @@ static void test_serial(void)
 	EXPECT_ERROR("[peer a]\ncost-per-mib = 0.1234567\n", 2, "cost-per-mib", "6 decimals");
 }
 
+static void test_modems(void)
+{
+	struct config *c;
+	CHECK_EQ(parse("[peer hub]\nserial = /dev/ttyACM0\ndial = T0,555 1234\nmodem-init = AT&F\n"
+		       "modem-init = ATS7=45\nidle-hangup = 2m\nredial = 90s\n",
+		       &c),
+		 0);
+	const struct config_peer *p = c ? &c->peers[0] : NULL;
+	CHECK(p && p->modem_line == 3 && !strcmp(p->modem.dial, "T0,555 1234") &&
+	      p->modem.n_init == 2 && !strcmp(p->modem.init[1], "ATS7=45") && !p->modem.answer &&
+	      p->modem.idle_ms == 120000 && p->modem.redial_ms == 90000);
+	config_free(c);
+	CHECK_EQ(parse("[peer field]\nserial = /dev/ttyS0\nanswer = yes\n", &c), 0);
+	CHECK(c && c->peers[0].modem.answer && c->peers[0].modem.n_init == 0 &&
+	      c->peers[0].modem.idle_ms == HAYES_IDLE_DEFAULT_MS);
+	config_free(c);
+	EXPECT_ERROR("[peer a]\ndial = 555\n", 2, "give its device");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nmodem-init = ATZ\n", 3,
+		     "neither dials nor answers");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nanswer = yes\ndial = 555;ATH\n", 4, "dial",
+		     "digits");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nanswer = yes\nmodem-init = +++ATH\n", 4,
+		     "modem-init", "starts with AT");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nanswer = yes\nmodem-init = AT+++\n", 4,
+		     "modem-init", "escape");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\ndial = 5\nidle-hangup = 0s\n", 4, "idle-hangup");
+	CHECK_EQ(parse("[peer hub]\nsbd = /dev/ttyUSB1\nsbd-check = 6h\n", &c), 0);
+	CHECK(c && !strcmp(c->peers[0].sbd, "serial:/dev/ttyUSB1,19200,8N1,none") &&
+	      c->peers[0].sbd_check_ms == 6 * 3600000u &&
+	      c->peers[0].sbd_retry_ms == CONFIG_SBD_RETRY_DEFAULT_MS && !c->peers[0].serial[0]);
+	config_free(c);
+	EXPECT_ERROR("[peer a]\nsbd = /dev/x\naddr = h:1\n", 2, "SBD modem or TCP");
+	EXPECT_ERROR("[peer a]\nsbd = /dev/x\nserial = /dev/y\n", 2, "SBD modem or a serial line");
+	EXPECT_ERROR("[peer a]\nsbd = x\n", 2, "sbd", "absolute path");
+	EXPECT_ERROR("[peer a]\nsbd = /dev/x\nsbd-retry = soon\n", 3, "sbd-retry", "duration");
+}
+
 static void test_round_trip(void)
 {
 	char text[2048];
@@ -570,6 +607,7 @@ int main(void)
 	test_limits();
 	test_windows();
 	test_serial();
+	test_modems();
 	test_round_trip();
 	test_load();
 	TEST_MAIN_END();
