@@ -4,8 +4,11 @@ phone network between them. The field dials the hub when it has bundles: BUSY, t
 then a call that carries them; the hub answers its RING; the idle call is hung up (+++, ATH).
 The hub's reply waits for the field's next call, and a carrier lost mid-call is called again.
 """
+import datetime
 import json
 import os
+import signal
+import time
 import shutil
 import sys
 
@@ -32,10 +35,11 @@ try:
                               "--calls", "busy,no-carrier", "--stats", stats,
                               f"5550100={f_far}", f"5550200={h_far}"],
                              os.path.join(d, "modem.log"), "tern-modem: ready")
+    field_conf = (f"[peer {hub.name}]\nserial = {f_tty}\nbaud = 19200\ndial = 5550200\n"
+                  "modem-init = ATZ\nmodem-init = ATE0V1Q0X4S7=8\nidle-hangup = 4s\n"
+                  "redial = 2s\ncost-per-mib = 12\n")
     with open(os.path.join(field.home, "tern.conf"), "w") as f:
-        f.write(f"[peer {hub.name}]\nserial = {f_tty}\nbaud = 19200\ndial = 5550200\n"
-                "modem-init = ATZ\nmodem-init = ATE0V1Q0X4S7=8\nidle-hangup = 4s\nredial = 2s\n"
-                "cost-per-mib = 12\n")
+        f.write(field_conf)
     with open(os.path.join(hub.home, "tern.conf"), "w") as f:
         f.write(f"[peer {field.name}]\nserial = {h_tty}\nbaud = 19200\nanswer = yes\n"
                 "idle-hangup = 30s\n")
@@ -83,9 +87,8 @@ try:
     wait_for(lambda: df.count("calling 5550200") > calls and "CONNECT" in df.text(), 30,
              "a call for the file")
     wait_for(lambda: df.count("CONNECT 9600") >= 3, 30, "online for the file")
-    import time
     time.sleep(8)  # a few KiB of the file cross at 960 bytes a second
-    modems.send_signal(__import__("signal").SIGUSR1)
+    modems.send_signal(signal.SIGUSR1)
     wait_for(lambda: "ended: NO CARRIER" in df.text(), 15, "the field saw the carrier go")
     wait_for(lambda: len(hub.inbox()) >= 4, 120, "the file after the next call")
     files = [e for e in hub.inbox() if e.get("kind") == "file"]
@@ -95,6 +98,26 @@ try:
         hub.run(["save", e["id"], saved], check_rc=0)
     check(open(os.path.join(saved, "big.bin"), "rb").read() == open(big, "rb").read(),
           "the file cut off by the carrier arrived whole")
+    # Outside its contact windows the field does not call, whatever waits; when one opens,
+    # it calls at once.
+    wait_for(lambda: df.count("hung up") >= 3, 60, "the file's call hung up when idle")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    hm = lambda t: t.strftime("%H:%M")
+    for window, what in ((f"{hm(now + datetime.timedelta(hours=2))}-"
+                          f"{hm(now + datetime.timedelta(hours=3))}", "closed"),
+                         (f"{hm(now - datetime.timedelta(minutes=2))}-"
+                          f"{hm(now + datetime.timedelta(minutes=60))}", "open")):
+        with open(os.path.join(field.home, "tern.conf"), "w") as f:
+            f.write(field_conf + f"window = {window}\n")
+        reloads = df.count("SIGHUP")
+        calls = df.count("calling 5550200")
+        df.signal(signal.SIGHUP)
+        wait_for(lambda: df.count("SIGHUP") > reloads, 10, "the field reloaded")
+        if what == "closed":
+            field.run(["send", hub.name, "-m", "after hours"], check_rc=0)
+            time.sleep(8)
+            check(df.count("calling 5550200") == calls, "no call outside the window")
+    wait_for(lambda: "after hours" in inbox_texts(hub), 60, "the call once the window opened")
     df.stop()
     dh.stop()
     s = stop_tool(modems, log, stats)
