@@ -1,9 +1,12 @@
 /* The daemon's Iridium SBD modems: bundles out as parcels of MO messages, MT messages in. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "relay/cli.h"
 #include "relay/daemon_internal.h"
@@ -109,11 +112,129 @@ static void port_lost(struct sbdline *l, const char *why)
 	arm(l);
 }
 
-static void drop_parcel(struct sbdline *l)
+/* ---- the parcel in flight, kept across a restart: its messages are paid for ---- */
+
+/*
+ * <home>/sbd-out/<peer node>.parcel holds the parcel's messages as cut (a new cut would
+ * be another parcel, and what the gateway has of this one would be wasted); the store's
+ * setting sbd.<peer node>.sent says how many went. The file: "TSP1", the bundle id, the
+ * count, then each message as a u16be length and its bytes.
+ */
+#define PARCEL_MAGIC "TSP1"
+
+static int parcel_path(const struct sbdline *l, char *out, size_t len, bool mkdir_too)
+{
+	char dir[HOME_PATH_MAX];
+	if (home_path("sbd-out", dir, sizeof(dir)) < 0)
+		return -ENAMETOOLONG;
+	if (mkdir_too && mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(out, len, "%s/%" PRIu64 ".parcel", dir, l->p->sp.node);
+	return 0;
+}
+
+static void save_sent(struct sbdline *l)
+{
+	char key[64], value[80];
+	snprintf(key, sizeof(key), "sbd.%" PRIu64 ".sent", l->p->sp.node);
+	hex_encode(l->bundle_id, 32, value);
+	snprintf(value + 64, sizeof(value) - 64, " %u", l->sent);
+	if (store_setting_set(l->d->n->store, key, l->n_pieces ? value : "") < 0)
+		log_warn("%s: the SBD parcel's progress was not saved", l->p->sp.name);
+}
+
+static void save_parcel(struct sbdline *l)
+{
+	char path[HOME_PATH_MAX + 32], tmp[HOME_PATH_MAX + 40];
+	uint8_t head[4 + 32 + 1];
+	if (parcel_path(l, path, sizeof(path), true) < 0)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	bool ok = fd >= 0;
+	memcpy(head, PARCEL_MAGIC, 4);
+	memcpy(head + 4, l->bundle_id, 32);
+	head[36] = (uint8_t)l->n_pieces;
+	ok = ok && write(fd, head, sizeof(head)) == (ssize_t)sizeof(head);
+	for (unsigned i = 0; ok && i < l->n_pieces; i++) {
+		uint8_t len[2] = {(uint8_t)(l->piece_len[i] >> 8), (uint8_t)l->piece_len[i]};
+		ok = write(fd, len, 2) == 2 &&
+		     write(fd, l->pieces[i], l->piece_len[i]) == (ssize_t)l->piece_len[i];
+	}
+	ok = ok && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || rename(tmp, path) < 0) {
+		unlink(tmp);
+		log_warn(
+		    "%s: the SBD parcel was not saved: a restart sends it again from the start",
+		    l->p->sp.name);
+		return;
+	}
+	save_sent(l);
+}
+
+/* A parcel an earlier run was sending, if its bundle still waits: taken up where it was. */
+static void load_parcel(struct sbdline *l)
+{
+	char path[HOME_PATH_MAX + 32], key[64], value[80] = "";
+	uint8_t head[4 + 32 + 1];
+	if (parcel_path(l, path, sizeof(path), false) < 0)
+		return;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	bool ok = read(fd, head, sizeof(head)) == (ssize_t)sizeof(head) &&
+		  !memcmp(head, PARCEL_MAGIC, 4) && head[36] > 0;
+	if (ok)
+		l->pieces = malloc((size_t)head[36] * SBD_MO_MAX);
+	for (unsigned i = 0; ok && l->pieces && i < head[36]; i++) {
+		uint8_t len[2];
+		ok = read(fd, len, 2) == 2;
+		size_t n = ok ? (size_t)len[0] << 8 | len[1] : 0;
+		ok = ok && n > SBD_PIECE_HEAD && n <= SBD_MO_MAX &&
+		     read(fd, l->pieces[i], n) == (ssize_t)n;
+		l->piece_len[i] = n;
+	}
+	close(fd);
+	snprintf(key, sizeof(key), "sbd.%" PRIu64 ".sent", l->p->sp.node);
+	char hex[65];
+	hex_encode(head + 4, 32, hex);
+	unsigned sent = 0;
+	ok = ok && l->pieces && store_setting_get(l->d->n->store, key, value, sizeof(value)) == 0 &&
+	     !strncmp(value, hex, 64) && sscanf(value + 64, " %u", &sent) == 1 && sent < head[36] &&
+	     store_bundle_exists(l->d->n->store, head + 4);
+	if (!ok) {
+		free(l->pieces);
+		l->pieces = NULL;
+		unlink(path);
+		return;
+	}
+	memcpy(l->bundle_id, head + 4, 32);
+	l->n_pieces = head[36];
+	l->sent = sent;
+	log_info("%s: bundle %.12s goes on over SBD: %u of %u messages were sent", l->p->sp.name,
+		 hex, sent, l->n_pieces);
+}
+
+/* The parcel out of memory; still on disk for the next run. */
+static void free_parcel(struct sbdline *l)
 {
 	free(l->pieces);
 	l->pieces = NULL;
 	l->n_pieces = l->sent = 0;
+}
+
+/* The parcel is done with (sent, or never to be): out of memory and off the disk. */
+static void drop_parcel(struct sbdline *l)
+{
+	char path[HOME_PATH_MAX + 32];
+	bool had = l->n_pieces > 0;
+	free_parcel(l);
+	if (had && parcel_path(l, path, sizeof(path), false) == 0) {
+		unlink(path);
+		save_sent(l);
+	}
 }
 
 /* ---- the next parcel ---- */
@@ -182,6 +303,7 @@ static int pick_one(void *ctx, const struct store_bundle *b, const uint8_t *head
 	l->n_pieces = count;
 	l->sent = 0;
 	memcpy(l->bundle_id, b->id, 32);
+	save_parcel(l);
 	log_info("%s: bundle %.12s (%zu bytes) goes over SBD in %u message%s", p->sp.name, hex,
 		 k->len, count, count == 1 ? "" : "s");
 	k->found = true;
@@ -290,6 +412,8 @@ static void on_modem(void *ctx, enum sbd_event ev, const struct sbd_result *r, c
 			l->p->bytes_out += l->piece_len[l->sent];
 			if (++l->sent == l->n_pieces)
 				parcel_sent(l);
+			else
+				save_sent(l);
 		}
 		break;
 	case SBD_EV_SESSION_FAILED: {
@@ -443,6 +567,7 @@ int daemon_sbd_attach(struct dpeer *p, const char *text, uint32_t check_ms, uint
 	ev_init(&l->timer, on_timer);
 	l->timer.data = l;
 	p->sbd = l;
+	load_parcel(l);
 	if (open_port(l, &why) < 0) {
 		log_warn("%s: SBD modem %s: %s; trying again every %.0f s", p->sp.name, spec.path,
 			 why, REOPEN_S);
@@ -462,7 +587,7 @@ void daemon_sbd_detach(struct dpeer *p)
 	ev_timer_stop(l->d->loop, &l->timer);
 	serial_port_close(l->port);
 	sbd_free(l->modem);
-	drop_parcel(l);
+	free_parcel(l);
 	free(l);
 	p->sbd = NULL;
 }

@@ -7,6 +7,7 @@ nothing and a damaged file is refused with its reason."""
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -136,6 +137,31 @@ try:
     df.signal(signal.SIGHUP)
     wait_for(lambda: "hub reply 3" in inbox_texts(field), 30, "a checked mailbox's message")
     check(df.count("checking the SBD mailbox (sbd-check)") >= 1, "it came with a check")
+
+    # SIGKILL in the middle of a parcel: the next run sends the same parcel's remaining
+    # messages, not a new parcel from the start (each message is paid for).
+    long_text = "".join(f"line {i:03d} of the long report, sent over many sessions.\n"
+                        for i in range(70))
+    seen = set(glob.glob(os.path.join(mo, "*.sbd")))
+    field.run(["send", hub.name, "-m", long_text], check_rc=0)
+    fresh = lambda: sorted(set(glob.glob(os.path.join(mo, "*.sbd"))) - seen)
+    wait_for(lambda: len(fresh()) >= 4, 60, "4 messages of the long report")
+    df.kill()
+    count = int(re.findall(r"goes over SBD in (\d+) messages", df.text())[-1])
+    start = len(df.text())
+    df = Daemon(field, listen=False)
+    wait_for(lambda: "sent over SBD" in df.text()[start:], 90, "the long report after the restart")
+    check("goes on over SBD" in df.text()[start:], "the restart took the parcel up")
+    got = fresh()
+    # Others may have gone meanwhile (the field's receipts): the report's are those of its count.
+    heads = [open(g, "rb").read()[:9] for g in got]
+    mine = [h for h in heads if h[8] == count]
+    print(f"long report: {count} messages in its parcel, {len(mine)} sent across the kill")
+    check(len({h[1:7] for h in mine}) == 1, "one parcel, not a new one after the restart")
+    check({h[7] for h in mine} == set(range(count)) and len(mine) <= count + 1,
+          f"{len(mine)} sent for a parcel of {count}: the one in the air at the kill twice")
+    p = hub.run(["sbd", "ingest"] + got)
+    check(p.returncode == 0 and long_text in inbox_texts(hub), f"whole at the hub: {p.stderr}")
     df.stop()
     s = stop_tool(modem, log, stats)
     print("modem:", s)
