@@ -118,6 +118,22 @@ try:
             time.sleep(8)
             check(df.count("calling 5550200") == calls, "no call outside the window")
     wait_for(lambda: "after hours" in inbox_texts(hub), 60, "the call once the window opened")
+
+    # A window that opens with nothing to send still gets a call: the hub's reply comes on it.
+    wait_for(lambda: df.count("hung up") >= 4, 60, "the after-hours call hung up when idle")
+    hub.run(["send", field.name, "-m", "waiting at the hub"], check_rc=0)
+    for window in (f"{hm(now + datetime.timedelta(hours=2))}-"
+                   f"{hm(now + datetime.timedelta(hours=3))}",
+                   f"{hm(now - datetime.timedelta(minutes=3))}-"
+                   f"{hm(now + datetime.timedelta(minutes=61))}"):
+        with open(os.path.join(field.home, "tern.conf"), "w") as f:
+            f.write(field_conf + f"window = {window}\n")
+        reloads = df.count("SIGHUP")
+        df.signal(signal.SIGHUP)
+        wait_for(lambda: df.count("SIGHUP") > reloads, 10, "the field reloaded")
+        time.sleep(6)  # the policy tick (5 s) sees the window closed, then open
+    wait_for(lambda: "waiting at the hub" in inbox_texts(field), 60, "a call to receive")
+    check("(a contact window opened)" in df.text(), "the call was made for the window")
     df.stop()
     dh.stop()
     s = stop_tool(modems, log, stats)
