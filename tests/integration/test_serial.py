@@ -155,7 +155,11 @@ def restart_mid_file(scratch):
         check(saved_hash(hub, scratch, inbox[0], "survey.bin") == want,
               "the file is whole and unchanged")
     print(f"{resent >> 10} KiB on the wire after the restart")
-    check(resent < size - before // 2,
+    # From zero, the payload alone would be 96 KiB. The stage is durable every 10 s of line
+    # (18.75 KiB at 19200 baud), so up to that much of what was on disk may go again, and a
+    # loaded machine adds resends around the kill: 16 KiB under the file's size tells a
+    # resume from a restart, with room for both.
+    check(before >= size // 3 and resent < size - 16 * 1024,
           f"resumed: {resent >> 10} KiB sent after the restart, {before >> 10} KiB were staged")
     check(staged(hub) == 0, "no stage left at the hub")
     check(field.queue() == [], "the sender holds nothing more")
