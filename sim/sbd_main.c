@@ -4,27 +4,18 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "sim/sbd_model.h"
+#include "sim/tool.h"
 
-#define EXIT_OK	   0
-#define EXIT_FAIL  1
-#define EXIT_USAGE 2
-
-#define REOPEN_US    200000u
 #define IO_BUF	     4096
 #define PATH_BUF     4096
-#define US_PER_S     1000000.0
-#define TIME_NEVER   UINT64_MAX
 #define DEFAULT_IMEI "300234010123450"
 
 static const char usage[] =
@@ -79,43 +70,25 @@ static const struct option options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* The modem's tty, the gateway's directories, and the bytes on their way in and out. */
+/*
+ * The modem's tty, the gateway's directories, and the bytes from the DTE not yet taken. What was
+ * on its way to the DTE when the tty closed is lost, as on a cable pulled out.
+ */
 struct modem {
 	struct sbd_model model;
-	const char *path, *mo_dir, *mt_dir;
-	int fd;
-	uint64_t reopen_us, start_us;
-	uint8_t in[IO_BUF], out[IO_BUF];
-	size_t in_len, out_off, out_len;
+	const char *mo_dir, *mt_dir;
+	struct tool_tty tty;
+	uint64_t start_us;
+	uint8_t in[IO_BUF];
+	size_t in_len;
 	bool mo_lost; /* this session's MO message could not be stored */
 	uint64_t mo_bytes;
 };
 
-static volatile sig_atomic_t got_stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	got_stop = 1;
-}
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
+/* tool_parse_u64, and a leading space refused too, as this program always has. */
 static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-' || s[0] == '+' || s[0] == ' ' || v < min ||
-	    v > max)
-		return false;
-	*out = v;
-	return true;
+	return s[0] != ' ' && tool_parse_u64(s, min, max, out);
 }
 
 /* "2,5:35": each entry a session number and an optional MO status. */
@@ -143,54 +116,6 @@ static bool parse_fail(const char *s, struct sbd_fail *fail, size_t *nfail)
 	}
 	*nfail = n;
 	return n > 0;
-}
-
-static void bad_value(const char *opt, const char *val, const char *want)
-{
-	fprintf(stderr, "tern-sbd-modem: --%s %s: %s\n", opt, val, want);
-}
-
-static void set_raw(int fd)
-{
-	struct termios t;
-	/* Not a tty (a FIFO, say) is fine: there is nothing to set. */
-	if (tcgetattr(fd, &t) < 0)
-		return;
-	cfmakeraw(&t);
-	tcsetattr(fd, TCSANOW, &t);
-}
-
-static int open_tty(struct modem *md)
-{
-	int fd = open(md->path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	set_raw(fd);
-	md->fd = fd;
-	return 0;
-}
-
-/* The far end went away (socat or the pty pair is gone): try again every REOPEN_US. */
-static void close_tty(struct modem *md, const char *why, uint64_t now)
-{
-	close(md->fd);
-	md->fd = -1;
-	/* What was on its way to the DTE is lost, as on a cable pulled out. */
-	md->out_off = md->out_len = 0;
-	md->reopen_us = now + REOPEN_US;
-	fprintf(stderr, "tern-sbd-modem: %s: closed (%s); reopening every %u ms\n", md->path, why,
-		REOPEN_US / 1000);
-}
-
-static void reopen(struct modem *md, uint64_t now)
-{
-	if (md->fd >= 0 || now < md->reopen_us)
-		return;
-	if (open_tty(md) < 0) {
-		md->reopen_us = now + REOPEN_US;
-		return;
-	}
-	fprintf(stderr, "tern-sbd-modem: %s: open again\n", md->path);
 }
 
 /* Writes buf to dir/name through a hidden temp file, fsync and rename. 0, or -errno. */
@@ -377,10 +302,9 @@ static void log_session(struct modem *md, const struct sbd_event *ev)
 	fprintf(stderr,
 		"tern-sbd-modem: session %" PRIu32 " at %.3f s: +SBDIX: %u, %u, %u, %u, %u, %u%s, "
 		"MO %" PRIu64 " bytes, took %.3f s\n",
-		ev->session, (double)(ev->start_us - md->start_us) / US_PER_S, r->mo_status,
-		r->momsn, r->mt_status, r->mtmsn, r->mt_len, (unsigned)r->mt_queued,
-		why_text(ev->why), r->mo_status < 5 ? md->mo_bytes : 0,
-		(double)(ev->end_us - ev->start_us) / US_PER_S);
+		ev->session, tool_seconds(ev->start_us - md->start_us), r->mo_status, r->momsn,
+		r->mt_status, r->mtmsn, r->mt_len, (unsigned)r->mt_queued, why_text(ev->why),
+		r->mo_status < 5 ? md->mo_bytes : 0, tool_seconds(ev->end_us - ev->start_us));
 }
 
 /* The model's events: the gateway's part of a session, and its line on stderr. */
@@ -404,46 +328,28 @@ static void handle_events(struct modem *md)
 	}
 }
 
-/* Writes what waits for the DTE; false if the tty closed. */
-static bool flush(struct modem *md, uint64_t now)
+/* Writes what the model has for the DTE, a buffer at a time, as far as the tty takes it. */
+static void flush(struct modem *md, uint64_t now)
 {
-	if (md->fd < 0)
-		return false;
-	if (md->out_off == md->out_len) {
-		md->out_off = 0;
-		md->out_len = sbd_model_output(&md->model, md->out, sizeof(md->out));
-	}
-	while (md->out_off < md->out_len) {
-		ssize_t n = write(md->fd, md->out + md->out_off, md->out_len - md->out_off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return true;
-		if (n <= 0) {
-			close_tty(md, n < 0 ? strerror(errno) : "wrote nothing", now);
-			return false;
+	struct tool_tty *t = &md->tty;
+	while (t->fd >= 0) {
+		if (t->out_off == t->out_len) {
+			t->out_off = 0;
+			t->out_len = sbd_model_output(&md->model, t->out, sizeof(t->out));
 		}
-		md->out_off += (size_t)n;
-		if (md->out_off == md->out_len) {
-			md->out_off = 0;
-			md->out_len = sbd_model_output(&md->model, md->out, sizeof(md->out));
-		}
+		/* Nothing more to say, the tty closed, or it is full (the rest waits for POLLOUT).
+		 */
+		if (t->out_off == t->out_len || tool_tty_flush(t, now) < 0 ||
+		    t->out_off < t->out_len)
+			return;
 	}
-	return true;
 }
 
 /* Reads what the DTE sent and hands as much to the model as it takes. */
 static void pump_in(struct modem *md, uint64_t now)
 {
-	if (md->fd >= 0 && md->in_len < sizeof(md->in)) {
-		ssize_t n = read(md->fd, md->in + md->in_len, sizeof(md->in) - md->in_len);
-		if (n > 0)
-			md->in_len += (size_t)n;
-		else if (n == 0)
-			close_tty(md, "end of file", now);
-		else if (errno != EAGAIN && errno != EINTR)
-			close_tty(md, strerror(errno), now);
-	}
+	md->in_len +=
+	    tool_tty_read(&md->tty, md->in + md->in_len, sizeof(md->in) - md->in_len, now);
 	size_t took = sbd_model_input(&md->model, md->in, md->in_len, now);
 	memmove(md->in, md->in + took, md->in_len - took);
 	md->in_len -= took;
@@ -461,59 +367,27 @@ static void write_stats_to(FILE *f, const struct sbd_stats *s)
 		s->mt_bytes, s->wb_ok, s->wb_checksum, s->wb_size, s->wb_timeout);
 }
 
-/* Temp file, then rename: a reader never sees half of it. 0, or -errno. */
-static int write_stats(const struct modem *md, const char *path)
+/* The stats file's JSON, for tool_write_stats. */
+static void write_stats(FILE *f, const void *ctx)
 {
-	char tmp[PATH_BUF];
+	const struct modem *md = ctx;
 	struct sbd_stats s = sbd_model_stats(&md->model);
-	int ret = 0;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
 	write_stats_to(f, &s);
-	if (ferror(f))
-		ret = -EIO;
-	if (fclose(f) != 0 && !ret)
-		ret = -errno;
-	if (!ret && rename(tmp, path) < 0)
-		ret = -errno;
-	if (ret)
-		unlink(tmp);
-	return ret;
-}
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
 }
 
 static int run(struct modem *md)
 {
-	sigset_t block, empty;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigemptyset(&empty);
-	/* Blocked except inside ppoll: a signal can never slip in just before the wait. */
-	sigprocmask(SIG_BLOCK, &block, NULL);
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	tool_signals_catch(false);
 	fprintf(stderr, "tern-sbd-modem: ready\n");
-	md->start_us = mono_us();
-	while (!got_stop) {
-		uint64_t now = mono_us();
-		reopen(md, now);
+	md->start_us = tool_now_us();
+	while (!tool_stopping()) {
+		uint64_t now = tool_now_us();
+		tool_tty_reopen(&md->tty, now);
 		sbd_model_advance(&md->model, now);
 		handle_events(md);
 		pump_in(md, now);
 		handle_events(md);
-		if (md->fd < 0) {
+		if (md->tty.fd < 0) {
 			/* Nobody listens: the modem talks on, into the void. */
 			uint8_t sink[IO_BUF];
 			while (sbd_model_output(&md->model, sink, sizeof(sink)))
@@ -521,34 +395,21 @@ static int run(struct modem *md)
 		}
 		flush(md, now);
 
-		struct pollfd pfd = {.fd = md->fd};
+		struct pollfd pfd;
 		uint64_t wake = sbd_model_next_us(&md->model);
-		if (md->fd < 0) {
-			wake = min_u64(wake, md->reopen_us);
-		} else {
+		if (tool_tty_poll(&md->tty, &pfd, &wake)) {
 			if (md->in_len < sizeof(md->in))
 				pfd.events |= POLLIN;
-			if (md->out_off < md->out_len || sbd_model_output_len(&md->model))
+			if (sbd_model_output_len(&md->model))
 				pfd.events |= POLLOUT;
 		}
-		struct timespec ts, *tsp = NULL;
-		if (md->in_len && md->fd >= 0 && !(pfd.events & POLLOUT))
+		if (md->in_len && md->tty.fd >= 0 && !(pfd.events & POLLOUT))
 			wake = now; /* the model has room again: feed it the rest */
-		if (wake != TIME_NEVER) {
-			uint64_t ms = wake > now ? (wake - now + 999) / 1000 : 0;
-			ts.tv_sec = (time_t)(ms / 1000);
-			ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-			tsp = &ts;
-		}
-		if (ppoll(&pfd, 1, tsp, &empty) < 0 && errno != EINTR) {
-			fprintf(stderr, "tern-sbd-modem: poll: %s\n", strerror(errno));
-			return EXIT_FAIL;
-		}
-		if (pfd.fd >= 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) &&
-		    !(pfd.revents & POLLIN))
-			close_tty(md, "hung up", mono_us());
+		if (tool_wait(&pfd, 1, wake, now) < 0)
+			return TOOL_EXIT_FAIL;
+		tool_tty_polled(&md->tty, &pfd);
 	}
-	return EXIT_OK;
+	return TOOL_EXIT_OK;
 }
 
 /* A directory the program needs at start: exit 1 if it cannot be read (or written). */
@@ -580,10 +441,9 @@ int main(int argc, char **argv)
 			       .seed = 1};
 	const char *stats = NULL;
 	uint64_t v;
-	char *end;
 	int c;
 
-	md.fd = -1;
+	tool_init("tern-sbd-modem");
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
 		const char *name = c > 0 && c < OPT_HELP ? options[c - 1].name : NULL;
@@ -597,62 +457,65 @@ int main(int argc, char **argv)
 		case OPT_IMEI:
 			if (strlen(optarg) != SBD_IMEI_LEN ||
 			    strspn(optarg, "0123456789") != SBD_IMEI_LEN) {
-				bad_value(name, optarg, "give exactly 15 digits");
-				return EXIT_USAGE;
+				tool_bad_value(name, optarg, "give exactly 15 digits");
+				return TOOL_EXIT_USAGE;
 			}
 			memcpy(p.imei, optarg, SBD_IMEI_LEN + 1);
 			break;
 		case OPT_CSQ:
 			if (!parse_u64(optarg, 0, SBD_CSQ_MAX, &v)) {
-				bad_value(name, optarg, "give a whole number from 0 to 5 (bars)");
-				return EXIT_USAGE;
+				tool_bad_value(name, optarg,
+					       "give a whole number from 0 to 5 (bars)");
+				return TOOL_EXIT_USAGE;
 			}
 			p.csq = (uint8_t)v;
 			break;
 		case OPT_SESSION_MS:
 			if (!parse_u64(optarg, 0, SBD_SESSION_MS_MAX, &v)) {
-				bad_value(name, optarg,
-					  "give whole milliseconds from 0 to 600000 (ten minutes)");
-				return EXIT_USAGE;
+				tool_bad_value(
+				    name, optarg,
+				    "give whole milliseconds from 0 to 600000 (ten minutes)");
+				return TOOL_EXIT_USAGE;
 			}
 			p.session_ms = (uint32_t)v;
 			break;
 		case OPT_WB_TIMEOUT:
 			if (!parse_u64(optarg, 1, SBD_WB_TIMEOUT_MAX, &v)) {
-				bad_value(name, optarg, "give whole seconds from 1 to 3600");
-				return EXIT_USAGE;
+				tool_bad_value(name, optarg, "give whole seconds from 1 to 3600");
+				return TOOL_EXIT_USAGE;
 			}
 			p.wb_timeout_s = (uint32_t)v;
 			break;
 		case OPT_MOMSN:
 			if (!parse_u64(optarg, 0, UINT16_MAX, &v)) {
-				bad_value(name, optarg, "give a whole number from 0 to 65535");
-				return EXIT_USAGE;
+				tool_bad_value(name, optarg, "give a whole number from 0 to 65535");
+				return TOOL_EXIT_USAGE;
 			}
 			p.momsn = (uint16_t)v;
 			break;
 		case OPT_FAIL:
 			if (!parse_fail(optarg, fail, &p.nfail)) {
-				bad_value(name, optarg,
-					  "give session numbers from 1, each N or N:STATUS with "
-					  "STATUS 5..255, comma-separated, each once, at most 64 "
-					  "(e.g. 2,5:35)");
-				return EXIT_USAGE;
+				tool_bad_value(
+				    name, optarg,
+				    "give session numbers from 1, each N or N:STATUS with "
+				    "STATUS 5..255, comma-separated, each once, at most 64 "
+				    "(e.g. 2,5:35)");
+				return TOOL_EXIT_USAGE;
 			}
 			break;
 		case OPT_FAIL_RATE:
-			errno = 0;
-			p.fail_rate = strtod(optarg, &end);
-			if (errno || end == optarg || *end ||
-			    !(p.fail_rate >= 0 && p.fail_rate <= 1)) {
-				bad_value(name, optarg, "give a probability from 0 to 1");
-				return EXIT_USAGE;
+			/* [0, 1], so any finite decimal below infinity, then 1 at most. */
+			if (!tool_parse_double(optarg, 0, INFINITY, &p.fail_rate) ||
+			    p.fail_rate > 1) {
+				tool_bad_value(name, optarg, "give a probability from 0 to 1");
+				return TOOL_EXIT_USAGE;
 			}
 			break;
 		case OPT_SEED:
 			if (!parse_u64(optarg, 0, UINT64_MAX, &v)) {
-				bad_value(name, optarg, "give a whole number from 0 to 2^64 - 1");
-				return EXIT_USAGE;
+				tool_bad_value(name, optarg,
+					       "give a whole number from 0 to 2^64 - 1");
+				return TOOL_EXIT_USAGE;
 			}
 			p.seed = v;
 			break;
@@ -662,48 +525,33 @@ int main(int argc, char **argv)
 		case OPT_HELP:
 		case 'h':
 			fputs(usage, stdout);
-			return EXIT_OK;
-		case ':':
-			fprintf(stderr, "tern-sbd-modem: %s: needs a value\n", argv[optind - 1]);
-			return EXIT_USAGE;
-		default:
-			fprintf(stderr, "tern-sbd-modem: %s: unknown option\n%s", argv[optind - 1],
-				usage);
-			return EXIT_USAGE;
+			return TOOL_EXIT_OK;
+		default: /* ':' for a missing value, or an unknown option */
+			return tool_bad_option(c, argv[optind - 1], usage);
 		}
 	}
 	if (argc - optind != 1) {
 		fprintf(stderr, "tern-sbd-modem: give one path, TTY\n%s", usage);
-		return EXIT_USAGE;
+		return TOOL_EXIT_USAGE;
 	}
 	if (!md.mo_dir) {
 		fprintf(stderr, "tern-sbd-modem: --mo-dir: required: where MO messages go\n%s",
 			usage);
-		return EXIT_USAGE;
+		return TOOL_EXIT_USAGE;
 	}
 	if (sbd_model_init(&md.model, &p) < 0) {
 		fprintf(stderr, "tern-sbd-modem: the options do not fit together\n");
-		return EXIT_USAGE;
+		return TOOL_EXIT_USAGE;
 	}
 	if (!check_dir("mo-dir", md.mo_dir, W_OK | X_OK) ||
 	    (md.mt_dir && !check_dir("mt-dir", md.mt_dir, R_OK | W_OK | X_OK)))
-		return EXIT_FAIL;
-	md.path = argv[optind];
-	int r = open_tty(&md);
-	if (r < 0) {
-		fprintf(stderr, "tern-sbd-modem: %s: cannot open: %s\n", md.path, strerror(-r));
-		return EXIT_FAIL;
-	}
+		return TOOL_EXIT_FAIL;
+	tool_tty_init(&md.tty, argv[optind]);
+	if (tool_tty_open(&md.tty) < 0)
+		return TOOL_EXIT_FAIL;
 	int ret = run(&md);
-	if (stats) {
-		r = write_stats(&md, stats);
-		if (r < 0) {
-			fprintf(stderr, "tern-sbd-modem: %s: cannot write the stats: %s\n", stats,
-				strerror(-r));
-			ret = EXIT_FAIL;
-		}
-	}
-	if (md.fd >= 0)
-		close(md.fd);
+	if (stats && tool_write_stats(stats, write_stats, &md) < 0)
+		ret = TOOL_EXIT_FAIL;
+	tool_tty_free(&md.tty);
 	return ret;
 }
