@@ -98,3 +98,58 @@ def check_invariants(report, name):
         check(ln["session_errors"] == 0,
               f"{name}: link {ln['a']}-{ln['b']}: {ln['session_errors']} session errors "
               f"({ln['last_error']})")
+
+
+# ---- processes and pty pairs, for the tests that drive tern-line and the fake modems ----
+
+SOCAT = "/usr/bin/socat" if os.path.exists("/usr/bin/socat") else shutil.which("socat")
+procs = []  # every process a test started: stopped when it exits
+
+
+def _stop_all():
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _on_term(*_):
+    raise SystemExit(1)
+
+
+def stop_at_exit():
+    """Stops the processes in procs when the test ends, and when meson stops an overrunning
+    test with SIGTERM."""
+    import atexit
+    import signal
+    atexit.register(_stop_all)
+    signal.signal(signal.SIGTERM, _on_term)
+
+
+def pty_pair(d, name):
+    """socat makes two linked ptys in d: NAME0 for the daemon's side (in these tests, the test
+    itself), NAME1 for the program under test. Links left by an earlier pair of that name go.
+
+    -b 64: socat writes a whole block at once, blocking; with 8 KiB blocks a writer faster
+    than the line stalls the other direction for seconds (docs/line.md)."""
+    import time
+    ends = [os.path.join(d, name + "0"), os.path.join(d, name + "1")]
+    for e in ends:
+        if os.path.lexists(e):
+            os.unlink(e)
+    log = open(os.path.join(d, f"socat-{name}.log"), "ab")
+    p = subprocess.Popen([SOCAT, "-d", "-d", "-b", "64", f"pty,raw,echo=0,link={ends[0]}",
+                          f"pty,raw,echo=0,link={ends[1]}"],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    log.close()
+    procs.append(p)
+    deadline = time.monotonic() + 10
+    while not all(os.path.exists(e) for e in ends) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    check(all(os.path.exists(e) for e in ends), f"socat made {ends}")
+    return p, ends

@@ -1,5 +1,4 @@
 """tern-line between two socat pty pairs: intact bytes, the line rate, bit errors, cuts, reopen."""
-import atexit
 import json
 import os
 import select
@@ -9,56 +8,13 @@ import threading
 import time
 import tty
 
-from simrun import check, done, scratch
+from simrun import check, done, procs, pty_pair, scratch, stop_at_exit
 
 TERN_LINE = os.environ.get("TERN_LINE", "tern-line")
-SOCAT = "/usr/bin/socat" if os.path.exists("/usr/bin/socat") else "socat"
 
-procs = []
-
-
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-atexit.register(cleanup)
-
-
-def on_term(*_):
-    raise SystemExit(1)
-
-
-# meson stops a test that overruns with SIGTERM: clean up then too.
-signal.signal(signal.SIGTERM, on_term)
+stop_at_exit()
 
 d = scratch("line")
-
-
-def pty_pair(name):
-    """socat makes two linked ptys: NAME0 for a daemon (here: the test), NAME1 for tern-line.
-
-    -b 64: socat writes a whole block at once, blocking; with 8 KiB blocks a writer faster
-    than the line stalls the other direction for seconds (docs/line.md)."""
-    ends = [os.path.join(d, name + "0"), os.path.join(d, name + "1")]
-    log = open(os.path.join(d, f"socat-{name}.log"), "ab")
-    p = subprocess.Popen([SOCAT, "-d", "-d", "-b", "64", f"pty,raw,echo=0,link={ends[0]}",
-                          f"pty,raw,echo=0,link={ends[1]}"],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    log.close()
-    procs.append(p)
-    deadline = time.monotonic() + 10
-    while not all(os.path.exists(e) for e in ends) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    check(all(os.path.exists(e) for e in ends), f"socat made {ends}")
-    return p, ends
 
 
 def open_end(path):
@@ -169,8 +125,8 @@ def read_stats(path):
         return {"a_to_b": {}, "b_to_a": {}}
 
 
-pa, (a0, a1) = pty_pair("A")
-pb, (b0, b1) = pty_pair("B")
+pa, (a0, a1) = pty_pair(d, "A")
+pb, (b0, b1) = pty_pair(d, "B")
 fa, fb = open_end(a0), open_end(b0)
 
 # 1. Clean line, both ways at once: intact, never faster than the rate, after the latency.
@@ -263,7 +219,7 @@ check(line.wait_for(f"{a1}: closed", 5), f"the closed side is named: {line.lines
 os.write(fb, b"into the void")
 time.sleep(0.5)
 check(line.p.poll() is None, "tern-line keeps running with a side closed")
-pa, _ = pty_pair("A")
+pa, _ = pty_pair(d, "A")
 check(line.wait_for(f"{a1}: open again", 5), f"tern-line reopens {a1}: {line.lines}")
 fa = open_end(a0)
 ab, ba = os.urandom(3000), os.urandom(3000)

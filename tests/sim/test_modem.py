@@ -1,5 +1,4 @@
 """tern-modem between socat pty pairs, the test as the DTEs: AT commands, calls, data, faults."""
-import atexit
 import json
 import os
 import select
@@ -11,58 +10,16 @@ import threading
 import time
 import tty
 
-from simrun import check, done, scratch
+from simrun import SOCAT, check, done, procs, pty_pair, scratch, stop_at_exit
 
 TERN_MODEM = os.environ.get("TERN_MODEM", "tern-modem")
-SOCAT = "/usr/bin/socat" if os.path.exists("/usr/bin/socat") else shutil.which("socat")
 if not SOCAT:
     print("SKIP: socat is not installed (apt-get install socat; .ci/setup does)")
     sys.exit(77)  # meson: skipped
 
-procs = []
-
-
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-atexit.register(cleanup)
-
-
-def on_term(*_):
-    raise SystemExit(1)
-
-
-# meson stops a test that overruns with SIGTERM: clean up then too.
-signal.signal(signal.SIGTERM, on_term)
+stop_at_exit()
 
 d = scratch("modem")
-
-
-def pty_pair(name):
-    """socat makes two linked ptys: NAME0 for the DTE (here: the test), NAME1 for tern-modem.
-
-    -b 64 as in docs/line.md: with bigger blocks a fast writer stalls the other direction."""
-    ends = [os.path.join(d, name + "0"), os.path.join(d, name + "1")]
-    log = open(os.path.join(d, f"socat-{name}.log"), "ab")
-    p = subprocess.Popen([SOCAT, "-d", "-d", "-b", "64", f"pty,raw,echo=0,link={ends[0]}",
-                          f"pty,raw,echo=0,link={ends[1]}"],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    log.close()
-    procs.append(p)
-    deadline = time.monotonic() + 10
-    while not all(os.path.exists(e) for e in ends) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    check(all(os.path.exists(e) for e in ends), f"socat made {ends}")
-    return p, ends
 
 
 class Dte:
@@ -225,9 +182,9 @@ def read_stats(path):
         return {"modems": [{}, {}, {}]}
 
 
-pa, (a0, a1) = pty_pair("A")
-pb, (b0, b1) = pty_pair("B")
-pc, (c0, c1) = pty_pair("C")
+pa, (a0, a1) = pty_pair(d, "A")
+pb, (b0, b1) = pty_pair(d, "B")
+pc, (c0, c1) = pty_pair(d, "C")
 A, B, C = Dte(a0), Dte(b0), Dte(c0)
 baud = 19200
 stats = os.path.join(d, "stats.json")
@@ -332,7 +289,7 @@ C.close()
 pc.terminate()
 pc.wait()
 check(modem.wait_for(f"{c1}: closed", 5), f"the closed side is named: {modem.lines}")
-pc, _ = pty_pair("C")
+pc, _ = pty_pair(d, "C")
 check(modem.wait_for(f"{c1}: open again", 5), f"tern-modem reopens {c1}: {modem.lines}")
 C.open()
 C.at("AT\r", b"\r\nOK\r\n", what="AT after the reopen")

@@ -1,5 +1,4 @@
 """tern-sbd-modem on a socat pty pair, the test as the DTE: SBDWB, sessions, MO/MT files."""
-import atexit
 import json
 import os
 import select
@@ -11,63 +10,20 @@ import threading
 import time
 import tty
 
-from simrun import check, done, scratch
+from simrun import SOCAT, check, done, procs, pty_pair, scratch, stop_at_exit
 
 TERN_SBD_MODEM = os.environ.get("TERN_SBD_MODEM", "tern-sbd-modem")
-SOCAT = "/usr/bin/socat" if os.path.exists("/usr/bin/socat") else shutil.which("socat")
 if not SOCAT:
     print("skipped: socat is not installed (Debian: socat; bash .ci/setup installs it)")
     sys.exit(77)
 
 IMEI = "300234010999990"
-procs = []
-
-
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-atexit.register(cleanup)
-
-
-def on_term(*_):
-    raise SystemExit(1)
-
-
-# meson stops a test that overruns with SIGTERM: clean up then too.
-signal.signal(signal.SIGTERM, on_term)
+stop_at_exit()
 
 d = scratch("sbd")
 mo_dir, mt_dir = os.path.join(d, "mo"), os.path.join(d, "mt")
 os.mkdir(mo_dir)
 os.mkdir(mt_dir)
-
-
-def pty_pair():
-    """socat makes two linked ptys: P0 for the DTE (the test), P1 for tern-sbd-modem."""
-    ends = [os.path.join(d, "P0"), os.path.join(d, "P1")]
-    for e in ends:
-        if os.path.lexists(e):
-            os.unlink(e)
-    log = open(os.path.join(d, "socat.log"), "ab")
-    p = subprocess.Popen([SOCAT, "-d", "-d", "-b", "64", f"pty,raw,echo=0,link={ends[0]}",
-                          f"pty,raw,echo=0,link={ends[1]}"],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    log.close()
-    procs.append(p)
-    deadline = time.monotonic() + 10
-    while not all(os.path.exists(e) for e in ends) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    check(all(os.path.exists(e) for e in ends), f"socat made {ends}")
-    return p, ends
 
 
 class Modem:
@@ -245,7 +201,7 @@ def read_stats(path):
         return {}
 
 
-socat, (p0, p1) = pty_pair()
+socat, (p0, p1) = pty_pair(d, "P")
 dte = Dte(p0)
 stats = os.path.join(d, "stats.json")
 modem = Modem(["--mo-dir", mo_dir, "--mt-dir", mt_dir, "--imei", IMEI, "--csq", "4",
@@ -375,7 +331,7 @@ dte.close()
 socat.terminate()
 socat.wait()
 check(modem.wait_for(f"{p1}: closed", 5), f"the closed tty is named: {modem.lines}")
-socat, _ = pty_pair()
+socat, _ = pty_pair(d, "P")
 check(modem.wait_for(f"{p1}: open again", 5), f"tern-sbd-modem reopens {p1}: {modem.lines}")
 dte = Dte(p0)
 check(dte.command("AT").endswith(b"\r\nOK\r\n"), "AT after the reopen")
