@@ -133,6 +133,42 @@ bool keyfile_is_encrypted(const uint8_t *buf, size_t len);
  */
 int keyfile_decode(const uint8_t *buf, size_t len, const char *passphrase, struct identity **out);
 
+/* ---- pwstream.c: a byte stream sealed with a passphrase (node backups) ------------ */
+
+/*
+ * Layout (docs/backup.md): "TERNBKP", version 1, Argon2id opslimit and memlimit (big-endian
+ * u64), salt, a 16-byte check of the derived key, the secretstream header. Then the caller
+ * writes chunks of at most PWSTREAM_CHUNK_MAX bytes, each PWSTREAM_ABYTES longer sealed; the
+ * last one is marked final, so a truncated stream is told from a whole one.
+ */
+#define PWSTREAM_HEADER_LEN 80
+#define PWSTREAM_CHUNK_MAX  65536
+#define PWSTREAM_ABYTES	    17
+struct pwstream;
+/* True if the header starts as one pwstream_seal_new writes (no passphrase needed to tell). */
+bool pwstream_is_header(const uint8_t *header, size_t len);
+/* Writes a new header (random salt) and returns a sealer. 0, -EINVAL (empty passphrase), -ENOMEM.
+ */
+int pwstream_seal_new(const char *passphrase, uint8_t header[static PWSTREAM_HEADER_LEN],
+		      struct pwstream **out);
+/*
+ * Checks a header and the passphrase. 0; -EINVAL (not a backup, or an unknown version),
+ * -E2BIG (it asks for more Argon2id work than a backup is ever made with), -EACCES (wrong
+ * passphrase, or a damaged header), -ENOMEM.
+ */
+int pwstream_open_new(const char *passphrase, const uint8_t header[static PWSTREAM_HEADER_LEN],
+		      struct pwstream **out);
+/* Seals len <= PWSTREAM_CHUNK_MAX bytes into out (len + PWSTREAM_ABYTES). 0, or -EINVAL after the
+ * final one. */
+int pwstream_seal(struct pwstream *p, const uint8_t *in, size_t len, bool final, uint8_t *out);
+/*
+ * Opens the next chunk into out (len - PWSTREAM_ABYTES bytes); *final tells the last one.
+ * 0, or -EBADMSG (damaged, reordered, or anything after the final chunk).
+ */
+int pwstream_open(struct pwstream *p, const uint8_t *in, size_t len, uint8_t *out, bool *final);
+/* Wipes and frees; NULL is a no-op. */
+void pwstream_free(struct pwstream *p);
+
 /* ---- envelope.c: the end-to-end envelope (docs/envelope.md) ------------------- */
 
 enum envelope_kind {

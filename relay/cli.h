@@ -39,6 +39,8 @@ int cmd_config(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_sbd(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 /* ---- cmd_bundle.c: what taking bundles in prints, for bundle import and sbd ingest ---- */
 struct import_tally {
@@ -136,6 +138,8 @@ extern const char *cli_home_opt;
 int home_dir(char *out, size_t len);
 /* Joins the home directory and a file name. */
 int home_path(const char *name, char *out, size_t len);
+/* Creates dir and its missing parents; the last component 0700. 0 or -errno (-ENOTDIR). */
+int home_make(char *dir);
 /*
  * Opens the node in the home: checks the key file's permissions, asks for the
  * passphrase if the key is protected, opens the store, reads the clocks.

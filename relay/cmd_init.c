@@ -10,28 +10,6 @@
 
 #include "relay/cli.h"
 
-/* Creates dir and its missing parents; the last component is private to the user. */
-static int make_home(char *dir)
-{
-	for (char *p = dir + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		int r = mkdir(dir, 0755);
-		*p = '/';
-		if (r != 0 && errno != EEXIST)
-			return -errno;
-	}
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return -errno;
-	struct stat st;
-	if (stat(dir, &st) != 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	return 0;
-}
-
 /* Writes the key file so that it appears whole or not at all, and never replaces one. */
 static int write_keyfile(const char *dir, const uint8_t *buf, size_t len)
 {
@@ -90,7 +68,7 @@ int cmd_init(int argc, char **argv)
 	snprintf(dbpath, sizeof(dbpath), "%s/store.db", dir);
 	if (access(keypath, F_OK) == 0)
 		return cli_fail(dir, "a node already lives here (identity.key exists)");
-	int err = make_home(dir);
+	int err = home_make(dir);
 	if (err < 0)
 		return cli_fail(dir, "cannot create the node home: %s", strerror(-err));
 

@@ -42,6 +42,28 @@ int home_path(const char *name, char *out, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+/* Creates dir and its missing parents; the last component is private to the user. */
+int home_make(char *dir)
+{
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int r = mkdir(dir, 0755);
+		*p = '/';
+		if (r != 0 && errno != EEXIST)
+			return -errno;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	struct stat st;
+	if (stat(dir, &st) != 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	return 0;
+}
+
 static void strip_newline(char *s)
 {
 	size_t n = strlen(s);

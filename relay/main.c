@@ -38,6 +38,9 @@ static const struct cli_command commands[] = {
      "Iridium SBD: take messages the gateway delivered; write bundles for a peer as messages"},
     {"route", cmd_route, "add DEST VIA | list | remove DEST",
      "choose the next hop for a destination (DEST: name, ipn:N or default)"},
+    {"backup", cmd_backup, "FILE",
+     "write this node's identity, store and configuration to FILE, sealed with a passphrase"},
+    {"restore", cmd_restore, "FILE", "restore a backup into a new node home"},
     {"config", cmd_config, "check [FILE] | show [--json] [FILE]",
      "check the daemon's configuration file (default: tern.conf in the node home)"},
 };

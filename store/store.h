@@ -55,6 +55,17 @@ const char *store_errmsg(const struct store *s);
 /* Current schema version (PRAGMA user_version). */
 int store_schema_version(struct store *s);
 
+/*
+ * Copies the store as it is at one moment while other processes keep writing: the database
+ * into copy_path (an empty file the caller made, mode 0600), then each payload file that
+ * moment names, handed to fn(ctx, name, fd) open for reading, name being its path under
+ * "<store>-payloads/". Partial transfers are left out of the copy (they restart from zero).
+ * *n_files counts the files given to fn. 0; -EBUSY (a batch or writer is open on s); fn's
+ * error; or -errno with *why in words.
+ */
+int store_backup(struct store *s, const char *copy_path, unsigned *n_files,
+		 int (*fn)(void *ctx, const char *name, int fd), void *ctx, const char **why);
+
 /* ---- settings -------------------------------------------------------------- */
 
 /* Copies the value of key into buf (NUL-terminated). -ENOENT if unset, -ENOSPC if too long. */
