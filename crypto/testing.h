@@ -22,7 +22,7 @@ void tern_crypto_test_set_rng(tern_test_rng_fn fn, void *ctx);
  * The limits are stored in the file, so keyfile_decode needs no hook.
  */
 void keyfile_test_set_pwhash_limits(uint64_t opslimit, size_t memlimit);
-/* The same for pwstream_seal_new (backups), whose default is MODERATE: 256 MiB. */
+/* The same for pwstream_seal_new (backups), whose default is 3 passes over 64 MiB. */
 void pwstream_test_set_pwhash_limits(uint64_t opslimit, size_t memlimit);
 
 /* The signature hashing a baseline adds to every byte, on the sealer's and the opener's side. */
