@@ -175,6 +175,32 @@ static bool keep_new(const struct conn *old, const struct conn *fresh)
 	return fresh_dialer < old_dialer;
 }
 
+/* One debug line per bundle event: ids and sizes only, which is all a relay knows anyway. */
+static void on_link_event(void *ctx, const struct link_event *ev)
+{
+	struct conn *c = ctx;
+	char id[17], size[32];
+	hex_encode(ev->id, 8, id);
+	switch (ev->kind) {
+	case LINK_EVENT_ACKED_IN:
+		log_debug("%s: bundle %s stored here, acknowledged", peer_name(c), id);
+		break;
+	case LINK_EVENT_REFUSED_IN:
+		log_debug("%s: bundle %s refused: %s (retry after %u s)", peer_name(c), id,
+			  link_refuse_name(ev->reason), ev->retry_s);
+		break;
+	case LINK_EVENT_ACKED_OUT:
+		format_size(ev->size, size, sizeof(size));
+		log_debug("%s: bundle %s (%s) acknowledged: custody passed", peer_name(c), id,
+			  size);
+		break;
+	case LINK_EVENT_REFUSED_OUT:
+		log_debug("%s: bundle %s refused by the peer: %s (retry after %u s)", peer_name(c),
+			  id, link_refuse_name(ev->reason), ev->retry_s);
+		break;
+	}
+}
+
 static int authenticated(struct conn *c)
 {
 	struct daemon *d = c->d;
@@ -204,6 +230,7 @@ static int authenticated(struct conn *c)
 	int ret = link_session_new(d->n, &p->sp, &lim, send_record, c, &c->ls);
 	if (ret < 0)
 		return ret;
+	link_session_on_event(c->ls, on_link_event, c);
 	if (c->pending) {
 		c->pending = false;
 		d->n_pending--;

@@ -145,6 +145,9 @@ struct link_session {
 	uint64_t ra_off;
 	size_t ra_owner; /* out index + 1, 0 none */
 
+	link_event_fn on_event;
+	void *event_ctx;
+
 	struct link_stats stats;
 	uint8_t *rec;  /* a record being encoded */
 	uint8_t *data; /* payload of a DATA record */
@@ -541,6 +544,19 @@ static int apply_ops(struct link_session *s)
 
 /* ---- answers to the peer's offers ------------------------------------------------- */
 
+static void event(struct link_session *s, enum link_event_kind kind, const uint8_t id[32],
+		  uint64_t size, uint8_t reason, uint32_t retry_s)
+{
+	if (s->on_event)
+		s->on_event(s->event_ctx, &(struct link_event){kind, id, size, reason, retry_s});
+}
+
+void link_session_on_event(struct link_session *s, link_event_fn fn, void *ctx)
+{
+	s->on_event = fn;
+	s->event_ctx = ctx;
+}
+
 static int answer_ack(struct link_session *s, const uint8_t id[32])
 {
 	uint8_t *a = grow(s->acks, &s->cap_acks, s->n_acks + 1, 32);
@@ -549,6 +565,7 @@ static int answer_ack(struct link_session *s, const uint8_t id[32])
 	s->acks = a;
 	memcpy(a + 32 * s->n_acks++, id, 32);
 	s->stats.acked_in++;
+	event(s, LINK_EVENT_ACKED_IN, id, 0, 0, 0);
 	return 0;
 }
 
@@ -563,6 +580,7 @@ static int answer_refuse(struct link_session *s, const uint8_t id[32], uint8_t r
 	r[s->n_refuses].reason = reason;
 	r[s->n_refuses++].retry_after_s = retry_s;
 	s->stats.refused_in++;
+	event(s, LINK_EVENT_REFUSED_IN, id, 0, reason, retry_s);
 	return 0;
 }
 
@@ -1071,6 +1089,7 @@ static int on_refuse(struct link_session *s, const struct link_msg *m)
 			     r.retry_after_s == 0;
 		uint32_t retry = r.retry_after_s < RETRY_MAX_S ? r.retry_after_s : RETRY_MAX_S;
 		out_finish(s, e, OUT_REFUSED);
+		event(s, LINK_EVENT_REFUSED_OUT, e->id, 0, r.reason, r.retry_after_s);
 		e->retry_at = never ? UINT64_MAX : s->now_ms + 1000ull * retry;
 		if (e->retry_at < s->next_retry)
 			s->next_retry = e->retry_at;
@@ -1098,6 +1117,7 @@ static int on_ack(struct link_session *s, const struct link_msg *m)
 		e->marked = true;
 		out_finish(s, e, OUT_DONE);
 		s->stats.acked_out++;
+		event(s, LINK_EVENT_ACKED_OUT, e->id, e->size, 0, 0);
 	}
 	return 0;
 }

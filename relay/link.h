@@ -101,6 +101,24 @@ int link_session_new(struct node *n, const struct store_peer *peer, const struct
  */
 void link_session_free(struct link_session *s);
 
+/* What happened to one bundle on the link, for the daemon's log (and nothing else). */
+enum link_event_kind {
+	LINK_EVENT_ACKED_IN = 1, /* the peer's bundle is committed here; our ACK goes out */
+	LINK_EVENT_REFUSED_IN,	 /* we refuse the peer's offer or transfer (reason, retry_s) */
+	LINK_EVENT_ACKED_OUT,	 /* the peer acknowledged ours: custody passed (size) */
+	LINK_EVENT_REFUSED_OUT,	 /* the peer refused ours (reason, retry_s) */
+};
+struct link_event {
+	enum link_event_kind kind;
+	const uint8_t *id; /* 32 bytes */
+	uint64_t size;	   /* ACKED_OUT: the bundle's payload bytes; else 0 */
+	uint8_t reason;	   /* REFUSED_*: enum link_refuse_reason */
+	uint32_t retry_s;
+};
+typedef void (*link_event_fn)(void *ctx, const struct link_event *ev);
+/* Calls fn for every event from now on; NULL stops. fn must not call back into s. */
+void link_session_on_event(struct link_session *s, link_event_fn fn, void *ctx);
+
 /* Sends HELLO, then OFFERs of the bundles queued for this peer, urgent first, then oldest. */
 int link_session_start(struct link_session *s, uint64_t now_ms);
 /* One record from the peer (len bytes, the plaintext of one transport message). */

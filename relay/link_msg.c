@@ -356,3 +356,14 @@ int link_encode_bye(uint8_t *out, size_t cap, uint8_t reason, const char *text)
 		memcpy(out + 2, text, len);
 	return (int)(2 + len);
 }
+
+const char *link_refuse_name(uint8_t r)
+{
+	static const char *const names[] = {
+	    [LINK_REFUSE_TOO_BIG] = "too big",	   [LINK_REFUSE_QUOTA] = "over quota",
+	    [LINK_REFUSE_DISK_FULL] = "disk full", [LINK_REFUSE_EXPIRED] = "expired",
+	    [LINK_REFUSE_POLICY] = "policy",	   [LINK_REFUSE_BAD] = "failed its checks",
+	    [LINK_REFUSE_LATER] = "busy",
+	};
+	return r < sizeof(names) / sizeof(names[0]) && names[r] ? names[r] : "not now";
+}

@@ -51,6 +51,8 @@ enum link_refuse_reason {
 	LINK_REFUSE_BAD = 6,	   /* what you sent failed its checks: do not send it again */
 	LINK_REFUSE_LATER = 7,	   /* busy: offer it again after retry_after_s */
 };
+/* A few words for a reason, for logs: "too big", "busy"...; "not now" for one unknown. */
+const char *link_refuse_name(uint8_t reason);
 
 enum link_bye_reason {
 	LINK_BYE_DONE = 0,     /* nothing left either way, or shutting down */
