@@ -8,8 +8,8 @@
 
 /*
  * Properties checked on every input:
- * 1. Every name given to file_begin is one backup_name_ok accepts: no "..", no absolute
- *    path, nothing outside the node home's own files.
+ * 1. Every name given to file_begin is one backup_name_ok accepts: no ".." component, no
+ *    absolute path, at most one directory, nothing outside the node home's own files.
  * 2. Data arrives only inside a file, and a file ends after exactly its announced size.
  * 3. The verdict does not depend on how the stream is cut into pushes: whole, or in
  *    pieces of a size taken from the first byte, gives the same events and result.
@@ -34,7 +34,10 @@ static void mix(struct log *l, const void *p, size_t n)
 static int begin(void *ctx, const char *name, uint64_t size)
 {
 	struct log *l = ctx;
-	if (l->in_file || !backup_name_ok(name) || strstr(name, "..") || name[0] == '/')
+	const char *slash = strchr(name, '/');
+	/* One directory at most, and no component "." or ".." (or hidden). */
+	if (l->in_file || !backup_name_ok(name) || name[0] == '/' || name[0] == '.' ||
+	    (slash && (strchr(slash + 1, '/') || slash[1] == '.' || slash[1] == '\0')))
 		abort();
 	mix(l, "B", 1);
 	mix(l, name, strlen(name));
