@@ -25,6 +25,17 @@ static void sender_label(struct node *n, const uint8_t pk[static 32], char *out,
 	snprintf(out, len, "unknown %.11s", fpr);
 }
 
+/* A time for --json: a UTC string, or null where unknown (docs/api.md, as the API says it). */
+static void json_time(uint64_t unix_ms)
+{
+	char t[32];
+	format_time(unix_ms, t, sizeof(t));
+	if (unix_ms == 0 || !strcmp(t, "unknown"))
+		printf("null");
+	else
+		printf("\"%s\"", t);
+}
+
 struct inbox_list {
 	struct node *n;
 	bool json;
@@ -40,14 +51,14 @@ static int print_entry(void *ctx, const struct store_inbox *e)
 	format_time(e->received_unix_ms, when, sizeof(when));
 	const char *kind = e->kind == ENVELOPE_FILE ? "file" : "text";
 	if (l->json) {
-		char sent[32];
-		format_time(e->created_unix_ms, sent, sizeof(sent));
 		printf("%s\n  {\"id\": \"%s\", \"from\": ", l->count ? "," : "", id);
 		json_string(stdout, who);
-		printf(
-		    ", \"received\": \"%s\", \"sent\": \"%s\", \"kind\": \"%s\", \"size\": %llu, "
-		    "\"name\": ",
-		    when, sent, kind, (unsigned long long)e->size);
+		printf(", \"received\": ");
+		json_time(e->received_unix_ms);
+		printf(", \"sent\": ");
+		json_time(e->created_unix_ms);
+		printf(", \"kind\": \"%s\", \"size\": %llu, \"name\": ", kind,
+		       (unsigned long long)e->size);
 		json_string(stdout, e->name);
 		printf(", \"read\": %s}", e->read ? "true" : "false");
 	} else {

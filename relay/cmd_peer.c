@@ -1,5 +1,4 @@
 /* tern peer: the nodes this one exchanges bundles with directly, and over which links. */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -7,26 +6,8 @@
 #include <string.h>
 
 #include "relay/cli.h"
+#include "relay/config.h"
 #include "transports/serial.h"
-
-/* HOST:PORT or [V6]:PORT: a name or address of the characters they use, a port 1-65535. */
-static bool addr_valid(const char *s)
-{
-	const char *colon = strrchr(s, ':');
-	if (!colon || colon == s || !colon[1])
-		return false;
-	char *end;
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	if (*end || port == 0 || port > 65535 || colon[1] == '+' || colon[1] == '-')
-		return false;
-	bool v6 = s[0] == '[';
-	if (v6 && colon[-1] != ']')
-		return false;
-	for (const char *p = s + v6; p < colon - v6; p++)
-		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && !(v6 && *p == ':'))
-			return false;
-	return colon - s > 2 * v6;
-}
 
 static int peer_add(struct node *n, int argc, char **argv)
 {
@@ -64,10 +45,12 @@ static int peer_add(struct node *n, int argc, char **argv)
 		} else if (c == 's') {
 			p.links |= STORE_LINK_SNEAKERNET;
 		} else if (c == 'a') {
-			if (strlen(optarg) >= sizeof(p.addr) || !addr_valid(optarg))
-				return cli_usage("peer", "--addr %s: give HOST:PORT or [IPV6]:PORT",
-						 optarg);
-			snprintf(p.addr, sizeof(p.addr), "%s", optarg);
+			/* The check of tern.conf's addr: one rule for an address, wherever given.
+			 */
+			struct config_addr a;
+			if (config_addr_parse(optarg, &a, &why) < 0)
+				return cli_usage("peer", "--addr %s: %s", optarg, why);
+			snprintf(p.addr, sizeof(p.addr), "%s", a.text);
 			p.links |= STORE_LINK_TCP;
 		} else {
 			return cli_usage("peer", "unknown option");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "relay/cli.h"
+#include "relay/config.h"
 #include "relay/daemon.h"
 #include "relay/log.h"
 
@@ -26,8 +27,11 @@ int cmd_run(int argc, char **argv)
 		} else if (c == 'l') {
 			if (opt.n_listen == DAEMON_MAX_LISTEN)
 				return cli_usage("run", "at most %d --listen", DAEMON_MAX_LISTEN);
-			if (!strchr(optarg, ':'))
-				return cli_usage("run", "--listen %s: give HOST:PORT", optarg);
+			/* As tern.conf's listen: a typo is a usage error, not a log line later. */
+			struct config_addr a;
+			const char *why;
+			if (config_addr_parse(optarg, &a, &why) < 0)
+				return cli_usage("run", "--listen %s: %s", optarg, why);
 			opt.listen[opt.n_listen++] = optarg;
 		} else if (c == 'v') {
 			if (log_level_parse(optarg, &level) < 0)

@@ -37,6 +37,49 @@ static int read_message(const char *path, uint8_t *buf, size_t *len)
 	return EXIT_OK;
 }
 
+/* A message of this run that went into the spool: it waits unless its parcel comes whole. */
+struct waiting {
+	char parcel[13];
+	unsigned index;
+};
+
+/* Notes a spooled message once (a file given twice is one message). */
+static void wait_add(struct waiting *w, size_t *n, const char *parcel, unsigned index)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (w[i].index == index && !strcmp(w[i].parcel, parcel))
+			return;
+	snprintf(w[*n].parcel, sizeof(w[*n].parcel), "%s", parcel);
+	w[(*n)++].index = index;
+}
+
+/* The parcel was opened (or set aside): none of its messages waits any more. */
+static void wait_drop(struct waiting *w, size_t *n, const char *parcel)
+{
+	for (size_t i = 0; i < *n;)
+		if (!strcmp(w[i].parcel, parcel))
+			w[i] = w[--*n];
+		else
+			i++;
+}
+
+/* "1 message waits for the rest of its parcel", "5 messages wait for the rest of their parcels". */
+static void wait_report(const struct waiting *w, size_t n)
+{
+	size_t parcels = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+		while (j < i && strcmp(w[j].parcel, w[i].parcel))
+			j++;
+		parcels += j == i;
+	}
+	if (n == 1)
+		fprintf(stderr, "1 message waits for the rest of its parcel\n");
+	else if (n)
+		fprintf(stderr, "%zu messages wait for the rest of their parcel%s\n", n,
+			parcels == 1 ? "" : "s");
+}
+
 static int sbd_ingest(int argc, char **argv)
 {
 	if (argc < 3)
@@ -48,9 +91,13 @@ static int sbd_ingest(int argc, char **argv)
 	if (home_open(&n) != EXIT_OK)
 		return EXIT_FAIL;
 	struct import_tally t = {0};
-	int kept = 0, bad = 0;
+	int bad = 0;
 	uint8_t *buf = malloc(MSG_CAP);
-	if (!buf) {
+	struct waiting *waiting = calloc((size_t)argc, sizeof(*waiting));
+	size_t n_waiting = 0;
+	if (!buf || !waiting) {
+		free(buf);
+		free(waiting);
 		node_close(&n);
 		return cli_fail("sbd", "out of memory");
 	}
@@ -73,16 +120,20 @@ static int sbd_ingest(int argc, char **argv)
 			printf("%s: parcel %s, %u of %u messages here%s\n", argv[i], res.parcel,
 			       res.have, res.count,
 			       res.kind == SBD_DUPLICATE ? " (this one twice)" : "");
-			kept++;
+			wait_add(waiting, &n_waiting, res.parcel,
+				 buf[7] /* its index, in the head (relay/sbd.h) */);
 			break;
 		case SBD_DONE:
 			cli_report_ingest(argv[i], &res.ingest, &t);
+			wait_drop(waiting, &n_waiting, res.parcel);
 			break;
 		case SBD_BAD_PIECE:
 		case SBD_BAD_PARCEL:
 		case SBD_BAD_BUNDLE:
 			fflush(stdout);
 			cli_fail(argv[i], "rejected: %s", res.why);
+			if (res.kind != SBD_BAD_PIECE)
+				wait_drop(waiting, &n_waiting, res.parcel);
 			bad++;
 			break;
 		}
@@ -90,9 +141,9 @@ static int sbd_ingest(int argc, char **argv)
 	free(buf);
 	t.rejected += bad;
 	cli_import_done(&n, "sbd", &t);
-	if (kept)
-		fprintf(stderr, "%d message%s wait for the rest of their parcels\n", kept,
-			kept == 1 ? "" : "s");
+	/* Only what still waits now: a parcel made whole by a later file of this run is not. */
+	wait_report(waiting, n_waiting);
+	free(waiting);
 	return bad ? EXIT_FAIL : EXIT_OK;
 }
 

@@ -265,6 +265,9 @@ int cmd_send(int argc, char **argv)
 
 	int fd = -1;
 	struct mem_reader mem = {0};
+	/* An empty text is a mistake (a variable that was never set), never a message. */
+	if (text && !*text)
+		return cli_fail("send", "the message is empty (-m \"\")");
 	if (text) {
 		mem.buf = (const uint8_t *)text;
 		mem.len = strlen(text);
@@ -311,6 +314,12 @@ int cmd_send(int argc, char **argv)
 		int err = spool_stdin(&fd, &req.size);
 		if (err < 0) {
 			cli_fail("stdin", "cannot read it: %s", strerror(-err));
+			goto out;
+		}
+		/* A cron job whose producer failed, or </dev/null: nothing to say, so nothing sent.
+		 */
+		if (req.size == 0) {
+			cli_fail("send", "the message is empty (nothing on stdin)");
 			goto out;
 		}
 	}

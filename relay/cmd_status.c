@@ -75,12 +75,11 @@ int cmd_status(int argc, char **argv)
 	char *reply = NULL;
 	int ret = api_call("status", 30000, &reply);
 	if (ret == -ENOENT || ret == -ECONNREFUSED) {
+		/* A script that parses --json gets a document either way; people read stderr. */
 		if (json)
 			printf("{\"running\": false}\n");
-		else
-			printf("tern run: not running (its socket %s)\n",
-			       ret == -ENOENT ? "does not exist" : "refuses connections");
-		return EXIT_FAIL;
+		return cli_fail("status",
+				"no daemon runs on this node home (start it with tern run)");
 	}
 	if (ret < 0)
 		return cli_fail("status", "the daemon did not answer: %s", strerror(-ret));

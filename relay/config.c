@@ -186,8 +186,7 @@ static bool host_char(char ch)
 	       ch == '.' || ch == '-' || ch == '_';
 }
 
-/* HOST:PORT or [IPv6]:PORT. On error *why says what is wrong. */
-static int parse_addr(const char *v, struct config_addr *a, const char **why)
+int config_addr_parse(const char *v, struct config_addr *a, const char **why)
 {
 	const char *colon;
 	size_t hlen;
@@ -257,9 +256,9 @@ static int parse_addr(const char *v, struct config_addr *a, const char **why)
 		bool numeric = true;
 		for (const char *h = a->host; *h; h++) {
 			if (!host_char(*h)) {
-				*why =
-				    "not a host name: give letters, digits, '.' and '-', or an IP "
-				    "address";
+				*why = "not a host name: give letters, digits, '.', '-' and '_', "
+				       "or an "
+				       "IP address";
 				return -EINVAL;
 			}
 			numeric = numeric && ((*h >= '0' && *h <= '9') || *h == '.');
@@ -502,7 +501,7 @@ static int section_header(struct config_reader *r, char *s)
 static int top_key(struct config_reader *r, const char *key, const char *v)
 {
 	struct config *c = r->c;
-	char keys[128], cut[64];
+	char keys[256], cut[64];
 	const char *why;
 	int k = index_of(key, top_keys, N_TOP_KEYS);
 	if (k < 0) {
@@ -516,7 +515,7 @@ static int top_key(struct config_reader *r, const char *key, const char *v)
 	}
 	if (k == TOP_LISTEN) {
 		struct config_addr a;
-		if (parse_addr(v, &a, &why) < 0)
+		if (config_addr_parse(v, &a, &why) < 0)
 			return fail(r, "listen: %s: %s", shown(v, cut), why);
 		if (c->n_listens >= CONFIG_LISTEN_MAX)
 			return fail(r, "listen: more than %d addresses", CONFIG_LISTEN_MAX);
@@ -590,7 +589,7 @@ static int peer_key(struct config_reader *r, const char *key, const char *v)
 {
 	struct config *c = r->c;
 	struct config_peer *p = &c->peers[r->peer];
-	char keys[128], cut[64];
+	char keys[256], cut[64];
 	const char *why;
 	int k = index_of(key, peer_keys, N_PEER_KEYS);
 	if (k < 0) {
@@ -625,7 +624,7 @@ static int peer_key(struct config_reader *r, const char *key, const char *v)
 	}
 	case PEER_ADDR: {
 		struct config_addr a;
-		if (parse_addr(v, &a, &why) < 0)
+		if (config_addr_parse(v, &a, &why) < 0)
 			return fail(r, "addr: %s: %s", shown(v, cut), why);
 		if (p->n_addrs >= CONFIG_ADDRS_MAX)
 			return fail(r, "addr: more than %d addresses for one peer",
@@ -688,6 +687,12 @@ static int peer_key(struct config_reader *r, const char *key, const char *v)
 			p->serial_line = r->line;
 		else if (!p->spec_line)
 			p->spec_line = r->line;
+		if (k == PEER_FRAMING)
+			p->framing_line = r->line;
+		else if (k == PEER_PARITY)
+			p->parity_line = r->line;
+		else if (k == PEER_FLOW)
+			p->flow_line = r->line;
 		return 0;
 	}
 	case PEER_SBD:
@@ -700,10 +705,13 @@ static int peer_key(struct config_reader *r, const char *key, const char *v)
 		uint64_t ms;
 		if (parse_duration(v, &ms, &why) < 0)
 			return fail(r, "%s: %s: %s", key, shown(v, cut), why);
-		if (k == PEER_SBD_CHECK)
+		if (k == PEER_SBD_CHECK) {
 			p->sbd_check_ms = (uint32_t)ms;
-		else
+			p->sbd_check_line = r->line;
+		} else {
 			p->sbd_retry_ms = (uint32_t)ms;
+			p->sbd_retry_line = r->line;
+		}
 		return 0;
 	}
 	case PEER_DIAL:
@@ -1008,7 +1016,11 @@ static int sort_errs(struct config *c)
 	return 0;
 }
 
-/* A line's settings without the line, or a line and addresses both: said, by line. */
+/*
+ * A line's settings without the line, or a line and addresses both: said, by line. So is
+ * every key that would have no effect (and that config show would leave out): the file
+ * says what the daemon does, or it does not check.
+ */
 static void check_serial(struct config_reader *r)
 {
 	struct config *c = r->c;
@@ -1019,15 +1031,36 @@ static void check_serial(struct config_reader *r)
 					    : p->n_addrs    ? "TCP (addr)"
 					    : p->modem_line ? "a Hayes modem (dial, answer...)"
 							    : NULL;
-			if (other)
+			if (other) {
 				fail_at(r, p->sbd_line,
 					"[peer %s]: a peer is reached over an SBD modem or %s, not "
 					"both",
 					p->name, other);
-			else
+				continue;
+			}
+			const unsigned lines[3] = {p->framing_line, p->parity_line, p->flow_line};
+			static const char *const keys[3] = {"framing", "parity", "flow"};
+			bool ok = true;
+			for (size_t k = 0; k < 3; k++) {
+				if (!lines[k])
+					continue;
+				fail_at(
+				    r, lines[k],
+				    "%s: an SBD modem's port (sbd = at line %u) takes only baud; "
+				    "framing, parity and flow are for serial = lines",
+				    keys[k], p->sbd_line);
+				ok = false;
+			}
+			if (ok)
 				serial_spec_format(&p->spec, p->sbd, sizeof(p->sbd));
 			continue;
 		}
+		if (p->sbd_check_line)
+			fail_at(r, p->sbd_check_line,
+				"sbd-check: needs sbd = DEVICE in this [peer %s] section", p->name);
+		if (p->sbd_retry_line)
+			fail_at(r, p->sbd_retry_line,
+				"sbd-retry: needs sbd = DEVICE in this [peer %s] section", p->name);
 		if (!p->serial_line && p->modem_line)
 			fail_at(
 			    r, p->modem_line,

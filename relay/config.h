@@ -56,6 +56,16 @@ struct config_addr {
 	unsigned line;
 };
 
+/*
+ * Parses one HOST:PORT or [IPv6]:PORT, as tern.conf's listen and addr take it and `tern
+ * peer add --addr` and `tern run --listen` too (docs/config.md): HOST an IPv4 address, a
+ * host name (letters, digits, '.', '-', '_'; no empty label) or an IPv6 address in
+ * brackets, perhaps with %INTERFACE; PORT 1 to 65535; at most CONFIG_ADDR_MAX bytes. Fills
+ * *a but its line; 0, or -EINVAL with *why saying what is wrong ("no port: give
+ * HOST:PORT"). Nothing is resolved: a field node checks its addresses offline.
+ */
+int config_addr_parse(const char *text, struct config_addr *a, const char **why);
+
 /* A contact window, [start, end) in minutes after 00:00 UTC; end < start wraps midnight. */
 struct config_window {
 	uint16_t start_min; /* 0..1439 */
@@ -80,7 +90,8 @@ struct config_peer {
 	size_t n_windows;
 	/* serial =, baud =, framing =, parity =, flow =: a serial line to the peer. */
 	struct serial_spec spec;
-	unsigned serial_line, spec_line;   /* of serial =, and of the first other of them */
+	unsigned serial_line, spec_line; /* of serial =, and of the first other of them */
+	unsigned framing_line, parity_line, flow_line; /* of each, 0: not given (not with sbd =) */
 	char serial[SERIAL_SPEC_TEXT_MAX]; /* its text form (serial:...), once read; "" none */
 	uint64_t cost_micro_per_mib;	   /* cost-per-mib =, in millionths; 0: not given */
 	/* dial =, answer =, modem-init =, idle-hangup =, redial =: a Hayes modem on the line. */
@@ -91,6 +102,7 @@ struct config_peer {
 	unsigned sbd_line;
 	uint32_t sbd_check_ms; /* 0: only when useful */
 	uint32_t sbd_retry_ms;
+	unsigned sbd_check_line, sbd_retry_line; /* 0: not given (they need sbd =) */
 };
 
 #define CONFIG_SBD_RETRY_DEFAULT_MS 30000

@@ -2,8 +2,9 @@
 import json
 import os
 import re
+import subprocess
 
-from ternlib import Node, Scratch, check, done, run
+from ternlib import TERN, Node, Scratch, check, done, run
 
 s = Scratch("config")
 hub = Node(s, "hub")
@@ -168,6 +169,41 @@ with open(binary, "wb") as f:
 os.chmod(binary, 0o600)
 p = run(["config", "check", binary])
 check(p.returncode == 1 and f"{binary}:1:" in p.stderr, "a binary file is errors, not a crash")
+
+# One address rule for tern.conf, `peer add --addr` and `run --listen`: '_' in a host name is
+# good everywhere; 10.0.0.300 or no port is a usage error (exit 2) that says why, and the
+# daemon does not start.
+BAD_ADDRS = (("10.0.0.300:4556", "not an IPv4 address"), ("hub.example.org", "no port"),
+             ("::1:4556", "brackets"), ("hub!:4556", "not a host name"),
+             ("h:70000", "1 to 65535"))
+write(conf, f"[peer hub]\nid = {hub.idstring}\naddr = hub_1.lan:4556\n")
+field.run(["config", "check"], check_rc=0)
+p = field.run(["peer", "add", "hub", hub.idstring, "--addr", "hub_1.lan:4556"])
+check(p.returncode == 0 and "tcp hub_1.lan:4556" in p.stdout,
+      f"peer add takes the host name tern.conf takes: {p.returncode} {p.stderr!r}")
+for addr, why in BAD_ADDRS:
+    write(conf, f"[peer hub]\naddr = {addr}\n")
+    c = field.run(["config", "check"])
+    check(c.returncode == 1 and why in c.stderr, f"tern.conf refuses addr = {addr}: {c.stderr!r}")
+    p = field.run(["peer", "add", "relay", relay.idstring, "--addr", addr])
+    first = p.stderr.splitlines()[0] if p.stderr else ""
+    check(p.returncode == 2 and first.startswith(f"tern: peer: --addr {addr}: ") and why in first,
+          f"peer add --addr {addr}: {p.returncode} {p.stderr!r}")
+check(all(e["name"] != "relay" for e in json.loads(field.run(["peer", "list", "--json"],
+                                                             check_rc=0).stdout)),
+      "no peer added with a bad address")
+os.unlink(conf)  # the daemon would refuse a bad file first: --listen alone is checked here
+for addr, why in BAD_ADDRS:
+    try:
+        p = subprocess.run([TERN, "--home", field.home, "run", "--listen", addr],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=20)
+        rc, err = p.returncode, p.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, err = None, f"still running after 20 s: {e.stderr!r}"
+    first = err.splitlines()[0] if err else ""
+    check(rc == 2 and first.startswith(f"tern: run: --listen {addr}: ") and why in first and
+          "listening" not in err, f"run --listen {addr}: {rc} {err!r}")
+write(conf, GOOD)
 
 # No file, and misuse.
 os.unlink(conf)

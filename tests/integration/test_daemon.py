@@ -42,6 +42,16 @@ def main():
         f2.run(["route", "add", "default", "hub"], check_rc=0)
         hub.run(["route", "add", "f1", "r"], check_rc=0)
 
+        # No daemon yet: status says so on stderr and exits 1; --json still gives a document.
+        p = r.run(["status"])
+        check(p.returncode == 1 and p.stdout == "" and p.stderr ==
+              "tern: status: no daemon runs on this node home (start it with tern run)\n",
+              f"status without a daemon: {p.returncode} {p.stdout!r} {p.stderr!r}")
+        p = r.run(["status", "--json"])
+        check(p.returncode == 1 and json.loads(p.stdout or "null") == {"running": False} and
+              "tern: status: no daemon runs" in p.stderr,
+              f"status --json without a daemon: {p.returncode} {p.stdout!r} {p.stderr!r}")
+
         # Queued before any daemon runs: sent once links come up.
         f1.run(["send", "f2", "-m", "across three hops"], check_rc=0)
         f1.run(["send", "hub", "-m", "to the hub", "--priority", "urgent"], check_rc=0)

@@ -3,6 +3,7 @@ file by bundle files; bad files are refused one by one and change nothing."""
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import time
 
@@ -44,6 +45,10 @@ check({os.path.basename(f)[:64] for f in files} == {b["id"] for b in q} and text
 check(p.returncode == 0 and p.stdout.count("delivered") == 2, "both delivered")
 inbox = bob.inbox()
 check(len(inbox) == 2 and all(e["from"] == "alice" for e in inbox), "inbox names the sender")
+# alice's clock is not trusted, so her bundles carry no creation time: null, as docs/api.md says.
+check(all(e["sent"] is None for e in inbox), f"an unknown sent time is null: {inbox}")
+check(all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["received"]) for e in inbox),
+      f"received is a UTC time: {inbox}")
 txt = [e for e in inbox if e["kind"] == "text"][0]
 fil = [e for e in inbox if e["kind"] == "file"][0]
 check(bob.run(["read", txt["id"][:8]], check_rc=0).stdout == text, "text reads back exactly")

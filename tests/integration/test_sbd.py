@@ -62,15 +62,24 @@ try:
     check(struct.pack(">I", int(hub.node)) not in blob and report[:40].encode() not in blob,
           "the gateway sees neither the destination nor the text")
 
-    # The hub takes the gateway's files in any order; all but one first: it waits.
+    # The hub takes the gateway's files in any order; all but one first: it waits, and the
+    # last line counts the messages of the run that still wait.
+    p = hub.run(["sbd", "ingest", pieces[1]])
+    check(p.returncode == 0 and p.stderr.endswith("\n1 message waits for the rest of its parcel\n"),
+          f"one message waits: {p.stderr!r}")
     p = hub.run(["sbd", "ingest"] + pieces[1:][::-1])
     check(p.returncode == 0 and "messages here" in p.stdout, f"partial ingest: {p.stdout}")
+    check(p.stderr.endswith(f"\n{len(pieces) - 1} messages wait for the rest of their parcel\n"),
+          f"partial ingest: {len(pieces) - 1} wait (one given twice): {p.stderr!r}")
     check(hub.inbox() == [], "nothing delivered before the parcel is whole")
     p = hub.run(["sbd", "ingest", pieces[0]])
     check(p.returncode == 0 and "delivered" in p.stdout, f"whole: {p.stdout} {p.stderr}")
+    check("wait" not in p.stderr, f"nothing waits once the parcel is whole: {p.stderr!r}")
     check(inbox_texts(hub) == [report], "the report arrived whole")
+    # Every message again in one run: spooled, then whole by the last file: none waits.
     p = hub.run(["sbd", "ingest"] + pieces)
     check(p.returncode == 0 and "duplicate" in p.stdout, f"re-ingest: {p.stdout}")
+    check("wait" not in p.stderr, f"a parcel made whole in the same run waits not: {p.stderr!r}")
     check(len(hub.inbox()) == 1, "a re-ingest adds nothing")
 
     # A short text: one message.

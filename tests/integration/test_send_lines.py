@@ -1,6 +1,7 @@
 """tern send --lines: one text message per line of stdin, a thousand per durable commit; empty
 lines are no messages; a bundle id on stdout means a queued message; several recipients; and a
-line that cannot be sealed names its line and queues nothing of its batch."""
+line that cannot be sealed names its line and queues nothing of its batch. Without --lines, an
+empty stdin or -m "" is refused, and an empty --file is sent."""
 import subprocess
 import time
 
@@ -40,6 +41,25 @@ p = a.run(["send", "b,c", "--lines"], input="first\nsecond", check_rc=0)
 check(len(p.stdout.split()) == 4, f"two lines for two recipients: four bundles: {p.stdout!r}")
 p = a.run(["send", "c", "--lines"], input="", check_rc=0)
 check(p.stdout == "" and "queued 0 messages" in p.stderr, "nothing in, nothing queued")
+
+# Without --lines, an empty stdin (</dev/null, a cron job whose producer failed) or an empty
+# -m is no message: refused, nothing queued. An empty file is a file, and goes.
+before = len(a.queue())
+for what, kw, why in (("</dev/null", {}, "nothing on stdin"),
+                      ("an empty pipe", {"input": ""}, "nothing on stdin"),
+                      ('-m ""', {"args": ["-m", ""]}, '-m ""')):
+    p = a.run(["send", "b"] + kw.pop("args", []), **kw)
+    check(p.returncode == 1 and p.stdout == "" and
+          p.stderr == f"tern: send: the message is empty ({why})\n",
+          f"{what} refused: {p.returncode} {p.stdout!r} {p.stderr!r}")
+check(len(a.queue()) == before, "no empty message queued")
+p = a.run(["send", "b"], input="from a pipe\n", check_rc=0)
+check(len(p.stdout.split()) == 1, f"a pipe with text still sends: {p.stdout!r}")
+empty = s.sub("files") + "/empty.txt"
+open(empty, "w").close()
+p = a.run(["send", "b", "--file", empty], check_rc=0)
+check(len(p.stdout.split()) == 1 and len(a.queue()) == before + 2,
+      f"an empty file is a file, and is queued: {p.stdout!r}")
 
 # An unknown recipient, or --lines with another source: refused before anything is read.
 p = a.run(["send", "nobody", "--lines"], input="hello\n", check_rc=1)

@@ -180,6 +180,10 @@ static void test_errors_with_lines(void)
 	EXPECT_ERROR("colour = blue\n", 1, "colour", "unknown key", "listen, keepalive, log-level");
 	EXPECT_ERROR("[peer a]\nfoo = 1\n", 2, "foo", "[peer a]",
 		     "id, addr, sneakernet, min-priority, bytes-per-day, window");
+	/* Every one of the 20 keys, to the last: the list is not cut. */
+	EXPECT_ERROR("[peer a]\nfoo = 1\n", 2, "window, serial, baud, framing, parity, flow",
+		     "cost-per-mib, dial, answer, modem-init, idle-hangup, redial",
+		     "sbd, sbd-check, sbd-retry");
 	EXPECT_ERROR("[peer a]\nlisten = 1.2.3.4:5\n", 2, "listen", "before the first section");
 	EXPECT_ERROR("addr = h:1\n", 1, "addr", "a peer's key");
 	EXPECT_ERROR("[peers]\nid = x\n", 1, "[peers]", "unknown section", "[peer NAME]");
@@ -481,6 +485,88 @@ static void test_modems(void)
 	EXPECT_ERROR("[peer a]\nsbd = /dev/x\nserial = /dev/y\n", 2, "SBD modem or a serial line");
 	EXPECT_ERROR("[peer a]\nsbd = x\n", 2, "sbd", "absolute path");
 	EXPECT_ERROR("[peer a]\nsbd = /dev/x\nsbd-retry = soon\n", 3, "sbd-retry", "duration");
+	/* Keys that would do nothing are errors, not silently dropped by config show. */
+	CHECK_EQ(parse("[peer hub]\nsbd = /dev/x\nbaud = 9600\nsbd-retry = 1m\n", &c), 0);
+	CHECK(c && !strcmp(c->peers[0].sbd, "serial:/dev/x,9600,8N1,none") &&
+	      c->peers[0].sbd_retry_ms == 60000);
+	config_free(c);
+	EXPECT_ERROR("[peer a]\nsbd-check = 6h\n", 2, "sbd-check", "needs sbd = DEVICE",
+		     "[peer a]");
+	EXPECT_ERROR("[peer a]\nsbd-retry = 1m\n", 2, "sbd-retry", "needs sbd = DEVICE");
+	EXPECT_ERROR("[peer a]\nserial = /dev/x\nsbd-check = 1h\n", 3, "sbd-check",
+		     "needs sbd = DEVICE");
+	EXPECT_ERROR("[peer a]\nsbd = /dev/x\n[peer b]\nsbd-retry = 5s\n", 4, "sbd-retry",
+		     "[peer b]");
+	EXPECT_ERROR("[peer a]\nsbd = /dev/x\nframing = 8E1\n", 3, "framing", "SBD", "baud");
+	EXPECT_ERROR("[peer a]\nparity = odd\nsbd = /dev/x\n", 2, "parity", "SBD");
+	EXPECT_ERROR("[peer a]\nsbd = /dev/x\nflow = rtscts\n", 3, "flow", "SBD");
+	CHECK_EQ(parse("[peer a]\nsbd-check = 1h\nsbd-retry = 5s\n[peer b]\nsbd = /dev/x\n"
+		       "framing = 8N2\nflow = rtscts\n",
+		       &c),
+		 -EINVAL);
+	CHECK(c && c->n_errors == 4 && has_error(c, 2, "sbd-check", NULL) &&
+	      has_error(c, 3, "sbd-retry", NULL) && has_error(c, 6, "framing", NULL) &&
+	      has_error(c, 7, "flow", NULL));
+	config_free(c);
+}
+
+/* The one address rule, for tern.conf's listen and addr, peer add --addr and run --listen. */
+static void test_addr_parse(void)
+{
+	static const struct {
+		const char *text, *host;
+		unsigned port;
+	} good[] = {
+	    {"10.0.0.7:4556", "10.0.0.7", 4556},
+	    {"hub.example.org:1", "hub.example.org", 1},
+	    {"field_7.lan:65535", "field_7.lan", 65535},
+	    {"[::1]:4556", "::1", 4556},
+	    {"[fe80::1%eth0]:9", "fe80::1%eth0", 9},
+	    {"0.0.0.0:4556", "0.0.0.0", 4556},
+	};
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+	    {"10.0.0.300:4556", "not an IPv4 address"},
+	    {"hub.example.org", "no port"},
+	    {"::1:4556", "brackets"},
+	    {"[::1]4556", "no port"},
+	    {"[::1:4556", "no ']'"},
+	    {"[zz::1]:4556", "not an IPv6 address"},
+	    {"[fe80::1%]:4556", "interface"},
+	    {":4556", "no host"},
+	    {"h:0", "1 to 65535"},
+	    {"h:65536", "1 to 65535"},
+	    {"h:+80", "1 to 65535"},
+	    {"h:", "1 to 65535"},
+	    {"bad!host:80", "not a host name"},
+	    {"-h:80", "not a host name"},
+	    {"a..b:80", "not a host name"},
+	};
+	struct config_addr a;
+	const char *why;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		memset(&a, 0, sizeof(a));
+		bool ok = config_addr_parse(good[i].text, &a, &why) == 0 &&
+			  !strcmp(a.host, good[i].host) && a.port == good[i].port &&
+			  !strcmp(a.text, good[i].text);
+		if (!ok)
+			fprintf(stderr, "  %s refused or misread\n", good[i].text);
+		CHECK(ok);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = "";
+		bool ok =
+		    config_addr_parse(bad[i].text, &a, &why) == -EINVAL && strstr(why, bad[i].why);
+		if (!ok)
+			fprintf(stderr, "  %s: %s, expected %s\n", bad[i].text, why, bad[i].why);
+		CHECK(ok);
+	}
+	char longest[CONFIG_ADDR_MAX + 2];
+	memset(longest, 'a', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	memcpy(longest + sizeof(longest) - 4, ":80", 3);
+	CHECK(config_addr_parse(longest, &a, &why) == -EINVAL && strstr(why, "255 bytes"));
 }
 
 static void test_round_trip(void)
@@ -608,6 +694,7 @@ int main(void)
 	test_windows();
 	test_serial();
 	test_modems();
+	test_addr_parse();
 	test_round_trip();
 	test_load();
 	TEST_MAIN_END();
