@@ -97,7 +97,8 @@ static int print_sent(void *ctx, const struct store_sent *e)
 	if (l->json) {
 		printf("%s\n  {\"id\": \"%s\", \"to\": ", l->count ? "," : "", id);
 		json_string(stdout, to);
-		printf(", \"state\": \"%s\", \"changed\": \"%s\"}", sent_state(e->state), when);
+		printf(", \"state\": \"%s\", \"changed\": ", sent_state(e->state));
+		printf(e->changed_unix_ms ? "\"%s\"}" : "null}", when);
 	} else {
 		if (l->count == 0)
 			printf("\nsent messages:\n");

@@ -62,7 +62,8 @@ static void print_text(const char *json)
 		format_size(strtoull(v[5], NULL, 10), in, sizeof(in));
 		printf("%-16s %-5s %-28s %7s %10s %10s %9s  %s\n", v[0],
 		       strcmp(v[1], "true") == 0 ? "up" : "down", v[2][0] ? v[2] : "(inbound only)",
-		       v[3], out, in, v[7][0] ? v[7] : "-", v[6][0] ? v[6] : "never");
+		       v[3], out, in, v[7][0] ? v[7] : "-",
+		       v[6][0] && strcmp(v[6], "null") != 0 ? v[6] : "never");
 		p = pend;
 	}
 }

@@ -127,7 +127,11 @@ static void json_time(FILE *out, const char *key, uint64_t unix_ms)
 {
 	char t[40];
 	format_time(unix_ms, t, sizeof(t));
-	fprintf(out, ", \"%s\": \"%s\"", key, unix_ms ? t : "");
+	/* Unknown is null, as everywhere in the API (docs/api.md). */
+	if (unix_ms)
+		fprintf(out, ", \"%s\": \"%s\"", key, t);
+	else
+		fprintf(out, ", \"%s\": null", key);
 }
 
 static int status(void *ctx, FILE *out)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The daemon's log: one line per event, journald's priority prefix and no timestamp under
 journald, levels that filter, and never a key, a passphrase or a message's content, even at
-debug level."""
+debug level. (And status's unknown times, which come before the first line of a link.)"""
 import base64
+import json
 import os
 import re
 import sys
@@ -43,6 +44,12 @@ def main():
         with open(path, "wb") as f:
             f.write(content)
         dh = Daemon(hub, port=port)
+        # Before the first contact, status says so: null in JSON (docs/api.md), "never".
+        st = json.loads(hub.run(["status", "--json"], check_rc=0).stdout)
+        p = [x for x in st["peers"] if x["name"] == "field"]
+        check(p and p[0]["last_contact"] is None and p[0]["up_since"] is None,
+              f"unknown times are null in status --json: {p}")
+        check("never" in hub.run(["status"], check_rc=0).stdout, "status text says never")
         df = Daemon(field, listen=False)
         field.run(["send", "hub", "-m", text], check_rc=0)
         field.run(["send", "hub", "--file", path], check_rc=0)
