@@ -68,6 +68,20 @@ static void arm_timer(struct conn *c, double after_s)
 	ev_timer_start(c->d->loop, &c->timer);
 }
 
+/*
+ * The first failure since the peer was last reached is worth an operator's eye (a wrong
+ * address, a firewall); the retries that follow, every backoff, are not.
+ */
+static void dial_failed(struct dpeer *p, const char *where, int err)
+{
+	if (p->backoff_ms == 0)
+		log_info(
+		    "%s: cannot connect to %s: %s (retrying with backoff; again at debug level)",
+		    p->sp.name, where, strerror(err));
+	else
+		log_debug("%s: cannot connect to %s: %s", p->sp.name, where, strerror(err));
+}
+
 void dpeer_schedule_dial(struct dpeer *p, bool failed)
 {
 	struct daemon *d = p->d;
@@ -424,8 +438,7 @@ static void on_connected(struct conn *c)
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
-		log_debug("%s: cannot connect to %s: %s", c->peer->sp.name, c->where,
-			  strerror(err));
+		dial_failed(c->peer, c->where, err);
 		conn_close(c, NULL);
 		return;
 	}
@@ -584,6 +597,7 @@ void conn_dial(struct dpeer *p)
 		dpeer_schedule_dial(p, false);
 		return;
 	}
+	size_t round = p->next_addr / p->n_addrs;
 	const char *addr = p->addrs[p->next_addr++ % p->n_addrs];
 	struct addrinfo *ai = NULL;
 	/* A blocking lookup: peers are usually given by number; a name costs one resolver wait. */
@@ -592,14 +606,25 @@ void conn_dial(struct dpeer *p)
 		dpeer_schedule_dial(p, true);
 		return;
 	}
-	int fd =
-	    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	/*
+	 * A name may give several addresses (localhost: ::1, then 127.0.0.1): each round over
+	 * the configured addresses takes the next of them, so a peer listening on one family
+	 * only is reached all the same.
+	 */
+	size_t n_ai = 0;
+	for (const struct addrinfo *x = ai; x; x = x->ai_next)
+		n_ai++;
+	const struct addrinfo *pick = ai;
+	for (size_t i = round % n_ai; i > 0; i--)
+		pick = pick->ai_next;
+	int fd = socket(pick->ai_family, pick->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			pick->ai_protocol);
 	int ret = fd < 0 ? -errno : 0;
-	if (ret == 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+	if (ret == 0 && connect(fd, pick->ai_addr, pick->ai_addrlen) < 0 && errno != EINPROGRESS)
 		ret = -errno;
 	freeaddrinfo(ai);
 	if (ret < 0) {
-		log_debug("%s: cannot connect to %s: %s", p->sp.name, addr, strerror(-ret));
+		dial_failed(p, addr, -ret);
 		if (fd >= 0)
 			close(fd);
 		dpeer_schedule_dial(p, true);

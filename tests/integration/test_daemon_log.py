@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ternlib import Daemon, Node, Scratch, check, done, free_port, link, wait_for
@@ -81,6 +82,17 @@ def main():
                          f"hub (journald): a priority prefix, no timestamp: {line!r}"):
                 break
         check("<6>" in logs["hub"] and "<7>" in logs["hub"], "info and debug priorities used")
+
+        # A peer that cannot be reached is worth one info line, not one per retry.
+        lost = Node(scratch, "lost")
+        lost.run(["peer", "add", "hub", hub.idstring, "--addr", f"127.0.0.1:{free_port()}"],
+                 check_rc=0)
+        dl = Daemon(lost, listen=False, args=["--log-level", "info"])
+        wait_for(lambda: "cannot connect" in dl.text(), 10, "the failed call is logged")
+        time.sleep(3.5)  # retries after 1 s and 2 s or so (backoff with jitter)
+        dl.stop()
+        check(dl.count("cannot connect") == 1,
+              f"one line for the failed calls at info level: {dl.text()[-600:]!r}")
 
         # A level filters: at warn, a clean start and stop logs no info or debug line.
         before = len(dh.text())
