@@ -140,6 +140,8 @@ int home_dir(char *out, size_t len);
 int home_path(const char *name, char *out, size_t len);
 /* Creates dir and its missing parents; the last component 0700. 0 or -errno (-ENOTDIR). */
 int home_make(char *dir);
+/* EXIT_OK if dir is this user's (or absent); else says whose it is, and EXIT_FAIL. */
+int home_check_owner(const char *dir);
 /*
  * Opens the node in the home: checks the key file's permissions, asks for the
  * passphrase if the key is protected, opens the store, reads the clocks.

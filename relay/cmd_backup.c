@@ -191,6 +191,8 @@ int cmd_backup(int argc, char **argv)
 	char dir[HOME_PATH_MAX], key[HOME_PATH_MAX + 16], pass[256] = "";
 	if (home_dir(dir, sizeof(dir)) < 0)
 		return cli_fail("backup", "no home directory: give --home DIR or set TERN_HOME");
+	if (home_check_owner(dir) != EXIT_OK)
+		return EXIT_FAIL;
 	snprintf(key, sizeof(key), "%s/identity.key", dir);
 	if (access(key, F_OK) != 0)
 		return cli_fail(key, "no identity here: run `tern init` first");

@@ -68,6 +68,8 @@ int cmd_init(int argc, char **argv)
 	snprintf(dbpath, sizeof(dbpath), "%s/store.db", dir);
 	if (access(keypath, F_OK) == 0)
 		return cli_fail(dir, "a node already lives here (identity.key exists)");
+	if (home_check_owner(dir) != EXIT_OK)
+		return EXIT_FAIL;
 	int err = home_make(dir);
 	if (err < 0)
 		return cli_fail(dir, "cannot create the node home: %s", strerror(-err));

@@ -306,6 +306,8 @@ int cmd_restore(int argc, char **argv)
 	char dir[HOME_PATH_MAX], pass[256] = "", lockpath[HOME_PATH_MAX + 32];
 	if (home_dir(dir, sizeof(dir)) < 0)
 		return cli_fail("restore", "no home directory: give --home DIR or set TERN_HOME");
+	if (home_check_owner(dir) != EXIT_OK)
+		return EXIT_FAIL;
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return cli_fail(file, "%s", strerror(errno));

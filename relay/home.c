@@ -2,6 +2,7 @@
  * expects. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,12 +215,32 @@ static void apply_clock_setting(struct node *n)
 		n->clock_trusted = clock_looks_trusted();
 }
 
+int home_check_owner(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0 || st.st_uid == geteuid())
+		return EXIT_OK;
+	/* Files made here by another user (root, say) would lock the owner's daemon out. */
+	struct passwd *pw = getpwuid(st.st_uid);
+	char who[64];
+	if (pw)
+		snprintf(who, sizeof(who), "%s", pw->pw_name);
+	else
+		snprintf(who, sizeof(who), "%u", (unsigned)st.st_uid);
+	return cli_fail(dir,
+			"this node home belongs to user %s: run tern as that user (sudo -u %s "
+			"tern --home %s ...)",
+			who, who, dir);
+}
+
 int home_open(struct node *n)
 {
 	char path[HOME_PATH_MAX];
 	const char *why = NULL;
 
 	memset(n, 0, sizeof(*n));
+	if (home_dir(path, sizeof(path)) == 0 && home_check_owner(path) != EXIT_OK)
+		return EXIT_FAIL;
 	if (load_identity(n) != EXIT_OK)
 		return EXIT_FAIL;
 	identity_get_public(n->id, &n->pub);

@@ -105,5 +105,28 @@ check(p.stdout.splitlines()[0] == dave.idstring, "right passphrase opens the key
 p = run(["id"], home=os.path.join(s.path, "nowhere"))
 check(p.returncode == 1 and "tern init" in p.stderr, "missing home says to run init")
 
+# Another user's node home (the service's, run as root by mistake) is refused before anything
+# is written there: files root made would lock its owner's daemon out.
+if os.geteuid() == 0:
+    erin = Node(s, "erin")
+    before = sorted(os.listdir(erin.home))
+    for root_dir, dirs, files in os.walk(erin.home):
+        for name in [root_dir] + [os.path.join(root_dir, f) for f in dirs + files]:
+            os.chown(name, 65534, 65534)
+    empty = os.path.join(s.path, "empty-home")
+    os.makedirs(empty, mode=0o700)
+    os.chown(empty, 65534, 65534)
+    for args, home in ((["send", "bob", "-m", "x"], erin.home), (["queue"], erin.home),
+                       (["run"], erin.home), (["backup", s.path + "/e.tbk"], erin.home),
+                       (["init"], empty), (["restore", s.path + "/e.tbk"], empty)):
+        p = run(args, home=home)
+        check(p.returncode == 1 and "belongs to user" in p.stderr and "sudo -u" in p.stderr,
+              f"{args[0]} on another user's home is refused: {p.returncode} {p.stderr!r}")
+    check(sorted(os.listdir(erin.home)) == before and not os.listdir(empty),
+          "nothing was written in them")
+    check(not os.path.exists(s.path + "/e.tbk"), "no backup was written")
+else:
+    print("skip: another user's home (needs root to make one)")
+
 s.close()
 done()
