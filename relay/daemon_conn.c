@@ -208,6 +208,10 @@ static void on_link_event(void *ctx, const struct link_event *ev)
 		log_debug("%s: bundle %s (%s) acknowledged: custody passed", peer_name(c), id,
 			  size);
 		break;
+	case LINK_EVENT_REJECTED_IN:
+		/* An operator can act on this one (a contact to add, a peer sending junk). */
+		log_warn("%s: bundle %s not taken: %s", peer_name(c), id, ev->why);
+		break;
 	case LINK_EVENT_REFUSED_OUT:
 		log_debug("%s: bundle %s refused by the peer: %s (retry after %u s)", peer_name(c),
 			  id, link_refuse_name(ev->reason), ev->retry_s);

@@ -339,6 +339,7 @@ static int decide(struct ingest *in, struct ingest_result *res)
 		if (ret < 0) {
 			reject(in, "%s", open_error(ret));
 			result_rejected(in, res);
+			res->sender_unknown = ret == -ENOENT;
 			return 0;
 		}
 		if (store_inbox_has(n->store, meta.msg_id)) {

@@ -18,6 +18,7 @@
 #define RETRY_QUOTA_S	600   /* this peer's stages are at their cap */
 #define RETRY_DISK_S	600   /* the disk, or the stages of all peers, at their limit */
 #define RETRY_MAX_S	3600  /* a peer's retry_after_s is honoured up to this */
+#define RETRY_UNKNOWN_S 3600  /* from no contact: an operator must add one (or a new session) */
 #define DRAIN_MAX	64    /* refused transfers whose late records are still taken */
 #define COMPACT_MIN	64    /* finished offers kept before the table is compacted */
 #define HEAD_SLACK	256   /* a head re-encoded for the next hop, over the stored one */
@@ -548,7 +549,8 @@ static void event(struct link_session *s, enum link_event_kind kind, const uint8
 		  uint64_t size, uint8_t reason, uint32_t retry_s)
 {
 	if (s->on_event)
-		s->on_event(s->event_ctx, &(struct link_event){kind, id, size, reason, retry_s});
+		s->on_event(s->event_ctx,
+			    &(struct link_event){kind, id, size, reason, retry_s, NULL});
 }
 
 void link_session_on_event(struct link_session *s, link_event_fn fn, void *ctx)
@@ -860,12 +862,21 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 			ret = s->batch_mine ? hold_ack(s, e->id) : answer_ack(s, e->id);
 			break;
 		case INGEST_REJECTED:
+			if (s->on_event)
+				s->on_event(s->event_ctx,
+					    &(struct link_event){.kind = LINK_EVENT_REJECTED_IN,
+								 .id = e->id,
+								 .why = res->reason});
 			/* As at the offer: a rotten copy here, not this one, is what is wrong. */
 			if (quarantined(s, e->id))
 				ret = answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_DAMAGED_S);
 			/* Resumed: the bytes kept here may be what is wrong; whole next time. */
 			else if (e->from > 0)
 				ret = answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_LATER_S);
+			/* Sound, but from no contact of ours: it opens once the operator adds one.
+			 */
+			else if (res->sender_unknown)
+				ret = answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_UNKNOWN_S);
 			else
 				ret = answer_refuse(s, e->id, LINK_REFUSE_BAD, 0);
 			break;

@@ -107,6 +107,7 @@ enum link_event_kind {
 	LINK_EVENT_REFUSED_IN,	 /* we refuse the peer's offer or transfer (reason, retry_s) */
 	LINK_EVENT_ACKED_OUT,	 /* the peer acknowledged ours: custody passed (size) */
 	LINK_EVENT_REFUSED_OUT,	 /* the peer refused ours (reason, retry_s) */
+	LINK_EVENT_REJECTED_IN,	 /* the peer's bundle failed here (why); a REFUSED_IN follows */
 };
 struct link_event {
 	enum link_event_kind kind;
@@ -114,6 +115,7 @@ struct link_event {
 	uint64_t size;	   /* ACKED_OUT: the bundle's payload bytes; else 0 */
 	uint8_t reason;	   /* REFUSED_*: enum link_refuse_reason */
 	uint32_t retry_s;
+	const char *why; /* REJECTED_IN: what ingest said, in words; else NULL */
 };
 typedef void (*link_event_fn)(void *ctx, const struct link_event *ev);
 /* Calls fn for every event from now on; NULL stops. fn must not call back into s. */

@@ -104,6 +104,7 @@ struct ingest_result {
 	uint64_t dest_node;
 	struct store_inbox inbox; /* when delivered */
 	unsigned receipts;	  /* INGEST_RECEIPT: messages now known delivered */
+	bool sender_unknown;	  /* INGEST_REJECTED: no contact's key verifies it (yet) */
 };
 
 struct ingest;
