@@ -63,9 +63,12 @@ static int print_bundle(void *ctx, const struct store_bundle *b, const uint8_t *
 		printf("%.16s  %-20s %10s  %-6s  expires in %" PRIu64 "h%02" PRIu64 "m  %s", id, to,
 		       size, priority_name(b->priority), left / 3600000, left / 60000 % 60,
 		       b->local ? "local" : "relayed");
-		/* Still here after an export: waiting for the next hop's custody receipt. */
+		/*
+		 * Still here after being written to a stick or sent over a link: waiting for
+		 * the next hop's custody (a receipt or an ACK).
+		 */
 		if (b->export_count)
-			printf("  on %" PRIu64 " stick%s, no receipt yet", b->export_count,
+			printf("  handed on %" PRIu64 " time%s, no custody yet", b->export_count,
 			       b->export_count == 1 ? "" : "s");
 		printf("\n");
 	}
