@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "relay/bundle.h"
+#include "relay/link_msg.h"
 #include "sim/sim.h"
 
 /*
@@ -40,24 +41,26 @@ static uint64_t window(const struct sim_link *l)
 	return win < WINDOW_MIN ? WINDOW_MIN : win > WINDOW_MAX ? WINDOW_MAX : win;
 }
 
+/* What the serial limits of relay/daemon_config.c (daemon_session_limits) need. */
+#define SERIAL_BITS_PER_BYTE 10
+
 static int send_record(void *ctx, const uint8_t *rec, size_t len)
 {
 	struct sim_end *e = ctx;
 	return tcp_send(e->tcp, rec, len);
 }
 
-/* The answering end knows one caller: the node at the other end of its link. */
-static int lookup(void *ctx, const uint8_t box_pk[static 32], struct identity_public *peer)
+int sim_end_lookup(void *ctx, const uint8_t box_pk[static 32], struct identity_public *peer)
 {
 	struct sim_end *e = ctx;
-	const struct sim_node *caller = end_node(e->w, e->l, 0);
+	const struct sim_node *caller = end_node(e->w, e->l, !e->side);
 	if (memcmp(box_pk, caller->pub.box_pk, 32) != 0)
 		return -ENOENT;
 	*peer = caller->pub;
 	return 0;
 }
 
-static int start_session(struct sim_world *w, struct sim_end *e)
+int sim_end_start_session(struct sim_world *w, struct sim_end *e)
 {
 	struct sim_node *self = end_node(w, e->l, e->side);
 	struct store_peer peer;
@@ -65,6 +68,14 @@ static int start_session(struct sim_world *w, struct sim_end *e)
 	struct link_limits lim;
 	link_limits_default(&lim);
 	lim.group_commit = true;
+	if (e->l->sl->kind == SCENARIO_LINK_SERIAL) {
+		/* As daemon_session_limits for a serial peer: short records, stages durable
+		 * every ten seconds of the line, anything over 1 KiB staged. */
+		uint64_t rate = e->l->sl->rate_bps / SERIAL_BITS_PER_BYTE;
+		lim.max_record = LINK_RECORD_MIN;
+		lim.stage_sync_bytes = rate * 10 > 8192 ? (uint32_t)(rate * 10) : 8192;
+		lim.small_max = 1024;
+	}
 	int ret = link_session_new(&self->n, &peer, &lim, send_record, e, &e->ls);
 	if (ret < 0)
 		return ret;
@@ -72,12 +83,12 @@ static int start_session(struct sim_world *w, struct sim_end *e)
 	return link_session_start(e->ls, now_ms(w));
 }
 
-static int on_record(void *ctx, const uint8_t *rec, size_t len)
+int sim_end_record(void *ctx, const uint8_t *rec, size_t len)
 {
 	struct sim_end *e = ctx;
 	int ret = 0;
 	/* The answering end starts its session on the caller's first record, as the daemon. */
-	if (!e->ls && (ret = start_session(e->w, e)) < 0)
+	if (!e->ls && (ret = sim_end_start_session(e->w, e)) < 0)
 		return ret;
 	return link_session_input(e->ls, rec, len, now_ms(e->w));
 }
@@ -91,6 +102,16 @@ static void end_free(struct sim_world *w, struct sim_link *l, int side)
 		w->hop_limited += st.hop_limited;
 		sim_node_clock(w, end_node(w, l, side));
 		link_session_free(e->ls);
+	}
+	if (e->arq) {
+		struct serial_arq_stats st;
+		serial_arq_stats(e->arq, &st);
+		l->frames_out += st.frames_out;
+		l->frames_resent += st.frames_resent;
+		l->frames_in += st.frames_in;
+		l->frames_bad += st.frames_bad;
+		serial_arq_free(e->arq);
+		e->arq = NULL;
 	}
 	tcp_free(e->tcp);
 	e->ls = NULL;
@@ -107,13 +128,14 @@ void sim_link_drop(struct sim_world *w, struct sim_link *l)
 		return;
 	end_free(w, l, 0);
 	end_free(w, l, 1);
+	sim_serial_free(l);
 	l->connected = false;
 	l->gen++; /* what is still on the line belongs to no one */
 	l->up_total += w->now - l->up_since;
 }
 
 /* A session ended by one side: both go, and the dialer calls again later if it still can. */
-static int end_session(struct sim_world *w, struct sim_link *l, int side, int err)
+int sim_link_end_session(struct sim_world *w, struct sim_link *l, int side, int err)
 {
 	struct sim_end *e = &l->end[side];
 	bool good = w->now - l->up_since >= SESSION_GOOD_US;
@@ -210,7 +232,7 @@ static int service(struct sim_world *w, struct sim_link *l, int side, int64_t ti
 		sim_node_clock(w, end_node(w, l, side));
 		ret = link_session_pump(e->ls, now_ms(w), (size_t)(win - e->inflight), &made);
 		if (ret < 0)
-			return end_session(w, l, side, ret);
+			return sim_link_end_session(w, l, side, ret);
 		if (made == 0)
 			break;
 	}
@@ -219,6 +241,8 @@ static int service(struct sim_world *w, struct sim_link *l, int side, int64_t ti
 
 static int connect_link(struct sim_world *w, struct sim_link *l)
 {
+	if (l->sl->kind == SCENARIO_LINK_SERIAL)
+		return sim_serial_connect(w, l);
 	struct sim_node *a = end_node(w, l, 0), *b = end_node(w, l, 1);
 	l->gen++;
 	for (int side = 0; side < 2; side++) {
@@ -230,7 +254,7 @@ static int connect_link(struct sim_world *w, struct sim_link *l)
 	}
 	int ret = tcp_new_initiator(a->n.id, &b->pub, &l->end[0].tcp);
 	if (ret == 0)
-		ret = tcp_new_responder(b->n.id, lookup, &l->end[1], &l->end[1].tcp);
+		ret = tcp_new_responder(b->n.id, sim_end_lookup, &l->end[1], &l->end[1].tcp);
 	if (ret < 0) {
 		tcp_free(l->end[0].tcp);
 		l->end[0].tcp = NULL;
@@ -260,15 +284,15 @@ int sim_node_kick(struct sim_world *w, struct sim_node *nd)
 		if (!l->connected || !l->end[side].ls)
 			continue;
 		link_session_scan_new(l->end[side].ls);
-		int ret = service(w, l, side, w->now);
+		int ret = l->sl->kind == SCENARIO_LINK_SERIAL ? sim_serial_service(w, l)
+							      : service(w, l, side, w->now);
 		if (ret < 0)
 			return ret;
 	}
 	return 0;
 }
 
-/* After end side's node stored something: delivered messages are timed, sessions offer. */
-static int stored_new(struct sim_world *w, struct sim_link *l, int side)
+int sim_link_stored_new(struct sim_world *w, struct sim_link *l, int side)
 {
 	struct sim_end *e = &l->end[side];
 	if (!e->ls)
@@ -293,15 +317,15 @@ int sim_link_data(struct sim_world *w, const struct sim_event *ev)
 	struct sim_end *e = &l->end[side];
 	l->end[!side].inflight -= ev->len;
 	sim_node_clock(w, end_node(w, l, side));
-	int ret = tcp_input(e->tcp, ev->buf, ev->len, on_record, e);
+	int ret = tcp_input(e->tcp, ev->buf, ev->len, sim_end_record, e);
 	if (ret == 0 && !e->ls && side == 0 && tcp_established(e->tcp))
-		ret = start_session(w, e);
+		ret = sim_end_start_session(w, e);
 	/* The chunk's bundles commit together, then their ACKs go (link.h group_commit). */
 	if (ret == 0 && e->ls)
 		ret = link_session_flush(e->ls);
 	if (ret < 0)
-		return end_session(w, l, side, ret);
-	if ((ret = stored_new(w, l, side)) < 0)
+		return sim_link_end_session(w, l, side, ret);
+	if ((ret = sim_link_stored_new(w, l, side)) < 0)
 		return ret;
 	if (!l->connected || l->gen != gen)
 		return 0;
@@ -323,7 +347,7 @@ int sim_link_timer(struct sim_world *w, const struct sim_event *ev)
 	sim_node_clock(w, end_node(w, l, ev->end));
 	int ret = link_session_tick(e->ls, now_ms(w));
 	if (ret < 0)
-		return end_session(w, l, ev->end, ret);
+		return sim_link_end_session(w, l, ev->end, ret);
 	/* A deadline that stays "now" after its tick would spin: the next look is 1 ms on. */
 	return service(w, l, ev->end, w->now + US_PER_MS);
 }

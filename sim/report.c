@@ -171,6 +171,13 @@ static void write_json(FILE *f, const struct sim_world *w, const char *scenario,
 			l->bytes[0], l->bytes[1], (double)l->up_total / US_PER_S, l->sessions,
 			l->session_errors, link_cost(l));
 		sim_json_string(f, l->last_error);
+		if (l->sl->kind == SCENARIO_LINK_SERIAL)
+			fprintf(f,
+				", \"serial\": {\"ber\": %g, \"frames_out\": %" PRIu64
+				", \"frames_resent\": %" PRIu64 ", \"frames_in\": %" PRIu64
+				", \"frames_bad\": %" PRIu64 ", \"bits_flipped\": %" PRIu64 "}",
+				l->sl->ber, l->frames_out, l->frames_resent, l->frames_in,
+				l->frames_bad, l->bits_flipped);
 		fprintf(f, "}");
 	}
 	fprintf(f, "\n  ],\n  \"cost\": %.3f,\n  \"nodes\": [", cost);
@@ -204,15 +211,28 @@ static void write_flows_csv(FILE *f, const struct sim_world *w, int64_t *v)
 	}
 }
 
+/* A scenario with serial links gets their columns too (empty on the other links). */
 static void write_links_csv(FILE *f, const struct sim_world *w)
 {
-	fprintf(f, "a,b,bytes_ab,bytes_ba,up_s,sessions,session_errors,cost\n");
+	bool serial = false;
+	for (size_t i = 0; i < w->sc->n_links; i++)
+		serial |= w->sc->links[i].kind == SCENARIO_LINK_SERIAL;
+	fprintf(f, "a,b,bytes_ab,bytes_ba,up_s,sessions,session_errors,cost%s\n",
+		serial ? ",kind,frames_out,frames_resent,frames_in,frames_bad,bits_flipped" : "");
 	for (size_t i = 0; i < w->sc->n_links; i++) {
 		const struct sim_link *l = &w->links[i];
-		fprintf(f, "%s,%s,%" PRIu64 ",%" PRIu64 ",%.3f,%" PRIu64 ",%" PRIu64 ",%.3f\n",
+		fprintf(f, "%s,%s,%" PRIu64 ",%" PRIu64 ",%.3f,%" PRIu64 ",%" PRIu64 ",%.3f",
 			name_of(w, l->sl->a), name_of(w, l->sl->b), l->bytes[0], l->bytes[1],
 			(double)l->up_total / US_PER_S, l->sessions, l->session_errors,
 			link_cost(l));
+		if (serial && l->sl->kind == SCENARIO_LINK_SERIAL)
+			fprintf(f,
+				",serial,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+				l->frames_out, l->frames_resent, l->frames_in, l->frames_bad,
+				l->bits_flipped);
+		else if (serial)
+			fprintf(f, ",tcp,,,,,");
+		fputc('\n', f);
 	}
 }
 

@@ -1,6 +1,8 @@
 /* Parses tern-sim scenario files (docs/sim.md) line by line, keeping every error with its line. */
 #include "sim/scenario.h"
 
+#include "sim/line_model.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -249,6 +251,30 @@ static int add_contact(struct scenario_reader *r, struct scenario_link *l, int64
 	return 0;
 }
 
+/*
+ * A serial link is run over the line model (sim/line_model.h), whose bounds it takes: a rate of
+ * 50 bit/s to 4 Mbit/s (9600 bit/s unless given), a latency in whole milliseconds up to ten
+ * minutes, and no more than 16 MiB in flight. A bit error rate is for serial links only.
+ */
+static int check_serial(struct scenario_reader *r, struct scenario_link *l, bool have_rate,
+			bool have_ber)
+{
+	if (l->kind != SCENARIO_LINK_SERIAL)
+		return have_ber ? fail(r, "link: ber is for serial links (add 'serial')") : 0;
+	if (!have_rate)
+		l->rate_bps = 9600;
+	if (l->rate_bps < SCENARIO_SERIAL_RATE_MIN || l->rate_bps > SCENARIO_SERIAL_RATE_MAX)
+		return fail(r, "link: a serial line's rate is 50bps to 4Mbps");
+	if (l->latency_us % 1000 || l->latency_us > (int64_t)LINE_LATENCY_MS_MAX * 1000)
+		return fail(r, "link: a serial line's latency is whole milliseconds, up to 10m");
+	/* Bytes on the line at once (8N1: 10 bits a byte), with room for the sender's burst. */
+	double inflight = (double)l->rate_bps / 10 * ((double)l->latency_us / US_PER_S + 0.01);
+	if (inflight + 1024 > LINE_INFLIGHT_MAX)
+		return fail(r, "link: a serial line of this rate and latency holds more than "
+			       "16 MiB in flight");
+	return 0;
+}
+
 static int do_link(struct scenario_reader *r, char **tok, int n)
 {
 	struct scenario *s = r->s;
@@ -258,6 +284,7 @@ static int do_link(struct scenario_reader *r, char **tok, int n)
 	    .plan = PLAN_ALWAYS,
 	};
 	int ret = 0;
+	bool have_rate = false, have_ber = false;
 	if (n < 3)
 		return fail(r, "link: give two node names");
 	if (!node_arg(r, tok[1], &l.a) || !node_arg(r, tok[2], &l.b))
@@ -273,12 +300,27 @@ static int do_link(struct scenario_reader *r, char **tok, int n)
 		const char *k = tok[i];
 		const char *v = i + 1 < n ? tok[i + 1] : NULL;
 		int64_t d, d2;
-		if (strcmp(k, "rate") == 0 && v) {
+		if (strcmp(k, "serial") == 0) {
+			l.kind = SCENARIO_LINK_SERIAL;
+		} else if (strcmp(k, "rate") == 0 && v) {
 			if (!parse_rate(v, &l.rate_bps)) {
 				ret = fail(r, "link: rate '%s' is not a rate like 9600bps or 2Mbps",
 					   v);
 				goto out;
 			}
+			have_rate = true;
+			i++;
+		} else if (strcmp(k, "ber") == 0 && v) {
+			char *end;
+			l.ber = strtod(v, &end);
+			if (end == v || *end || !(l.ber >= 0) || l.ber > SCENARIO_SERIAL_BER_MAX) {
+				ret = fail(r,
+					   "link: ber '%s' is not a bit error rate from 0 to %g, "
+					   "like 1e-5",
+					   v, SCENARIO_SERIAL_BER_MAX);
+				goto out;
+			}
+			have_ber = true;
 			i++;
 		} else if (strcmp(k, "latency") == 0 && v) {
 			if (!parse_duration(v, &l.latency_us)) {
@@ -330,12 +372,14 @@ static int do_link(struct scenario_reader *r, char **tok, int n)
 			i += 2;
 		} else {
 			ret = fail(r,
-				   "link: '%s' is not rate, latency, cost, window, contact or "
-				   "random, or its value is missing",
+				   "link: '%s' is not serial, rate, latency, ber, cost, window, "
+				   "contact or random, or its value is missing",
 				   k);
 			goto out;
 		}
 	}
+	if ((ret = check_serial(r, &l, have_rate, have_ber)) < 0)
+		goto out;
 	if ((ret = grow((void **)&s->links, &r->cap_links, s->n_links, sizeof(*s->links))) < 0)
 		goto out;
 	s->links[s->n_links++] = l;

@@ -30,10 +30,23 @@ struct scenario_span {
 	int64_t start, end;
 };
 
+/* What carries a link's bytes: a TCP-like connection, or a serial line with its ARQ. */
+enum scenario_link_kind {
+	SCENARIO_LINK_TCP = 0,
+	SCENARIO_LINK_SERIAL,
+};
+
+/* The bounds of a serial link, those of the line model (sim/line_model.h). */
+#define SCENARIO_SERIAL_RATE_MIN 50ull
+#define SCENARIO_SERIAL_RATE_MAX 4000000ull
+#define SCENARIO_SERIAL_BER_MAX	 0.01
+
 struct scenario_link {
-	size_t a, b;	     /* a dials b */
-	uint64_t rate_bps;   /* each way */
-	int64_t latency_us;  /* one way */
+	size_t a, b; /* a dials b (serial: the lower node number calls, as the daemon) */
+	enum scenario_link_kind kind;
+	uint64_t rate_bps;   /* each way; serial: the line's bits per second, 8N1 */
+	int64_t latency_us;  /* one way; serial: whole milliseconds */
+	double ber;	     /* serial: each data bit flipped with this probability */
 	double cost_per_mib; /* for the report: cost units per MiB carried, both ways */
 	enum scenario_plan plan;
 	/* PLAN_WINDOWS: daily [start, end) in µs after 00:00 UTC (end < start wraps). */

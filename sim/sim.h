@@ -8,8 +8,10 @@
 
 #include "relay/link.h"
 #include "relay/node.h"
+#include "sim/line_model.h"
 #include "sim/rng.h"
 #include "sim/scenario.h"
+#include "transports/serial.h"
 #include "transports/tcp.h"
 
 /* ---- events.c: the event queue and the seeded generators ----------------------------- */
@@ -24,6 +26,7 @@ enum sim_event_kind {
 	EV_TRAFFIC,	/* a flow makes its next message */
 	EV_CRASH,
 	EV_RESTART,
+	EV_LINE, /* a serial link's line, ARQs or sessions are due: link, conn gen, line gen */
 };
 
 struct sim_event {
@@ -60,10 +63,11 @@ struct sim_end {
 	int side; /* 0 on node a (the dialer), 1 on node b */
 	struct tcp *tcp;
 	struct link_session *ls;
-	uint64_t inflight;  /* bytes sent toward the other end, not yet arrived */
-	int64_t line_free;  /* when this direction of the line has sent what it was given */
-	uint64_t timer_gen; /* only the latest timer event counts */
-	int64_t timer_at;   /* INT64_MAX none */
+	struct serial_arq *arq; /* a serial link's: the stream the session rides on */
+	uint64_t inflight;	/* bytes sent toward the other end, not yet arrived */
+	int64_t line_free;	/* when this direction of the line has sent what it was given */
+	uint64_t timer_gen;	/* only the latest timer event counts */
+	int64_t timer_at;	/* INT64_MAX none */
 	uint64_t received_seen;
 };
 
@@ -77,8 +81,18 @@ struct sim_link {
 	struct sim_end end[2]; /* end 0 on node a (the dialer), end 1 on node b */
 	bool redial_pending;
 	unsigned failures; /* sessions in a row that ended badly: the redial backs off */
+	/* A serial link (net_serial.c): the line each way, made anew for each connection. */
+	struct line_dir line[2]; /* line[i] carries what end i sends */
+	struct sim_rng line_rng; /* each connection's damage seed and stream nonces */
+	int caller;		 /* the end that calls: the lower node number, as the daemon */
+	int64_t gulp_us;	 /* the line's bytes go and come in gulps this long */
+	uint64_t line_gen;	 /* only the latest EV_LINE counts */
+	int64_t line_at;	 /* when it is due; INT64_MAX none */
+	bool busy, again;	 /* in service; asked for again meanwhile */
 	/* report */
 	uint64_t bytes[2]; /* bytes sent by end 0 and by end 1 (what reached the line) */
+	/* Serial: the two ARQs' counters and the line's damage, over every connection. */
+	uint64_t frames_out, frames_resent, frames_in, frames_bad, bits_flipped;
 	uint64_t sessions, session_errors;
 	int64_t up_since, up_total;
 	char last_error[96];
@@ -175,6 +189,25 @@ int sim_link_timer(struct sim_world *w, const struct sim_event *ev);
 int sim_node_kick(struct sim_world *w, struct sim_node *nd);
 /* Drops the connection (no words: the link or a node went away). */
 void sim_link_drop(struct sim_world *w, struct sim_link *l);
+
+/* net.c, for net_serial.c: a session's records, its start, its end, what it stored. */
+int sim_end_record(void *ctx, const uint8_t *rec, size_t len);
+int sim_end_start_session(struct sim_world *w, struct sim_end *e);
+/* The answering end of link l knows one caller: the node at the other end. */
+int sim_end_lookup(void *ctx, const uint8_t box_pk[static 32], struct identity_public *peer);
+/* Ends the connection (err -ESHUTDOWN: a goodbye; else an error) and schedules the redial. */
+int sim_link_end_session(struct sim_world *w, struct sim_link *l, int side, int err);
+/* After end side's node stored something: delivered messages are timed, sessions offer. */
+int sim_link_stored_new(struct sim_world *w, struct sim_link *l, int side);
+
+/* net_serial.c: serial links, the daemon's serial stack over the line model. */
+/* Connects link l: a line each way, an ARQ and a Noise transport at each end. */
+int sim_serial_connect(struct sim_world *w, struct sim_link *l);
+/* Moves what link l's ends and line have to move now, and says when to look again. */
+int sim_serial_service(struct sim_world *w, struct sim_link *l);
+int sim_serial_event(struct sim_world *w, const struct sim_event *ev);
+/* Frees the lines and ARQs of link l, keeping their counters for the report. */
+void sim_serial_free(struct sim_link *l);
 
 /* report.c: writes report.json, flows.csv, links.csv, queue.csv and report.svg into dir. */
 int sim_report_write(const struct sim_world *w, const char *dir, const char *scenario_name);

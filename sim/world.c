@@ -201,6 +201,8 @@ static int plan_links(struct sim_world *w)
 			return -ENOMEM;
 		l->index = i;
 		sim_rng_seed(&l->rng, w->seed, 0x1000 + i);
+		sim_rng_seed(&l->line_rng, w->seed, (1ull << 40) + i); /* apart from the rest */
+		l->line_at = INT64_MAX;
 		for (int e = 0; e < 2; e++) {
 			l->end[e].w = w;
 			l->end[e].l = l;
@@ -604,6 +606,8 @@ static int dispatch(struct sim_world *w, struct sim_event *ev)
 		return on_crash(w, ev->a);
 	case EV_RESTART:
 		return on_restart(w, ev->a);
+	case EV_LINE:
+		return sim_serial_event(w, ev);
 	case EV_END:
 		break;
 	}

@@ -40,6 +40,13 @@ static void check_good(const struct scenario *s)
 				abort();
 		if (l->plan == PLAN_RANDOM && (l->mean_up_us <= 0 || l->mean_down_us <= 0))
 			abort();
+		/* A serial link fits the line model; a bit error rate only comes with one. */
+		if (l->kind == SCENARIO_LINK_SERIAL
+			? l->rate_bps < SCENARIO_SERIAL_RATE_MIN ||
+			      l->rate_bps > SCENARIO_SERIAL_RATE_MAX || l->latency_us % 1000 ||
+			      !(l->ber >= 0 && l->ber <= SCENARIO_SERIAL_BER_MAX)
+			: l->kind != SCENARIO_LINK_TCP || l->ber != 0)
+			abort();
 		check_plan(l, s->duration_us);
 	}
 	for (size_t i = 0; i < s->n_routes; i++) {
