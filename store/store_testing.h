@@ -32,3 +32,9 @@ void store_testing_stage_before_lock(void (*fn)(void *ctx), void *ctx);
  * runs every node's store in one process. Process-wide; not thread-safe.
  */
 void store_testing_exclusive_locking(bool on);
+/*
+ * Makes every later store_open set synchronous=NORMAL instead of FULL (and accept it): commits
+ * that a power cut can take back. Only to prove that the power-loss test (tests/faults/
+ * test_powerloss.c) sees such a loss. Process-wide; not thread-safe.
+ */
+void store_testing_synchronous_normal(bool on);
