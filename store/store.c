@@ -802,6 +802,20 @@ static int configure(struct store *s, const char **why)
 			goto out;
 		}
 	}
+	/*
+	 * EXTRA while a new store switches to WAL: that switch is a rollback-journal
+	 * transaction, and only EXTRA syncs the directory after the journal's unlink. A
+	 * cut that brings the journal back makes it hot, and its rollback would truncate
+	 * the database, WAL and all, on a file system that does not order the unlink
+	 * before later fsyncs (tests/faults/test_powerloss.c, TERN_POWERLOSS_STRICT_DIRS).
+	 * The pragmas below set FULL.
+	 */
+	rc = sqlite3_exec(s->db, "PRAGMA synchronous = EXTRA", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		ret = store_err(s, rc);
+		*why = open_why(rc);
+		goto out;
+	}
 	/* The first statement reads the header: a file that is not a database fails here. */
 	ret = pragma_text(s, "PRAGMA journal_mode = WAL", v, sizeof(v));
 	if (ret) {
