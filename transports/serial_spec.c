@@ -117,14 +117,15 @@ bool serial_spec_parse(const char *text, struct serial_spec *out, const char **w
 	}
 	snprintf(buf, sizeof(buf), "%s", text + 7);
 	size_t n = 0;
-	for (char *p = buf; n < 4; n++) {
-		field[n] = p;
-		p = strchr(p, ',');
-		if (!p) {
-			n++;
+	for (char *p = buf; p; n++) {
+		if (n == 4) {
+			n++; /* a fifth field: refused, not ignored */
 			break;
 		}
-		*p++ = '\0';
+		field[n] = p;
+		p = strchr(p, ',');
+		if (p)
+			*p++ = '\0';
 	}
 	struct serial_spec s;
 	serial_spec_default(&s);
