@@ -30,6 +30,7 @@ struct ingest {
 	bool passed;
 	uint8_t expect_id[32];
 	bool rejected;
+	bool expired; /* rejected for its lifetime, not its bytes */
 	int store_err;
 	char reason[200];
 };
@@ -97,6 +98,9 @@ static int on_header(void *ctx, const struct bundle_header *h)
 		return reject(in, "hop limit exceeded (%llu > %llu)",
 			      (unsigned long long)h->hop_count, (unsigned long long)h->hop_limit);
 	uint64_t age = age_on_arrival(n, h);
+	in->expired = age >= h->lifetime_ms ||
+		      (h->created_ms && n->clock_trusted && dtn_now(n) > h->created_ms &&
+		       dtn_now(n) - h->created_ms >= h->lifetime_ms);
 	if (age >= h->lifetime_ms)
 		return reject(in, "expired (age %llu ms, lifetime %llu ms)",
 			      (unsigned long long)age, (unsigned long long)h->lifetime_ms);
@@ -246,6 +250,7 @@ static void result_rejected(const struct ingest *in, struct ingest_result *res)
 {
 	res->verdict = INGEST_REJECTED;
 	snprintf(res->reason, sizeof(res->reason), "%s", in->reason);
+	res->expired = in->expired;
 }
 
 /*

@@ -877,6 +877,10 @@ static int commit_in(struct link_session *s, struct in_entry *e, const uint8_t *
 			 */
 			else if (res->sender_unknown)
 				ret = answer_refuse(s, e->id, LINK_REFUSE_LATER, RETRY_UNKNOWN_S);
+			/* Whole and sound, but out of time: the sender may drop it, not distrust
+			 * it. */
+			else if (res->expired)
+				ret = answer_refuse(s, e->id, LINK_REFUSE_EXPIRED, 0);
 			else
 				ret = answer_refuse(s, e->id, LINK_REFUSE_BAD, 0);
 			break;

@@ -105,6 +105,7 @@ struct ingest_result {
 	struct store_inbox inbox; /* when delivered */
 	unsigned receipts;	  /* INGEST_RECEIPT: messages now known delivered */
 	bool sender_unknown;	  /* INGEST_REJECTED: no contact's key verifies it (yet) */
+	bool expired;		  /* INGEST_REJECTED: its lifetime is over, by age or clock */
 };
 
 struct ingest;

@@ -170,7 +170,8 @@ def main():
         stale = write(scratch.sub("expired") + "/stale.b",
                       rewrite_bundle(open(f_exp, "rb").read(), age_out))
         out = offer(mallory, hub, port, stale)
-        check(out == ["want 0", f"refuse {BAD} 0"], f"expired by its Bundle Age: refused: {out}")
+        check(out == ["want 0", f"refuse {EXPIRED} 0"],
+              f"expired by its Bundle Age: refused expired: {out}")
         check(dh.count("not taken: expired (age") == 1, f"and logged:\n{dh.text()[-1500:]}")
         p = hub.run(["bundle", "import", stale])
         check(p.returncode != 0 and "expired" in p.stdout + p.stderr,
