@@ -12,17 +12,9 @@
 
 #include "relay/api.h"
 
-#define QUEUE_LEN 16   /* inbox entries or sent changes taken from the store per scan */
-#define TIES_MAX  4096 /* sent changes remembered at the latest change time */
+#define QUEUE_LEN 16 /* inbox entries or sent changes taken from the store per scan */
 
 enum in_state { IN_LINE, IN_BODY, IN_SKIP };
-
-/* A change of a sent row: which message, to which node, into which state. */
-struct sent_key {
-	uint8_t msg_id[16];
-	uint64_t node;
-	int state;
-};
 
 struct api_client {
 	struct node *n;
@@ -47,13 +39,7 @@ struct api_client {
 	int64_t inbox_seq; /* the last inbox entry an event was made for */
 	struct store_inbox *inq;
 	size_t inq_n, inq_i;
-	/*
-	 * The store numbers no changes of sent rows, so a subscriber follows their
-	 * changed times: every change after sent_at, and those at sent_at not among ties.
-	 */
-	uint64_t sent_at;
-	struct sent_key *ties;
-	size_t n_ties;
+	uint64_t sent_seq; /* the last change of a sent row reported (store_sent.change_seq) */
 };
 
 /* ---- output --------------------------------------------------------------------------- */
@@ -1045,79 +1031,6 @@ static int last_seq(void *ctx, const struct store_inbox *e)
 	return 0;
 }
 
-static void key_of(const struct store_sent *e, struct sent_key *k)
-{
-	memset(k, 0, sizeof(*k));
-	memcpy(k->msg_id, e->msg_id, 16);
-	k->node = e->to_node;
-	k->state = (int)e->state;
-}
-
-static int key_cmp(const struct sent_key *a, const struct sent_key *b)
-{
-	int d = memcmp(a->msg_id, b->msg_id, 16);
-	if (d)
-		return d;
-	if (a->node != b->node)
-		return a->node < b->node ? -1 : 1;
-	return (a->state > b->state) - (a->state < b->state);
-}
-
-/* Orders changes by time, then by key, so that a scan can take the earliest few. */
-static int change_cmp(const struct store_sent *a, const struct store_sent *b)
-{
-	struct sent_key ka, kb;
-	if (a->changed_unix_ms != b->changed_unix_ms)
-		return a->changed_unix_ms < b->changed_unix_ms ? -1 : 1;
-	key_of(a, &ka);
-	key_of(b, &kb);
-	return key_cmp(&ka, &kb);
-}
-
-static bool is_tie(const struct api_client *c, const struct store_sent *e)
-{
-	struct sent_key k;
-	key_of(e, &k);
-	for (size_t i = 0; i < c->n_ties; i++)
-		if (key_cmp(&c->ties[i], &k) == 0)
-			return true;
-	return false;
-}
-
-/* Marks a change as reported: sent_at moves up to it, and ties are those at sent_at. */
-static void sent_seen(struct api_client *c, const struct store_sent *e)
-{
-	if (e->changed_unix_ms < c->sent_at)
-		return; /* behind the mark already (the baseline scan sees rows out of order) */
-	if (e->changed_unix_ms > c->sent_at) {
-		c->sent_at = e->changed_unix_ms;
-		c->n_ties = 0;
-	}
-	if (c->n_ties == TIES_MAX) {
-		/* Thousands of changes in one millisecond: the rest of it goes unreported. */
-		c->sent_at++;
-		c->n_ties = 0;
-		return;
-	}
-	key_of(e, &c->ties[c->n_ties++]);
-}
-
-static bool sent_news(const struct api_client *c, const struct store_sent *e)
-{
-	if (e->state == STORE_SENT_QUEUED)
-		return false; /* the sender's own send: its reply said so */
-	return e->changed_unix_ms > c->sent_at ||
-	       (e->changed_unix_ms == c->sent_at && !is_tie(c, e));
-}
-
-static int sent_baseline(void *ctx, const struct store_sent *e)
-{
-	struct api_client *c = ctx;
-	if (sent_news(c, e))
-		sent_seen(c, e);
-	return 0;
-}
-
 static void do_subscribe(struct api_client *c, const struct api_request *r, const uint8_t *body)
 {
 	const char *s = api_request_get(r, "after");
@@ -1132,19 +1045,13 @@ static void do_subscribe(struct api_client *c, const struct api_request *r, cons
 		reply_err(c, r, E_BAD, "after=%s: a seq number (0 for the whole inbox)", s);
 		return;
 	}
-	if (!c->ties && !(c->ties = malloc(TIES_MAX * sizeof(*c->ties)))) {
-		reply_err(c, r, E_FAILED, "out of memory");
-		return;
-	}
 	if (!c->inq && !(c->inq = malloc(QUEUE_LEN * sizeof(*c->inq)))) {
 		reply_err(c, r, E_FAILED, "out of memory");
 		return;
 	}
 	err = s ? 0 : store_inbox_foreach(c->n->store, last_seq, &last);
-	c->sent_at = 0;
-	c->n_ties = 0;
 	if (err == 0)
-		err = store_sent_foreach(c->n->store, sent_baseline, c);
+		err = store_sent_last_change(c->n->store, &c->sent_seq);
 	if (err < 0) {
 		reply_err(c, r, E_FAILED, "subscribe: %s", strerror(-err));
 		return;
@@ -1212,30 +1119,20 @@ static void fill_inbox(struct api_client *c)
 }
 
 struct sent_scan {
-	struct api_client *c;
 	struct store_sent row[QUEUE_LEN];
 	size_t n;
 	bool more;
 };
 
-/* Keeps the QUEUE_LEN earliest unreported changes, in order. */
+/* The next QUEUE_LEN changes after sent_seq, in the order they committed. */
 static int take_sent(void *ctx, const struct store_sent *e)
 {
 	struct sent_scan *s = ctx;
-	if (!sent_news(s->c, e))
-		return 0;
-	size_t i = s->n;
-	if (i == QUEUE_LEN) {
+	if (s->n == QUEUE_LEN) {
 		s->more = true;
-		if (change_cmp(e, &s->row[QUEUE_LEN - 1]) >= 0)
-			return 0;
-		i--;
-	} else {
-		s->n++;
+		return 1;
 	}
-	for (; i > 0 && change_cmp(e, &s->row[i - 1]) < 0; i--)
-		s->row[i] = s->row[i - 1];
-	s->row[i] = *e;
+	s->row[s->n++] = *e;
 	return 0;
 }
 
@@ -1246,8 +1143,7 @@ static void sent_events(struct api_client *c)
 		c->dead = -ENOMEM;
 		return;
 	}
-	s->c = c;
-	int ret = store_sent_foreach(c->n->store, take_sent, s);
+	int ret = store_sent_foreach_changed(c->n->store, c->sent_seq, take_sent, s);
 	if (ret < 0) {
 		c->sent_dirty = false;
 		event_error(c, "sent messages", ret);
@@ -1256,12 +1152,12 @@ static void sent_events(struct api_client *c)
 	c->sent_dirty = s->more;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct store_sent *e = &s->row[i];
+		c->sent_seq = e->change_seq;
 		line_begin(c);
 		out_printf(c, "{\"event\":\"%s\",", sent_state_name(e->state));
 		out_sent_fields(c, e);
 		out_put(c, "}", 1);
 		line_end(c);
-		sent_seen(c, e);
 	}
 out:
 	free(s);
@@ -1448,7 +1344,6 @@ void api_client_free(struct api_client *c)
 	free(c->body);
 	free(c->out);
 	free(c->inq);
-	free(c->ties);
 	free(c);
 }
 

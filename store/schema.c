@@ -205,6 +205,21 @@ static const char *const migrations[] = {
 	"  peer INTEGER NOT NULL,"
 	"  PRIMARY KEY (bundle, peer)"
 	") WITHOUT ROWID;",
+
+	/*
+	 * 7: the order in which sent rows' states changed here, so that a subscriber
+	 * (relay/api.c) follows changes as they committed, not by a wall clock that two
+	 * changes may read out of order. The trigger runs once per row changed, so every
+	 * change gets a number of its own; rows changed before this migration count as
+	 * changed in the order they were made. 0: never changed (still queued).
+	 */
+	"ALTER TABLE sent ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE sent SET change_seq = seq WHERE state != 1;"
+	"CREATE INDEX sent_change ON sent (change_seq);"
+	"CREATE TRIGGER sent_changed AFTER UPDATE OF state ON sent "
+	"WHEN old.state != new.state BEGIN "
+	"UPDATE sent SET change_seq = (SELECT max(change_seq) FROM sent) + 1 WHERE seq = new.seq; "
+	"END;",
 };
 /* clang-format on */
 

@@ -126,6 +126,7 @@ static int64_t row_sent(sqlite3_stmt *st, struct store_sent *e)
 	e->state = (enum store_sent_state)sqlite3_column_int(st, 4);
 	e->created_unix_ms = store_u64(sqlite3_column_int64(st, 5));
 	e->changed_unix_ms = store_u64(sqlite3_column_int64(st, 6));
+	e->change_seq = store_u64(sqlite3_column_int64(st, 7));
 	return sqlite3_column_int64(st, 0);
 }
 
@@ -163,5 +164,59 @@ int store_sent_foreach(struct store *s, int (*fn)(void *ctx, const struct store_
 			goto out;
 	}
 out:
+	return ret;
+}
+
+/* In change order, one query per row as store_sent_foreach, so fn may write to the store. */
+int store_sent_foreach_changed(struct store *s, uint64_t after,
+			       int (*fn)(void *ctx, const struct store_sent *e), void *ctx)
+{
+	struct store_sent e;
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if (!s || !fn) {
+		ret = -EINVAL;
+		goto out;
+	}
+	for (;;) {
+		ret = store_stmt(s, ST_SENT_CHANGED_NEXT, &st);
+		if (ret)
+			goto out;
+		sqlite3_bind_int64(st, 1, store_i64(after));
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			row_sent(st, &e);
+			after = e.change_seq;
+		} else {
+			ret = rc == SQLITE_DONE ? 0 : store_err(s, rc);
+		}
+		store_stmt_done(s, ST_SENT_CHANGED_NEXT, st);
+		if (rc != SQLITE_ROW)
+			goto out;
+		ret = fn(ctx, &e);
+		if (ret)
+			goto out;
+	}
+out:
+	return ret;
+}
+
+int store_sent_last_change(struct store *s, uint64_t *seq)
+{
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if (!s || !seq)
+		return -EINVAL;
+	ret = store_stmt(s, ST_SENT_LAST_CHANGE, &st);
+	if (ret)
+		return ret;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*seq = store_u64(sqlite3_column_int64(st, 0));
+	else
+		ret = store_err(s, rc);
+	store_stmt_done(s, ST_SENT_LAST_CHANGE, st);
 	return ret;
 }

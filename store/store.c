@@ -24,7 +24,8 @@
 #define CONTACT_COLS "name, sign_pk, box_pk, epoch, cert, node, added"
 #define INBOX_COLS   "rowid, msg_id, bundle_id, sender_pk, kind, name, size, created, received, read"
 #define PEER_COLS    "name, sign_pk, box_pk, epoch, cert, node, added, links, addr"
-#define SENT_COLS    "seq, msg_id, to_node, bundle_id, state, created_unix_ms, changed_unix_ms"
+#define SENT_COLS                                                                                  \
+	"seq, msg_id, to_node, bundle_id, state, created_unix_ms, changed_unix_ms, change_seq"
 
 /*
  * Every statement, by id. Values are always bound, never spliced into the text.
@@ -125,6 +126,9 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_SENT_HANDED_OVER] = "UPDATE sent SET state = ?2, changed_unix_ms = ?3 "
 				"WHERE bundle_id = ?1 AND state = ?4",
 	[ST_SENT_NEXT] = "SELECT " SENT_COLS " FROM sent WHERE seq < ?1 ORDER BY seq DESC LIMIT 1",
+	[ST_SENT_CHANGED_NEXT] = "SELECT " SENT_COLS " FROM sent WHERE change_seq > ?1 "
+				 "ORDER BY change_seq LIMIT 1",
+	[ST_SENT_LAST_CHANGE] = "SELECT coalesce(max(change_seq), 0) FROM sent",
 	[ST_BUNDLE_FILE_META] = "SELECT payload_file, payload_crcs FROM bundles WHERE rowid = ?1",
 	[ST_BUNDLE_SET_FILE] = "UPDATE bundles SET payload_file = 1, payload_crcs = ?2 "
 			       "WHERE rowid = ?1",

@@ -466,6 +466,7 @@ struct store_sent {
 	enum store_sent_state state;
 	uint64_t created_unix_ms; /* the writer's wall clock at begin */
 	uint64_t changed_unix_ms; /* when state last changed (= created while QUEUED) */
+	uint64_t change_seq;	  /* the order state changes committed here; 0: never changed */
 };
 
 /*
@@ -475,6 +476,15 @@ struct store_sent {
  */
 int store_sent_foreach(struct store *s, int (*fn)(void *ctx, const struct store_sent *e),
 		       void *ctx);
+/*
+ * Calls fn for each sent row whose state changed after change number after
+ * (store_sent.change_seq), in the order the changes committed, however the wall
+ * clock went. Stops and returns a non-zero return of fn, as store_sent_foreach.
+ */
+int store_sent_foreach_changed(struct store *s, uint64_t after,
+			       int (*fn)(void *ctx, const struct store_sent *e), void *ctx);
+/* The number of the latest change of a sent row's state (0 if none): where to follow from. */
+int store_sent_last_change(struct store *s, uint64_t *seq);
 /*
  * The recipient node to_node has message msg_id (its delivery receipt came back).
  * In one durable transaction: the sent row becomes STORE_SENT_DELIVERED (from any

@@ -609,6 +609,63 @@ static void test_subscribe(struct node *a, struct node *b)
 	api_client_free(live);
 }
 
+/* b's receipt for the message whose id (hex) the send reply gave; carried to a. */
+static void receipt_home(struct node *a, struct node *b, const char *id)
+{
+	struct store_inbox e;
+	struct receipt_batch rb = {0};
+	unsigned queued = 0;
+	int receipts = 0;
+	CHECK_EQ(store_inbox_find(b->store, id, &e), 0);
+	receipt_batch_add(&rb, e.sender_pk, e.msg_id);
+	CHECK_EQ(receipt_batch_flush(b, &rb, &queued), 0);
+	CHECK_EQ(carry(b, a, &receipts), 0);
+	CHECK_EQ(receipts, 1);
+}
+
+/*
+ * Changes reach a subscriber in the order they committed, whatever their wall-clock
+ * stamps say: a receipt stamped before one already reported (a clock set back, or a
+ * stamp taken from the latest clock the store saw) is still news.
+ */
+static void test_subscribe_order(struct node *a, struct node *b)
+{
+	struct api_client *live;
+	char id[2][40], want[120];
+	char *r;
+	CHECK_EQ(api_client_new(a, NULL, &live), 0);
+	for (int i = 0; i < 2; i++) {
+		r = talk(live, "send to=bob length=2\nhi", NULL);
+		CHECK(field(r, "id", id[i], sizeof(id[i])));
+		free(r);
+	}
+	CHECK_EQ(carry(a, b, NULL), 2);
+	r = talk(live, "subscribe\n", NULL);
+	free(r);
+	uint64_t t = a->now.unix_ms;
+	a->now.unix_ms = t + 60000;
+	receipt_home(a, b, id[0]);
+	api_client_notify(live);
+	r = drain(live);
+	snprintf(want, sizeof(want), "{\"event\":\"delivered\",\"id\":\"%s\"", id[0]);
+	CHECK(has(r, want));
+	CHECK_EQ(count(r, "\n"), 1);
+	free(r);
+	a->now.unix_ms = t; /* set back a minute */
+	receipt_home(a, b, id[1]);
+	api_client_notify(live);
+	r = drain(live);
+	snprintf(want, sizeof(want), "{\"event\":\"delivered\",\"id\":\"%s\"", id[1]);
+	CHECK(has(r, want));
+	CHECK_EQ(count(r, "\n"), 1);
+	free(r);
+	api_client_notify(live);
+	r = drain(live);
+	CHECK(strcmp(r, "") == 0);
+	free(r);
+	api_client_free(live);
+}
+
 /* A client that never reads: events wait in the store, replies stop at a cap. */
 static void test_bounded(struct node *a, struct node *b)
 {
@@ -718,6 +775,7 @@ int main(void)
 	test_send(&a, &b);
 	test_inbox(&b);
 	test_subscribe(&a, &b);
+	test_subscribe_order(&a, &b);
 	test_bounded(&a, &b);
 	test_long_texts(&a, &b);
 	node_close(&a);

@@ -329,8 +329,8 @@ static void test_open_pragmas(void)
 	CHECK_EQ(pragma_of(s, "PRAGMA cache_size"), -2048);
 	CHECK(pragma_of(s, "PRAGMA busy_timeout") >= 1000);
 	CHECK_EQ(pragma_of(s, "PRAGMA application_id"), 0x7465726e);
-	CHECK_EQ(store_schema_version(s), 6);
-	CHECK_EQ(pragma_of(s, "PRAGMA user_version"), 6);
+	CHECK_EQ(store_schema_version(s), 7);
+	CHECK_EQ(pragma_of(s, "PRAGMA user_version"), 7);
 	CHECK_EQ(store_setting_set(s, "k", "v"), 0);
 	/* Private even with umask 0, and so are the files SQLite creates beside it. */
 	CHECK_EQ(file_mode(path), 0600);
@@ -1073,7 +1073,7 @@ static void test_migrations(void)
 	if (f)
 		fclose(f);
 	s = open_ok(empty, &c);
-	CHECK_EQ(store_schema_version(s), 6);
+	CHECK_EQ(store_schema_version(s), 7);
 	store_close(s);
 
 	f = fopen(junk, "w");

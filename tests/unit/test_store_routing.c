@@ -340,12 +340,12 @@ static void test_migration_from_v1(void)
 		 0);
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM chunks"), 3);
 
-	/* This tern opens it: migrations 2 to 6 run once, everything is still there. */
+	/* This tern opens it: migrations 2 to 7 run once, everything is still there. */
 	s = open_ok(path, &later);
 	if (!s)
 		return;
-	CHECK_EQ(store_schema_version(s), 6);
-	CHECK_EQ(raw_int(path, "PRAGMA user_version"), 6);
+	CHECK_EQ(store_schema_version(s), 7);
+	CHECK_EQ(raw_int(path, "PRAGMA user_version"), 7);
 	CHECK(strcmp(raw_text(path, "PRAGMA integrity_check", v, sizeof(v)), "ok") == 0);
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
 	memset(&ct, 0, sizeof(ct));
@@ -380,7 +380,7 @@ static void test_migration_from_v1(void)
 	s = open_ok(path, &later);
 	if (!s)
 		return;
-	CHECK_EQ(store_schema_version(s), 6);
+	CHECK_EQ(store_schema_version(s), 7);
 	CHECK_EQ(store_bundle_get(s, id, &later, &b, NULL, 0, NULL), 0);
 	CHECK_EQ(b.export_count, 1);
 	CHECK_EQ(raw_int(path, "SELECT count(*) FROM bundles"), 3);
