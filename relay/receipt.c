@@ -74,8 +74,11 @@ int receipt_batch_flush(struct node *n, struct receipt_batch *b, unsigned *queue
 	for (size_t i = 0; i < b->n; i++) {
 		struct receipt_to *t = &b->to[i];
 		struct store_contact c;
-		/* Only a contact's encryption key lets us seal the receipt to them. */
-		if (store_contact_by_key(n->store, t->sender, &c) < 0)
+		/*
+		 * Only a contact's encryption key lets us seal the receipt to them. A sender
+		 * whose ids could not be added (memory ran out) has none: no empty receipt.
+		 */
+		if (t->n == 0 || store_contact_by_key(n->store, t->sender, &c) < 0)
 			continue;
 		size_t len = 2 + t->n * ENVELOPE_MSG_ID_LEN;
 		uint8_t *body = malloc(len);
