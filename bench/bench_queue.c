@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "relay/node.h"
+#include "tests/testnode.h"
 
 /*
  * The baseline is what the store must at least do: one durable commit per
@@ -23,14 +24,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void fake_clock(struct store_clock *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->unix_ms = 1800000000000ull;
-	c->boot_ms = 1000;
-	c->boot_id[0] = 1;
-}
-
 static int open_node(struct node *n, const char *dir, const char *name)
 {
 	char path[512];
@@ -40,23 +33,12 @@ static int open_node(struct node *n, const char *dir, const char *name)
 		return -ENOMEM;
 	identity_get_public(n->id, &n->pub);
 	n->node_num = identity_node_number(n->pub.sign_pk);
-	fake_clock(&n->now);
+	testnode_clock(&n->now);
 	snprintf(path, sizeof(path), "%s/%s.db", dir, name);
 	int ret = store_open(path, &n->now, &n->store, &why);
 	if (ret < 0)
 		fprintf(stderr, "bench: %s: %s\n", path, why ? why : strerror(-ret));
 	return ret;
-}
-
-static void as_contact(const struct node *n, const char *name, struct store_contact *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	memcpy(c->sign_pk, n->pub.sign_pk, 32);
-	memcpy(c->box_pk, n->pub.box_pk, 32);
-	memcpy(c->cert, n->pub.cert, 64);
-	c->epoch = n->pub.epoch;
-	c->node = n->node_num;
 }
 
 struct mem {
@@ -157,8 +139,8 @@ int main(int argc, char **argv)
 		return 1;
 	if (open_node(&a, dir, "a") < 0 || open_node(&b, dir, "b") < 0)
 		return 1;
-	as_contact(&b, "b", &to_b);
-	as_contact(&a, "a", &to_a);
+	testnode_as_contact(&b, "b", &to_b);
+	testnode_as_contact(&a, "a", &to_a);
 	if (store_contact_add(a.store, &to_b) < 0 || store_contact_add(b.store, &to_a) < 0)
 		return 1;
 

@@ -14,6 +14,7 @@
 #include "relay/link.h"
 #include "relay/node.h"
 #include "tests/unit/test.h"
+#include "tests/testnode.h"
 
 /*
  * TERN_TAMPERS (default 10000) single-byte changes, split between two bundles: a compact
@@ -48,14 +49,6 @@ static size_t rand_below(size_t n)
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-static void fake_clock(struct store_clock *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->unix_ms = 1800000000000ull;
-	c->boot_ms = 1000;
-	c->boot_id[0] = 1;
-}
-
 static bool open_node(struct node *n, char *path, size_t cap, bool trusted)
 {
 	const char *why = NULL;
@@ -65,35 +58,12 @@ static bool open_node(struct node *n, char *path, size_t cap, bool trusted)
 	identity_get_public(n->id, &n->pub);
 	n->node_num = identity_node_number(n->pub.sign_pk);
 	n->clock_trusted = trusted;
-	fake_clock(&n->now);
+	testnode_clock(&n->now);
 	snprintf(path, cap, "%s/n%d.db", dir, n_nodes++);
 	int ret = store_open(path, &n->now, &n->store, &why);
 	if (ret < 0)
 		fprintf(stderr, "test_hostile_bundles: %s: %s\n", path, why ? why : strerror(-ret));
 	return ret == 0;
-}
-
-static void as_contact(const struct node *n, const char *name, struct store_contact *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	memcpy(c->sign_pk, n->pub.sign_pk, 32);
-	memcpy(c->box_pk, n->pub.box_pk, 32);
-	memcpy(c->cert, n->pub.cert, 64);
-	c->epoch = n->pub.epoch;
-	c->node = n->node_num;
-}
-
-static void as_peer(const struct node *n, const char *name, struct store_peer *p)
-{
-	memset(p, 0, sizeof(*p));
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	memcpy(p->sign_pk, n->pub.sign_pk, 32);
-	memcpy(p->box_pk, n->pub.box_pk, 32);
-	memcpy(p->cert, n->pub.cert, 64);
-	p->epoch = n->pub.epoch;
-	p->node = n->node_num;
-	p->links = STORE_LINK_TCP;
 }
 
 /* ---- bundles as bytes -------------------------------------------------------------- */
@@ -647,10 +617,10 @@ static void test_tampers(unsigned count)
 		free(doc);
 		return;
 	}
-	as_contact(&a, "a", &ca);
-	as_contact(&b, "b", &cb[0]);
-	as_contact(&c, "c", &cb[1]);
-	as_contact(&c, "c", &cc);
+	testnode_as_contact(&a, "a", &ca);
+	testnode_as_contact(&b, "b", &cb[0]);
+	testnode_as_contact(&c, "c", &cb[1]);
+	testnode_as_contact(&c, "c", &cc);
 	CHECK(store_contact_add(b.store, &ca) == 0 && store_contact_add(a.store, &cb[0]) == 0 &&
 	      store_contact_add(a.store, &cc) == 0);
 	CHECK(seal(&a, cb, 1, (const uint8_t *)msg, strlen(msg), false, &text));
@@ -712,8 +682,8 @@ static void test_wrong_recipient(void)
 		CHECK(!"nodes");
 		return;
 	}
-	as_contact(&a, "a", &ca);
-	as_contact(&c, "c", &cc);
+	testnode_as_contact(&a, "a", &ca);
+	testnode_as_contact(&c, "c", &cc);
 	CHECK(store_contact_add(b.store, &ca) == 0 && store_contact_add(c.store, &ca) == 0 &&
 	      store_contact_add(a.store, &cc) == 0);
 	CHECK(seal(&a, &cc, 1, (const uint8_t *)msg, strlen(msg), false, &for_c));
@@ -890,10 +860,10 @@ static void test_quota(void)
 		free(doc);
 		return;
 	}
-	as_peer(&b.n, "b", &a.peer);
-	as_peer(&a.n, "a", &b.peer);
-	as_contact(&b.n, "b", &a.them);
-	as_contact(&a.n, "a", &b.them);
+	testnode_as_peer(&b.n, "b", &a.peer);
+	testnode_as_peer(&a.n, "a", &b.peer);
+	testnode_as_contact(&b.n, "b", &a.them);
+	testnode_as_contact(&a.n, "a", &b.them);
 	CHECK(store_peer_add(a.n.store, &a.peer) == 0 && store_peer_add(b.n.store, &b.peer) == 0 &&
 	      store_contact_add(a.n.store, &a.them) == 0 &&
 	      store_contact_add(b.n.store, &b.them) == 0);

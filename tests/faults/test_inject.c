@@ -37,6 +37,7 @@
 #include "store/store_testing.h"
 #include "tests/faults/inject.h"
 #include "tests/unit/test.h"
+#include "tests/testnode.h"
 
 /* LeakSanitizer's per-run check, where the build has it (ASan). */
 int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
@@ -82,21 +83,13 @@ static struct expect want[N_BUNDLES];
 
 static struct identity *id_a, *id_b, *id_c;
 
-static void fake_clock(struct store_clock *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->unix_ms = 1800000000000ull;
-	c->boot_ms = 1000;
-	c->boot_id[0] = 1;
-}
-
 static void node_init(struct node *n, struct identity *id)
 {
 	memset(n, 0, sizeof(*n));
 	n->id = id;
 	identity_get_public(id, &n->pub);
 	n->node_num = identity_node_number(n->pub.sign_pk);
-	fake_clock(&n->now);
+	testnode_clock(&n->now);
 }
 
 /* Closes what a run opened; the identity is kept for the next run. */
@@ -115,29 +108,6 @@ static int node_open_store(struct node *n, const char *path)
 	if (ret < 0 && verbose)
 		fprintf(stderr, "test_inject: %s: %s\n", path, why ? why : strerror(-ret));
 	return ret;
-}
-
-static void as_contact(const struct node *n, const char *name, struct store_contact *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	memcpy(c->sign_pk, n->pub.sign_pk, 32);
-	memcpy(c->box_pk, n->pub.box_pk, 32);
-	memcpy(c->cert, n->pub.cert, 64);
-	c->epoch = n->pub.epoch;
-	c->node = n->node_num;
-}
-
-static void as_peer(const struct node *n, const char *name, struct store_peer *p)
-{
-	memset(p, 0, sizeof(*p));
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	memcpy(p->sign_pk, n->pub.sign_pk, 32);
-	memcpy(p->box_pk, n->pub.box_pk, 32);
-	memcpy(p->cert, n->pub.cert, 64);
-	p->epoch = n->pub.epoch;
-	p->node = n->node_num;
-	p->links = STORE_LINK_TCP;
 }
 
 /* ---- the pipe (as in tests/unit/test_link.c); the receiver's calls run in the scope ------ */
@@ -545,18 +515,18 @@ static bool make_template(void)
 	snprintf(path, sizeof(path), "%s/b.db", tmpl);
 	if (node_open_store(&b, path) < 0)
 		goto out;
-	as_peer(&b, "b", &p);
+	testnode_as_peer(&b, "b", &p);
 	if (store_peer_add(a.store, &p) < 0)
 		goto out;
-	as_peer(&a, "a", &p);
+	testnode_as_peer(&a, "a", &p);
 	if (store_peer_add(b.store, &p) < 0)
 		goto out;
-	as_contact(&a, "a", &k);
+	testnode_as_contact(&a, "a", &k);
 	if (store_contact_add(b.store, &k) < 0)
 		goto out;
 	struct store_contact to_b, to_c;
-	as_contact(&b, "b", &to_b);
-	as_contact(&c, "c", &to_c);
+	testnode_as_contact(&b, "b", &to_b);
+	testnode_as_contact(&c, "c", &to_c);
 	if (store_contact_add(a.store, &to_b) < 0 || store_contact_add(a.store, &to_c) < 0 ||
 	    store_route_set(a.store, c.node_num, b.node_num) < 0)
 		goto out;
@@ -674,8 +644,8 @@ static void one_run(enum inject_kind k, uint64_t n, struct outcome *o, uint64_t 
 	node_init(&b.n, id_b);
 	b.faulty = !sender_faulty;
 	a.faulty = sender_faulty;
-	as_peer(&b.n, "b", &a.peer);
-	as_peer(&a.n, "a", &b.peer);
+	testnode_as_peer(&b.n, "b", &a.peer);
+	testnode_as_peer(&a.n, "a", &b.peer);
 	snprintf(a.path, sizeof(a.path), "%s/a.db", work);
 	snprintf(b.path, sizeof(b.path), "%s/b.db", work);
 	if (node_open_store(&a.n, a.path) < 0 || node_open_store(&b.n, b.path) < 0) {
@@ -823,7 +793,7 @@ static void test_receipt_no_ids(void)
 		CHECK(!"store");
 		return;
 	}
-	as_contact(&a, "a", &k);
+	testnode_as_contact(&a, "a", &k);
 	CHECK_EQ(store_contact_add(b.store, &k), 0);
 	inject_arm(INJECT_TERN_ALLOC, 2); /* the ids' realloc */
 	inject_scope(true);

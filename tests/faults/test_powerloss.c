@@ -17,6 +17,7 @@
 #include "store/store_testing.h"
 #include "tests/faults/powerloss_vfs.h"
 #include "tests/unit/test.h"
+#include "tests/testnode.h"
 
 /*
  * Two nodes through the real link engine, as tests/unit/test_link.c joins them: a sender
@@ -202,14 +203,6 @@ struct side {
 	int ret;
 };
 
-static void fake_clock(struct store_clock *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->unix_ms = 1800000000000ull;
-	c->boot_ms = 1000;
-	c->boot_id[0] = 1;
-}
-
 static int to_pipe(void *ctx, const uint8_t *rec, size_t len)
 {
 	struct side *x = ctx;
@@ -244,36 +237,13 @@ static void clear_log(struct side *x)
 	x->n_out = x->delivered = 0;
 }
 
-static void as_contact(const struct node *n, const char *name, struct store_contact *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	memcpy(c->sign_pk, n->pub.sign_pk, 32);
-	memcpy(c->box_pk, n->pub.box_pk, 32);
-	memcpy(c->cert, n->pub.cert, 64);
-	c->epoch = n->pub.epoch;
-	c->node = n->node_num;
-}
-
-static void as_peer(const struct node *n, const char *name, struct store_peer *p)
-{
-	memset(p, 0, sizeof(*p));
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	memcpy(p->sign_pk, n->pub.sign_pk, 32);
-	memcpy(p->box_pk, n->pub.box_pk, 32);
-	memcpy(p->cert, n->pub.cert, 64);
-	p->epoch = n->pub.epoch;
-	p->node = n->node_num;
-	p->links = STORE_LINK_TCP;
-}
-
 static bool new_identity(struct side *x)
 {
 	if (identity_generate(&x->n.id) < 0)
 		return false;
 	identity_get_public(x->n.id, &x->n.pub);
 	x->n.node_num = identity_node_number(x->n.pub.sign_pk);
-	fake_clock(&x->n.now);
+	testnode_clock(&x->n.now);
 	return true;
 }
 
@@ -658,10 +628,10 @@ static bool run(struct run *u, uint64_t cuts, uint64_t seed)
 	u->b.receiver = true;
 	if (!new_identity(&u->a) || !new_identity(&u->b))
 		goto out;
-	as_peer(&u->b.n, "b", &u->a.peer);
-	as_peer(&u->a.n, "a", &u->b.peer);
-	as_contact(&u->b.n, "b", &u->a.them);
-	as_contact(&u->a.n, "a", &u->b.them);
+	testnode_as_peer(&u->b.n, "b", &u->a.peer);
+	testnode_as_peer(&u->a.n, "a", &u->b.peer);
+	testnode_as_contact(&u->b.n, "b", &u->a.them);
+	testnode_as_contact(&u->a.n, "a", &u->b.them);
 	snprintf(u->a.path, sizeof(u->a.path), "%s/a-%s.db", u->dir_a, u->weak ? "weak" : "full");
 	if (store_open(u->a.path, &u->a.n.now, &u->a.n.store, &why) < 0 || !know(&u->a)) {
 		fprintf(stderr, "test_powerloss: %s: %s\n", u->a.path, why ? why : "cannot set up");

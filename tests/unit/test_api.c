@@ -12,19 +12,12 @@
 #include "relay/api.h"
 #include "relay/node.h"
 #include "tests/unit/test.h"
+#include "tests/testnode.h"
 
 static char dir[] = "/tmp/tern-test-api.XXXXXX";
 static int n_nodes;
 
 /* ---- nodes: a, the daemon's node, and b, its contact "bob" -------------------------- */
-
-static void fake_clock(struct store_clock *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->unix_ms = 1800000000000ull;
-	c->boot_ms = 1000;
-	c->boot_id[0] = 1;
-}
 
 static bool open_node(struct node *n)
 {
@@ -35,7 +28,7 @@ static bool open_node(struct node *n)
 		return false;
 	identity_get_public(n->id, &n->pub);
 	n->node_num = identity_node_number(n->pub.sign_pk);
-	fake_clock(&n->now);
+	testnode_clock(&n->now);
 	snprintf(path, sizeof(path), "%s/n%d.db", dir, n_nodes++);
 	int ret = store_open(path, &n->now, &n->store, &why);
 	if (ret < 0)
@@ -43,24 +36,13 @@ static bool open_node(struct node *n)
 	return ret == 0;
 }
 
-static void as_contact(const struct node *n, const char *name, struct store_contact *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	memcpy(c->sign_pk, n->pub.sign_pk, 32);
-	memcpy(c->box_pk, n->pub.box_pk, 32);
-	memcpy(c->cert, n->pub.cert, 64);
-	c->epoch = n->pub.epoch;
-	c->node = n->node_num;
-}
-
 static bool pair_open(struct node *a, struct node *b)
 {
 	struct store_contact ca, cb;
 	if (!open_node(a) || !open_node(b))
 		return false;
-	as_contact(b, "bob", &cb);
-	as_contact(a, "alice", &ca);
+	testnode_as_contact(b, "bob", &cb);
+	testnode_as_contact(a, "alice", &ca);
 	return store_contact_add(a->store, &cb) == 0 && store_contact_add(b->store, &ca) == 0;
 }
 

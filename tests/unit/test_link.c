@@ -14,19 +14,12 @@
 #include "relay/node.h"
 #include "store/store_testing.h"
 #include "tests/unit/test.h"
+#include "tests/testnode.h"
 
 static char dir[] = "/tmp/tern-test-link.XXXXXX";
 static int n_nodes;
 
 /* ---- nodes ------------------------------------------------------------------------ */
-
-static void fake_clock(struct store_clock *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->unix_ms = 1800000000000ull;
-	c->boot_ms = 1000;
-	c->boot_id[0] = 1;
-}
 
 static int open_node(struct node *n, char *path, size_t cap)
 {
@@ -36,35 +29,12 @@ static int open_node(struct node *n, char *path, size_t cap)
 		return -ENOMEM;
 	identity_get_public(n->id, &n->pub);
 	n->node_num = identity_node_number(n->pub.sign_pk);
-	fake_clock(&n->now);
+	testnode_clock(&n->now);
 	snprintf(path, cap, "%s/n%d.db", dir, n_nodes++);
 	int ret = store_open(path, &n->now, &n->store, &why);
 	if (ret < 0)
 		fprintf(stderr, "test_link: %s: %s\n", path, why ? why : strerror(-ret));
 	return ret;
-}
-
-static void as_contact(const struct node *n, const char *name, struct store_contact *c)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	memcpy(c->sign_pk, n->pub.sign_pk, 32);
-	memcpy(c->box_pk, n->pub.box_pk, 32);
-	memcpy(c->cert, n->pub.cert, 64);
-	c->epoch = n->pub.epoch;
-	c->node = n->node_num;
-}
-
-static void as_peer(const struct node *n, const char *name, struct store_peer *p)
-{
-	memset(p, 0, sizeof(*p));
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	memcpy(p->sign_pk, n->pub.sign_pk, 32);
-	memcpy(p->box_pk, n->pub.box_pk, 32);
-	memcpy(p->cert, n->pub.cert, 64);
-	p->epoch = n->pub.epoch;
-	p->node = n->node_num;
-	p->links = STORE_LINK_TCP;
 }
 
 /* ---- the pipe: each side's records go to the other's inbox ------------------------ */
@@ -118,10 +88,10 @@ static bool pair_open(struct side *a, struct side *b)
 	if (open_node(&a->n, a->path, sizeof(a->path)) < 0 ||
 	    open_node(&b->n, b->path, sizeof(b->path)) < 0)
 		return false;
-	as_peer(&b->n, "b", &a->peer);
-	as_peer(&a->n, "a", &b->peer);
-	as_contact(&b->n, "b", &a->them);
-	as_contact(&a->n, "a", &b->them);
+	testnode_as_peer(&b->n, "b", &a->peer);
+	testnode_as_peer(&a->n, "a", &b->peer);
+	testnode_as_contact(&b->n, "b", &a->them);
+	testnode_as_contact(&a->n, "a", &b->them);
 	return store_peer_add(a->n.store, &a->peer) == 0 &&
 	       store_peer_add(b->n.store, &b->peer) == 0 &&
 	       store_contact_add(a->n.store, &a->them) == 0 &&
@@ -441,7 +411,7 @@ static void test_pread(void)
 	size_t small_len = 200000, big_len = 1536 * 1024 + 77;
 	uint8_t *p1 = pattern(small_len, 1), *p2 = pattern(big_len, 2);
 
-	fake_clock(&c);
+	testnode_clock(&c);
 	snprintf(path, sizeof(path), "%s/pread.db", dir);
 	CHECK_EQ(store_open(path, &c, &s, &why), 0);
 	if (!s || !p1 || !p2)
@@ -946,7 +916,7 @@ static void test_cut_resume(void)
 	CHECK_EQ(store_open(b.path, &b.n.now, &other, &why), 0);
 	if (other) {
 		struct store_contact c;
-		as_contact(&a.n, "a-again", &c);
+		testnode_as_contact(&a.n, "a-again", &c);
 		memset(c.sign_pk, 0x77, 32);
 		CHECK_EQ(store_contact_add(other, &c), 0);
 		CHECK_EQ(store_setting_set(other, "note", "written mid-transfer"), 0);
