@@ -256,10 +256,14 @@ struct envelope_opener;
 
 /*
  * Looks up the identity keys a compact envelope may come from (the address book).
- * Calls fn for each candidate; the opener tries them in turn.
+ * Calls fn for each candidate; the opener tries them in turn. hint is the first byte
+ * of the sender's identity key when the envelope names it, ENVELOPE_HINT_NONE when
+ * not: only keys that start with it can verify, so a hub need not offer its whole
+ * address book (the opener skips the others anyway).
  */
-typedef void (*envelope_candidates)(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]),
-				    void *fctx);
+#define ENVELOPE_HINT_NONE (-1)
+typedef void (*envelope_candidates)(void *ctx, int hint,
+				    void (*fn)(void *fctx, const uint8_t pk[32]), void *fctx);
 
 /* Starts opening as me, which must outlive the opener. 0, -EINVAL, -ENOMEM. */
 int envelope_open_new(const struct identity *me, struct envelope_opener **out);

@@ -583,7 +583,7 @@ static int open_step(struct envelope_opener *o, const uint8_t **bufp, size_t *le
 		if (buf[0] == ENV_FORM_FULL) {
 			o->state = OPEN_OUTER;
 			o->need = 2;
-		} else if (buf[0] == ENV_FORM_COMPACT) {
+		} else if (buf[0] == ENV_FORM_COMPACT || buf[0] == ENV_FORM_COMPACT2) {
 			o->state = OPEN_COMPACT;
 		} else {
 			ret = -EBADMSG;

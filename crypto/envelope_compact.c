@@ -1,23 +1,30 @@
 /* The compact envelope: one recipient, one short text, 114 bytes of overhead, sender named only
- * inside the signature. */
+ * inside the signature (and, from version 2, by the first byte of its key, inside the
+ * encryption). */
 #include <errno.h>
 
 #include "crypto/internal.h"
 
 static const uint8_t zero_nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
 
-/* The signed message: domain || eph_pk || recipient sign_pk || recipient box_pk || kind || text. */
+/*
+ * The signed message: domain || eph_pk || recipient sign_pk || recipient box_pk || kind || text.
+ * Version 1's kind byte is the kind (a text); version 2's is the hint, the first byte of the
+ * sender's key, and its domain differs so that neither signature passes for the other.
+ */
+_Static_assert(sizeof(DOMAIN_CMP_SIG) == sizeof(DOMAIN_CMP2_SIG), "domains of one length");
 #define CMP_SIG_PREFIX (sizeof(DOMAIN_CMP_SIG) + 32 + 32 + 32 + 1)
 #define CMP_SIG_MAX    (CMP_SIG_PREFIX + ENVELOPE_COMPACT_MAX)
 
-static size_t signed_message(uint8_t *out, const uint8_t eph_pk[static 32],
+static size_t signed_message(uint8_t *out, uint8_t form, const uint8_t eph_pk[static 32],
 			     const uint8_t rcpt_sign_pk[static 32],
 			     const uint8_t rcpt_box_pk[static 32], uint8_t kind,
 			     const uint8_t *text, size_t len)
 {
 	uint8_t *p = out;
 
-	memcpy(p, DOMAIN_CMP_SIG, sizeof(DOMAIN_CMP_SIG));
+	memcpy(p, form == ENV_FORM_COMPACT ? DOMAIN_CMP_SIG : DOMAIN_CMP2_SIG,
+	       sizeof(DOMAIN_CMP_SIG));
 	p += sizeof(DOMAIN_CMP_SIG);
 	memcpy(p, eph_pk, 32);
 	memcpy(p + 32, rcpt_sign_pk, 32);
@@ -82,14 +89,15 @@ int envelope_seal_compact(const struct identity *sender, const struct envelope_r
 		goto out;
 	compact_key(w->key, w->ss, eph_pk, rcpt->box_pk);
 
-	w->plain[0] = ENVELOPE_TEXT;
-	msg_len =
-	    signed_message(w->msg, eph_pk, rcpt->sign_pk, rcpt->box_pk, ENVELOPE_TEXT, text, len);
+	/* The hint spares a hub one signature check per contact; only the recipient reads it. */
+	w->plain[0] = sender->sign_pk[0];
+	msg_len = signed_message(w->msg, ENV_FORM_COMPACT2, eph_pk, rcpt->sign_pk, rcpt->box_pk,
+				 w->plain[0], text, len);
 	crypto_sign_ed25519_detached(w->plain + 1, NULL, w->msg, msg_len, sender->sign_sk);
 	if (len)
 		memcpy(w->plain + ENV_COMPACT_PLAIN_OVERHEAD, text, len);
 
-	out[0] = ENV_FORM_COMPACT;
+	out[0] = ENV_FORM_COMPACT2;
 	memcpy(out + 1, eph_pk, 32);
 	/* The key is fresh per message (fresh ephemeral DH), so the nonce can be constant. */
 	crypto_aead_xchacha20poly1305_ietf_encrypt(out + ENV_COMPACT_HDR, NULL, w->plain,
@@ -113,6 +121,7 @@ out:
 }
 
 struct candidate_search {
+	int hint;
 	const uint8_t *sig;
 	const uint8_t *msg;
 	size_t msg_len;
@@ -124,7 +133,7 @@ static void try_candidate(void *fctx, const uint8_t pk[32])
 {
 	struct candidate_search *cs = fctx;
 
-	if (cs->found || !pk)
+	if (cs->found || !pk || (cs->hint != ENVELOPE_HINT_NONE && pk[0] != cs->hint))
 		return;
 	if (crypto_sign_ed25519_verify_detached(cs->sig, cs->msg, cs->msg_len, pk) == 0) {
 		cs->found = true;
@@ -144,7 +153,8 @@ int envelope_compact_open(const struct identity *me, const uint8_t *in, size_t l
 	int ret = -EBADMSG;
 
 	if (len < ENVELOPE_COMPACT_OVERHEAD ||
-	    len > ENVELOPE_COMPACT_OVERHEAD + ENVELOPE_COMPACT_MAX || in[0] != ENV_FORM_COMPACT)
+	    len > ENVELOPE_COMPACT_OVERHEAD + ENVELOPE_COMPACT_MAX ||
+	    (in[0] != ENV_FORM_COMPACT && in[0] != ENV_FORM_COMPACT2))
 		goto out;
 	plain_len = len - ENV_COMPACT_HDR - crypto_aead_xchacha20poly1305_ietf_ABYTES;
 	n = plain_len - ENV_COMPACT_PLAIN_OVERHEAD;
@@ -162,8 +172,9 @@ int envelope_compact_open(const struct identity *me, const uint8_t *in, size_t l
 	if (!opened)
 		goto out;
 	ret = -EBADMSG;
-	if (w->plain[0] != ENVELOPE_TEXT)
+	if (in[0] == ENV_FORM_COMPACT && w->plain[0] != ENVELOPE_TEXT)
 		goto out;
+	cs.hint = in[0] == ENV_FORM_COMPACT ? ENVELOPE_HINT_NONE : w->plain[0];
 	/*
 	 * The sender is not named, even inside: whoever's signature verifies wrote it.
 	 * The signature covers our keys, so a message to someone else re-encrypted for
@@ -171,10 +182,10 @@ int envelope_compact_open(const struct identity *me, const uint8_t *in, size_t l
 	 */
 	cs.sig = w->plain + 1;
 	cs.msg = w->msg;
-	cs.msg_len = signed_message(w->msg, eph_pk, me->sign_pk, opened->pk, w->plain[0],
+	cs.msg_len = signed_message(w->msg, in[0], eph_pk, me->sign_pk, opened->pk, w->plain[0],
 				    w->plain + ENV_COMPACT_PLAIN_OVERHEAD, n);
 	if (cand)
-		cand(cctx, try_candidate, &cs);
+		cand(cctx, cs.hint, try_candidate, &cs);
 	ret = -ENOENT;
 	if (!cs.found)
 		goto out;

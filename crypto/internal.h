@@ -25,9 +25,10 @@
 #define PERSONAL_KEYFILE_SUM "tern.keyfile.v1"
 #define PERSONAL_HOP_KEY     "tern.hop.key.v1"
 
-#define DOMAIN_CERT    "tern identity cert v1"
-#define DOMAIN_ENV_SIG "tern envelope signature v1"
-#define DOMAIN_CMP_SIG "tern compact envelope signature v1"
+#define DOMAIN_CERT	"tern identity cert v1"
+#define DOMAIN_ENV_SIG	"tern envelope signature v1"
+#define DOMAIN_CMP_SIG	"tern compact envelope signature v1"
+#define DOMAIN_CMP2_SIG "tern compact envelope signature v2"
 
 /* Copies a personalisation string into the 16 zero-padded bytes BLAKE2b takes. */
 static inline void personal16(uint8_t out[static crypto_generichash_blake2b_PERSONALBYTES],
@@ -129,6 +130,8 @@ ssize_t base32_decode(const char *in, size_t len, uint8_t *out, size_t cap, size
 /* The first byte of an envelope names its form and version. */
 #define ENV_FORM_FULL	 0x01
 #define ENV_FORM_COMPACT 0x02
+/* The compact form whose kind byte names the sender's key (docs/envelope.md). */
+#define ENV_FORM_COMPACT2 0x03
 
 /* Plaintext bytes per secretstream data chunk. */
 #define ENV_CHUNK  65536

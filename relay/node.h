@@ -227,7 +227,7 @@ int node_parse_dest(struct node *n, const char *s, uint64_t *dest);
 /* ---- open.c: opening what was delivered ---------------------------------------- */
 
 /* envelope_candidates over the address book: ctx is the struct node. */
-void node_candidates(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]), void *fctx);
+void node_candidates(void *ctx, int hint, void (*fn)(void *fctx, const uint8_t pk[32]), void *fctx);
 
 /*
  * Opens the sealed envelope of an inbox entry and streams its verified content:

@@ -192,3 +192,39 @@ int store_contact_foreach(struct store *s, int (*fn)(void *ctx, const struct sto
 out:
 	return ret;
 }
+
+int store_contact_keys_starting(struct store *s, uint8_t first,
+				int (*fn)(void *ctx, const uint8_t sign_pk[32]), void *ctx)
+{
+	/* Every 32-byte key that starts with first lies between these two blobs. */
+	uint8_t last[32], below[33];
+	size_t last_len = 1;
+	sqlite3_stmt *st;
+	int rc, ret;
+
+	if (!s || !fn)
+		return -EINVAL;
+	last[0] = first;
+	below[0] = first;
+	memset(below + 1, 0xff, sizeof(below) - 1);
+	for (;;) {
+		ret = store_stmt(s, ST_CONTACT_KEY_NEXT, &st);
+		if (ret)
+			return ret;
+		sqlite3_bind_blob(st, 1, last, (int)last_len, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, below, sizeof(below), SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		bool found = rc == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32;
+		if (found) {
+			memcpy(last, sqlite3_column_blob(st, 0), 32);
+			last_len = 32;
+		}
+		ret = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_err(s, rc);
+		store_stmt_done(s, ST_CONTACT_KEY_NEXT, st);
+		if (!found)
+			return ret;
+		ret = fn(ctx, last);
+		if (ret)
+			return ret;
+	}
+}

@@ -65,6 +65,8 @@ static const char *const stmt_sql[ST__COUNT] = {
 	[ST_CONTACT_DELETE] = "DELETE FROM contacts WHERE name = ?1",
 	[ST_CONTACT_NEXT] = "SELECT " CONTACT_COLS " FROM contacts WHERE name > ?1 "
 			    "ORDER BY name LIMIT 1",
+	[ST_CONTACT_KEY_NEXT] = "SELECT sign_pk FROM contacts WHERE sign_pk > ?1 AND sign_pk < ?2 "
+				"ORDER BY sign_pk LIMIT 1",
 	[ST_BUNDLE_RESERVE] = "INSERT INTO bundles (id, state, dest_node, priority, lifetime_ms, "
 			      "age_ms, payload_len, received_unix_ms, local, head, head_crc, "
 			      "boot_id, boot_ms) "

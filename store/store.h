@@ -104,6 +104,13 @@ int store_contact_by_key(struct store *s, const uint8_t sign_pk[static 32],
  */
 int store_contact_foreach(struct store *s, int (*fn)(void *ctx, const struct store_contact *c),
 			  void *ctx);
+/*
+ * Calls fn with the identity key of each contact whose key starts with the byte first, in
+ * key order, by the key's index: what a compact envelope's sender hint narrows the address
+ * book to. A non-zero return from fn stops and is returned.
+ */
+int store_contact_keys_starting(struct store *s, uint8_t first,
+				int (*fn)(void *ctx, const uint8_t sign_pk[32]), void *ctx);
 
 /* ---- bundles: the queue ---------------------------------------------------- */
 

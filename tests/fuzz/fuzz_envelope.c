@@ -59,9 +59,11 @@ static struct identity *fixed_identity(const uint8_t secrets[64])
 static struct identity *me;
 static struct identity_public sender;
 
-static void candidates(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]), void *fctx)
+static void candidates(void *ctx, int hint, void (*fn)(void *fctx, const uint8_t pk[32]),
+		       void *fctx)
 {
 	(void)ctx;
+	(void)hint;
 	fn(fctx, sender.sign_pk);
 }
 

@@ -51,8 +51,13 @@ struct book {
 	const uint8_t *pk[4];
 };
 
-static void book_candidates(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]), void *fctx)
+/* The hint the opener passed last: what lets a hub offer a few contacts instead of all. */
+static int last_hint = -2;
+
+static void book_candidates(void *ctx, int hint, void (*fn)(void *fctx, const uint8_t pk[32]),
+			    void *fctx)
 {
+	last_hint = hint;
 	const struct book *b = ctx;
 
 	for (size_t i = 0; i < b->n; i++)
@@ -591,8 +596,12 @@ static void test_compact(void)
 	CHECK_MEM(meta.sender_sign_pk, pubs[0].sign_pk, 32);
 
 	open_book = &book;
+	last_hint = -2;
 	CHECK_EQ(open_env(people[1], out, outlen, 1 << 30, &got, &plain), 0);
 	CHECK(plain.len == 160 && memcmp(plain.p, text, 160) == 0);
+	/* Version 2, which names the first byte of the sender's key to the recipient. */
+	CHECK_EQ(out[0], 0x03);
+	CHECK_EQ(last_hint, pubs[0].sign_pk[0]);
 	CHECK(got.compact);
 	CHECK_EQ(got.kind, ENVELOPE_TEXT);
 	CHECK_EQ(got.size, 160);

@@ -7,8 +7,10 @@
 #include "test.h"
 
 /* The address book of these tests: one known sender. */
-static void one_candidate(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]), void *fctx)
+static void one_candidate(void *ctx, int hint, void (*fn)(void *fctx, const uint8_t pk[32]),
+			  void *fctx)
 {
+	(void)hint;
 	fn(fctx, ctx);
 }
 

@@ -1276,6 +1276,57 @@ static void test_contacts(void)
 	store_close(s);
 }
 
+struct keys_seen {
+	size_t n;
+	uint8_t key[8][32];
+};
+
+static int collect_key(void *ctx, const uint8_t sign_pk[32])
+{
+	struct keys_seen *k = ctx;
+	if (k->n < 8)
+		memcpy(k->key[k->n], sign_pk, 32);
+	k->n++;
+	return 0;
+}
+
+/* A compact envelope's sender hint: the contacts whose key starts with one byte, and no other. */
+static void test_contact_keys_starting(void)
+{
+	struct store_clock clock = clk(1, 1000);
+	struct store *s = open_ok(tpath("contact_keys.db"), &clock);
+	/* First bytes at both ends of the range, and neighbours that must not match. */
+	static const uint8_t firsts[] = {0x00, 0x00, 0x01, 0x7f, 0x80, 0x80, 0xfe, 0xff, 0xff};
+	struct keys_seen k;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < sizeof(firsts); i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "c%zu", i);
+		struct store_contact c = contact(name, (uint8_t)(i + 1), 1, 1);
+		c.sign_pk[0] = firsts[i];
+		if (i % 2)
+			memset(c.sign_pk + 1, 0xff, 31); /* the largest key with this first byte */
+		CHECK_EQ(store_contact_add(s, &c), 0);
+	}
+	static const struct {
+		uint8_t first;
+		size_t n;
+	} want[] = {{0x00, 2}, {0x01, 1}, {0x02, 0}, {0x7f, 1}, {0x80, 2}, {0xfe, 1}, {0xff, 2}};
+	for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+		memset(&k, 0, sizeof(k));
+		CHECK_EQ(store_contact_keys_starting(s, want[w].first, collect_key, &k), 0);
+		CHECK_EQ(k.n, want[w].n);
+		for (size_t i = 0; i < k.n && i < 8; i++)
+			CHECK_EQ(k.key[i][0], want[w].first);
+		if (k.n == 2)
+			CHECK(memcmp(k.key[0], k.key[1], 32) < 0); /* key order, each once */
+	}
+	CHECK_EQ(store_contact_keys_starting(s, 0, NULL, NULL), -EINVAL);
+	store_close(s);
+}
+
 static struct store_inbox inbox_entry(const uint8_t msg_id[16], const char *name)
 {
 	struct store_inbox e = {
@@ -1480,6 +1531,7 @@ int main(void)
 	test_migrations();
 	test_permissions();
 	test_contacts();
+	test_contact_keys_starting();
 	test_inbox();
 	test_settings();
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

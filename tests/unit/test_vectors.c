@@ -72,6 +72,7 @@ static bool hex_add(struct bytes *b, const char *hex)
 struct vector {
 	char name[64];
 	bool compact;
+	bool open_only; /* a retired form: opened, no longer sealed */
 	struct bytes sender;
 	size_t n_rcpt;
 	struct bytes rcpt[MAX_RCPT];
@@ -145,9 +146,10 @@ static bool parse(const char *path, struct vector *v)
 		val = trim(eq + 1);
 		if (!strcmp(key, "vector"))
 			snprintf(v->name, sizeof(v->name), "%s", val);
-		else if (!strcmp(key, "form"))
-			v->compact = !strcmp(val, "compact");
-		else if (!strcmp(key, "sender"))
+		else if (!strcmp(key, "form")) {
+			v->compact = !strcmp(val, "compact") || !strcmp(val, "compact-v1");
+			v->open_only = !strcmp(val, "compact-v1");
+		} else if (!strcmp(key, "sender"))
 			ok = hex_add(&v->sender, val);
 		else if (!strcmp(key, "recipient") && v->n_rcpt < MAX_RCPT)
 			ok = hex_add(&v->rcpt[v->n_rcpt++], val);
@@ -229,9 +231,11 @@ static struct identity *identity_from_tape(struct tape *t, const struct bytes *s
 
 static const uint8_t *candidate_pk;
 
-static void candidates(void *ctx, void (*fn)(void *fctx, const uint8_t pk[32]), void *fctx)
+static void candidates(void *ctx, int hint, void (*fn)(void *fctx, const uint8_t pk[32]),
+		       void *fctx)
 {
 	(void)ctx;
+	(void)hint;
 	fn(fctx, candidate_pk);
 }
 
@@ -302,7 +306,10 @@ static void run_vector(const char *path, bool write)
 	meta.created_ms = v.created_ms;
 	meta.expires_ms = v.expires_ms;
 	meta.size = v.plaintext.len;
-	if (v.compact) {
+	if (v.open_only) {
+		bytes_add(&sealed, v.sealed.p, v.sealed.len);
+		memcpy(meta.msg_id, v.msg_id.p, v.msg_id.len < 16 ? v.msg_id.len : 16);
+	} else if (v.compact) {
 		uint8_t out[ENVELOPE_COMPACT_OVERHEAD + ENVELOPE_COMPACT_MAX];
 		size_t outlen = 0;
 
@@ -338,7 +345,7 @@ static void run_vector(const char *path, bool write)
 	else if (!v.compact)
 		CHECK(v.msg_id.len == 16 && memcmp(meta.msg_id, v.msg_id.p, 16) == 0);
 
-	if (write) {
+	if (write && !v.open_only) {
 		write_sealed(path, &sealed);
 	} else {
 		CHECK_EQ(sealed.len, v.sealed.len);
@@ -346,7 +353,7 @@ static void run_vector(const char *path, bool write)
 	}
 
 	/* The stored bytes open for every recipient and give back the plaintext. */
-	const struct bytes *stored = write ? &sealed : &v.sealed;
+	const struct bytes *stored = write && !v.open_only ? &sealed : &v.sealed;
 	for (size_t i = 0; i < v.n_rcpt; i++) {
 		struct envelope_opener *o = NULL;
 		struct bytes plain = {0};

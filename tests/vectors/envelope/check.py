@@ -152,30 +152,33 @@ def signed_full(H, ih, pt):
     return domain + digest
 
 
-def signed_compact(eph_pk, r, kind, text):
-    return (b"tern compact envelope signature v1\0" + eph_pk + r["sign_pk"] + r["box_pk"] +
-            bytes([kind]) + text)
+def signed_compact(form, eph_pk, r, kind, text):
+    version = b"v1" if form == 0x02 else b"v2"
+    return (b"tern compact envelope signature " + version + b"\0" + eph_pk + r["sign_pk"] +
+            r["box_pk"] + bytes([kind]) + text)
 
 
 def seal_compact(v, sender, r):
+    """Version 2 (form 0x03): the kind byte is the first byte of the sender's key."""
     eph_sk = v["eph_sk"][0]
     eph_pk = x25519(eph_sk)
     key = blake(32, x25519(eph_sk, r["box_pk"]) + eph_pk + r["box_pk"],
                 personal=b"tern.cmp.key.v1")
     text = v["plaintext"]
-    sig = b.crypto_sign(signed_compact(eph_pk, r, 1, text), sender["sign_sk"])[:64]
-    head = bytes([0x02]) + eph_pk
-    return head + b.crypto_aead_xchacha20poly1305_ietf_encrypt(bytes([1]) + sig + text, head,
-                                                               Z24, key)
+    hint = sender["sign_pk"][0]
+    sig = b.crypto_sign(signed_compact(0x03, eph_pk, r, hint, text), sender["sign_sk"])[:64]
+    head = bytes([0x03]) + eph_pk
+    return head + b.crypto_aead_xchacha20poly1305_ietf_encrypt(bytes([hint]) + sig + text,
+                                                               head, Z24, key)
 
 
 def open_compact(env, me, sender_pk):
-    eph_pk = env[1:33]
+    form, eph_pk = env[0], env[1:33]
     key = blake(32, x25519(me["box_sk"], eph_pk) + eph_pk + me["box_pk"],
                 personal=b"tern.cmp.key.v1")
     p = b.crypto_aead_xchacha20poly1305_ietf_decrypt(env[33:], env[:33], Z24, key)
-    assert p[0] == 1
-    b.crypto_sign_open(p[1:65] + signed_compact(eph_pk, me, p[0], p[65:]), sender_pk)
+    assert p[0] == (1 if form == 0x02 else sender_pk[0])
+    b.crypto_sign_open(p[1:65] + signed_compact(form, eph_pk, me, p[0], p[65:]), sender_pk)
     return p[65:], blake(16, eph_pk, personal=b"tern.cmp.msgid1")
 
 
@@ -185,8 +188,11 @@ def main(paths):
         v = parse(path)
         sender = identity(v["sender"])
         rcpts = [identity(r) for r in v["recipient"]]
-        compact = v["form"] == "compact"
-        sealed = seal_compact(v, sender, rcpts[0]) if compact else seal_full(v, sender, rcpts)
+        compact = v["form"] in ("compact", "compact-v1")
+        if v["form"] == "compact-v1":  # retired: opened, no longer sealed
+            sealed = v["sealed"]
+        else:
+            sealed = seal_compact(v, sender, rcpts[0]) if compact else seal_full(v, sender, rcpts)
         ok = sealed == v["sealed"]
         for r in rcpts:
             if compact:
