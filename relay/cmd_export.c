@@ -7,66 +7,18 @@
 #include <string.h>
 
 #include "relay/cli.h"
-#include "transports/stick.h"
-
-/* Small bundles are made durable in groups: one flush of the stick per group. */
-#define GROUP_BUNDLES 256
-#define GROUP_BYTES   (64u << 20)
-/* Against free space, each file also costs its directory entry (a long name: 7 slots of 32). */
-#define NAME_OVERHEAD 256
-/* Kept free for the manifests and for receipts the next office writes. */
-#define SPACE_RESERVE (256u * 1024)
-/* A re-encoded head grows by a few bytes (Bundle Age and Hop Count get longer). */
-#define HEAD_SLACK  32
-#define MAX_TARGETS (ENVELOPE_MAX_RECIPIENTS - 1)
-
-struct planned {
-	uint8_t id[32];
-	uint64_t est;
-	uint64_t via;  /* the target peer it goes to: its manifest lists it */
-	bool on_stick; /* a copy is there already (another office's): listed, not written */
-};
-
-/* A bundle on the stick for one target: an entry of that target's manifest. */
-struct listed {
-	struct stick_manifest_entry e;
-	uint64_t via;
-	bool written; /* by this export (else a copy found there) */
-};
+#include "relay/stick_export.h"
 
 struct exporter {
 	struct node *n;
-	struct stick *stick;
 	const char *dir;
 	bool json;
-	struct store_peer to[MAX_TARGETS];
+	struct store_peer to[STICK_EXPORT_TARGETS_MAX];
 	size_t n_to;
-	enum store_priority min_prio;
-	uint64_t max_left, space_left; /* --max-bytes and the free space still unplanned */
-	uint64_t cluster;
-
-	struct planned *plan;
-	size_t n_plan, cap_plan;
-	uint64_t plan_bytes;
-	struct listed *done; /* on the stick and durable: what the manifests list */
-	size_t n_done;
-	uint64_t bytes;
-	struct listed *pend; /* committed, waiting for stick_sync */
-	size_t n_pend, next_placed;
-	uint64_t pend_bytes;
-
-	unsigned adopted, on_stick, no_fit, low_prio, no_route, failed, dropped, temp_removed;
-	unsigned manifests;
-	bool full;
+	struct stick_export_opts opts;
+	struct stick_export_result res;
 	struct progress prog;
 };
-
-/* An error while the bar may be drawn: on a line of its own. */
-static int say_fail(struct exporter *x, const char *what, const char *reason)
-{
-	progress_interrupt(&x->prog);
-	return cli_fail(what, "%s", reason);
-}
 
 static bool is_target(const struct exporter *x, uint64_t node)
 {
@@ -80,9 +32,9 @@ static int add_target(struct exporter *x, const struct store_peer *p)
 {
 	if (is_target(x, p->node))
 		return 0;
-	if (x->n_to == MAX_TARGETS)
+	if (x->n_to == STICK_EXPORT_TARGETS_MAX)
 		return cli_fail(x->dir, "more than %d peers for one stick: choose some with --for",
-				MAX_TARGETS);
+				STICK_EXPORT_TARGETS_MAX);
 	x->to[x->n_to++] = *p;
 	return EXIT_OK;
 }
@@ -116,347 +68,39 @@ static int choose_targets(struct exporter *x, char *names)
 	return x->n_to ? EXIT_OK : cli_usage("export", "--for needs at least one peer name");
 }
 
-static uint64_t round_up(uint64_t v, uint64_t unit)
-{
-	return v > UINT64_MAX - unit ? UINT64_MAX : (v + unit - 1) / unit * unit;
-}
-
-/* Priority, then age, is the order store_bundle_foreach visits in: the first to fit go. */
-static int plan_one(void *ctx, const struct store_bundle *b, const uint8_t *head, size_t headlen)
+/* An error while the bar may be drawn: on a line of its own. */
+static void on_problem(void *ctx, const char *what, const char *why)
 {
 	struct exporter *x = ctx;
-	struct store_peer via;
-	(void)head;
-	if (node_next_hop(x->n, b->dest_node, &via) < 0) {
-		x->no_route++;
-		return 0;
-	}
-	if (!is_target(x, via.node))
-		return 0; /* another link's */
-	if (b->priority < x->min_prio) {
-		x->low_prio++;
-		return 0;
-	}
-	/*
-	 * A copy already there (another office's export passing through) is listed in this
-	 * export's manifest too: the next hop then owes us a receipt for it, as for our own.
-	 */
-	bool there = stick_has_bundle(x->stick, b->id);
-	uint64_t est = headlen + HEAD_SLACK + b->payload_len;
-	uint64_t cost = round_up(est, x->cluster) + NAME_OVERHEAD + STICK_MANIFEST_ENTRY;
-	if (!there && (est > x->max_left || cost > x->space_left)) {
-		x->no_fit++;
-		return 0;
-	}
-	if (x->n_plan == x->cap_plan) {
-		size_t cap = x->cap_plan ? 2 * x->cap_plan : 256;
-		struct planned *p = realloc(x->plan, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		x->plan = p;
-		x->cap_plan = cap;
-	}
-	struct planned *p = &x->plan[x->n_plan++];
-	memcpy(p->id, b->id, 32);
-	p->est = est;
-	p->via = via.node;
-	p->on_stick = there;
-	if (!there) {
-		x->max_left -= est;
-		x->space_left -= cost;
-		x->plan_bytes += est;
-	}
-	return 0;
+	progress_interrupt(&x->prog);
+	cli_fail(what, "%s", why);
 }
 
-struct to_stick {
-	struct stick_writer *w;
-	struct progress *prog;
-};
-
-static int write_to_stick(void *ctx, const uint8_t *buf, size_t len)
-{
-	struct to_stick *t = ctx;
-	int ret = stick_bundle_write(t->w, buf, len);
-	if (ret == 0)
-		progress_add(t->prog, len);
-	return ret;
-}
-
-static int write_bundle(struct exporter *x, const struct store_bundle *b, const uint8_t *head,
-			size_t headlen, uint64_t est, struct stick_manifest_entry *e)
-{
-	struct to_stick t = {.prog = &x->prog};
-	int ret = stick_bundle_begin(x->stick, b->id, est, &t.w);
-	if (ret < 0)
-		return ret;
-	ret = node_emit(x->n, b, head, headlen, write_to_stick, &t, NULL);
-	if (ret < 0) {
-		stick_bundle_abort(t.w);
-		return ret;
-	}
-	memcpy(e->id, b->id, 32);
-	return stick_bundle_commit(t.w, e->hash, &e->size);
-}
-
-static void on_placed(void *ctx, const uint8_t id[32], int result)
+static void on_start(void *ctx, uint64_t total)
 {
 	struct exporter *x = ctx;
-	const struct listed *l = &x->pend[x->next_placed++];
-	char hex[65];
-	if (memcmp(id, l->e.id, 32) != 0)
-		result = -EPROTO; /* not the commit we wrote down: list nothing we are unsure of */
-	if (result == 0) {
-		x->done[x->n_done++] = *l;
-		x->bytes += l->e.size;
-		return;
-	}
-	hex_encode(l->e.id, 32, hex);
-	if (result == -EEXIST) {
-		x->on_stick++;
-	} else if (result == -ENOSPC) {
-		x->full = true;
-		x->no_fit++;
-	} else {
-		x->failed++;
-		progress_interrupt(&x->prog);
-		cli_fail(hex, "not exported: %s", strerror(-result));
-	}
+	progress_start(&x->prog, "export", total);
 }
 
-/* Makes the bundles committed since the last group durable; only those go in the manifests. */
-static int sync_group(struct exporter *x)
+static void on_progress(void *ctx, uint64_t bytes)
 {
-	int ret = stick_sync(x->stick, on_placed, x);
-	x->pend_bytes = 0;
-	if (ret < 0)
-		say_fail(x, x->dir, stick_error(x->stick));
-	return ret == -ENOSPC ? 0 : ret;
+	struct exporter *x = ctx;
+	progress_add(&x->prog, bytes);
 }
 
-struct hashing {
-	struct progress *prog;
-};
-
-static int count_only(void *ctx, const uint8_t *buf, size_t len)
+static void on_end(void *ctx)
 {
-	(void)buf;
-	progress_add(((struct hashing *)ctx)->prog, len);
-	return 0;
-}
-
-/* A copy some other office left on the stick: hashed as it is, for this export's manifest. */
-static int adopt_copy(struct exporter *x, const struct planned *p)
-{
-	struct stick_entry e;
-	struct hashing h = {.prog = &x->prog};
-	struct listed *l = &x->done[x->n_done];
-	char hex[65];
-	int ret = stick_bundle_find(x->stick, p->id, &e);
-	if (ret == 0)
-		ret = stick_bundle_read(x->stick, &e, count_only, &h, l->e.hash);
-	if (ret < 0) {
-		/* Gone or unreadable since the plan: it is not listed (the next trip writes it). */
-		hex_encode(p->id, 32, hex);
-		x->failed++;
-		progress_interrupt(&x->prog);
-		cli_fail(hex, "the copy on the stick cannot be read: %s",
-			 ret == -ENOENT ? "gone" : stick_error(x->stick));
-		return ret == -ENOENT || ret == -ESTALE || ret == -EIO ? 0 : ret;
-	}
-	memcpy(l->e.id, p->id, 32);
-	l->e.size = e.size;
-	l->via = p->via;
-	l->written = false;
-	x->n_done++;
-	x->adopted++;
-	return 0;
-}
-
-/* One planned bundle: 0 to go on (what happened is counted), or an error that stops the export. */
-static int export_one(struct exporter *x, const struct planned *p, uint8_t *head)
-{
-	struct store_bundle b;
-	size_t headlen;
-	char hex[65];
-	if (p->on_stick)
-		return adopt_copy(x, p);
-	hex_encode(p->id, 32, hex);
-	int ret =
-	    store_bundle_get(x->n->store, p->id, &x->n->now, &b, head, BUNDLE_HEAD_MAX, &headlen);
-	if (ret == -ENOENT)
-		return 0; /* released meanwhile (a receipt came in over another link) */
-	if (ret < 0) {
-		x->failed++;
-		say_fail(x, hex, store_errmsg(x->n->store));
-		return ret == -EBADMSG ? 0 : ret;
-	}
-	struct listed *l = &x->pend[x->n_pend];
-	ret = write_bundle(x, &b, head, headlen, p->est, &l->e);
-	switch (ret) {
-	case 0:
-		l->via = p->via;
-		l->written = true;
-		x->pend_bytes += x->pend[x->n_pend++].e.size;
-		if (x->n_pend - x->next_placed < GROUP_BUNDLES && x->pend_bytes < GROUP_BYTES)
-			return 0;
-		return sync_group(x);
-	case -EEXIST:
-		if (stick_has_bundle(x->stick, p->id)) {
-			x->on_stick++; /* written meanwhile by another process */
-			return 0;
-		}
-		x->failed++; /* something that is not a bundle file is in its way */
-		say_fail(x, hex, stick_error(x->stick));
-		return 0;
-	case -ENOSPC:
-		/* Said once, in the stick's words: out of space, or a full FAT32 directory. */
-		say_fail(x, x->dir, stick_error(x->stick));
-		x->full = true;
-		x->no_fit++;
-		return 0;
-	case -ELOOP:
-		/* Its hop limit is spent: nobody will take it, so it leaves the queue. */
-		store_bundle_delete(x->n->store, b.id);
-		x->dropped++;
-		say_fail(x, hex, "dropped: one more hop would pass its hop limit");
-		return 0;
-	case -EBADMSG:
-		x->failed++;
-		say_fail(x, hex, "not exported: its stored copy is damaged (quarantined)");
-		return 0;
-	case -EFBIG:
-	case -ENOTDIR: /* its subdirectory bundles/<h> is a link or a file: the other 15 may do */
-		x->failed++;
-		say_fail(x, hex, stick_error(x->stick));
-		return 0;
-	default:
-		x->failed++;
-		say_fail(x, x->dir, stick_error(x->stick));
-		return ret;
-	}
-}
-
-/* Seals one manifest body to one peer (and ourselves) and puts it on the stick. */
-static int seal_and_put(struct exporter *x, const struct store_peer *to,
-			const struct stick_manifest_entry *e, size_t count, size_t *sealedlen)
-{
-	struct envelope_recipient rcpt;
-	struct stick_manifest m = {
-	    .node = x->n->node_num,
-	    .created_ms = x->n->clock_trusted ? x->n->now.unix_ms : 0,
-	};
-	uint8_t *body = NULL, *sealed = NULL;
-	size_t bodylen;
-	char name[STICK_NAME_MAX + 1];
-	memcpy(rcpt.sign_pk, to->sign_pk, 32);
-	memcpy(rcpt.box_pk, to->box_pk, 32);
-	*sealedlen = 0;
-	int ret = stick_manifest_encode(&m, e, count, &body, &bodylen);
-	if (ret == 0)
-		ret = node_seal_record(x->n, &rcpt, 1, body, bodylen, &sealed, sealedlen);
-	if (ret == 0)
-		ret = stick_put(x->stick, STICK_MANIFESTS, sealed, *sealedlen, name);
-	if (ret == 0)
-		x->manifests++;
-	free(body);
-	free(sealed);
-	return ret;
-}
-
-/*
- * Takes back bundles this export wrote for one peer, last first, until at least need
- * bytes are free: a bundle its next hop cannot check is worth less than the space.
- */
-static void make_room(struct exporter *x, uint64_t via, uint64_t need)
-{
-	uint64_t freed = 0;
-	for (size_t i = x->n_done; i-- > 0 && freed < need;) {
-		struct listed *l = &x->done[i];
-		if (l->via != via || !l->written || stick_bundle_remove(x->stick, l->e.id) < 0)
-			continue;
-		freed += round_up(l->e.size, x->cluster);
-		x->bytes -= l->e.size;
-		x->no_fit++;
-		memmove(l, l + 1, (x->n_done - i - 1) * sizeof(*l));
-		x->n_done--;
-	}
-	x->full = true;
-}
-
-/*
- * One manifest per next hop, listing only the bundles meant for it, so that no other
- * office takes them as its own cargo or owes a receipt for them; STICK_LIST_MAX
- * entries at most each.
- */
-static int manifest_for(struct exporter *x, const struct store_peer *to, bool retry)
-{
-	size_t n = 0;
-	struct stick_manifest_entry *e = malloc((x->n_done ? x->n_done : 1) * sizeof(*e));
-	if (!e)
-		return say_fail(x, "export", "out of memory");
-	for (size_t i = 0; i < x->n_done; i++)
-		if (x->done[i].via == to->node)
-			e[n++] = x->done[i].e;
-	int status = EXIT_OK;
-	for (size_t start = 0; start < n && status == EXIT_OK;) {
-		size_t count = n - start < STICK_LIST_MAX ? n - start : STICK_LIST_MAX;
-		size_t sealedlen;
-		uint64_t free_bytes = 0;
-		int ret = seal_and_put(x, to, e + start, count, &sealedlen);
-		/* No room for it, where room can be made (not a full FAT32 directory): once. */
-		if (ret == -ENOSPC && retry && stick_free_bytes(x->stick, &free_bytes) == 0 &&
-		    (free_bytes == STICK_FREE_UNKNOWN || free_bytes < sealedlen + x->cluster)) {
-			make_room(x, to->node, sealedlen + 2 * x->cluster);
-			free(e);
-			return manifest_for(x, to, false);
-		}
-		if (ret < 0)
-			status = cli_fail(x->dir, "no manifest for %s: %s", to->name,
-					  ret == -ENOMEM ? "out of memory" : stick_error(x->stick));
-		start += count;
-	}
-	free(e);
-	return status;
-}
-
-static int write_manifests(struct exporter *x)
-{
-	int status = EXIT_OK;
-	for (size_t i = 0; i < x->n_to; i++)
-		if (manifest_for(x, &x->to[i], true) != EXIT_OK)
-			status = EXIT_FAIL;
-	return status;
-}
-
-/* Custody stays here until a receipt comes back from the peer each bundle went to. */
-static int mark_exported(struct exporter *x)
-{
-	int ret = store_batch_begin(x->n->store);
-	for (size_t i = 0; ret == 0 && i < x->n_done; i++) {
-		ret = store_bundle_mark_exported(x->n->store, x->done[i].e.id, x->done[i].via,
-						 x->n->now.unix_ms);
-		if (ret == -ENOENT)
-			ret = 0;
-	}
-	if (ret == 0)
-		ret = store_batch_commit(x->n->store);
-	else
-		store_batch_abort(x->n->store);
-	if (ret < 0)
-		return cli_fail("export",
-				"the bundles are on the stick, but the store could not "
-				"record it: %s",
-				store_errmsg(x->n->store));
-	return EXIT_OK;
+	struct exporter *x = ctx;
+	progress_end(&x->prog);
 }
 
 static void print_summary(struct exporter *x, uint64_t ms)
 {
 	char size[32], rate[32];
-	size_t written = x->n_done - x->adopted;
-	format_size(x->bytes, size, sizeof(size));
-	format_size(ms ? x->bytes * 1000 / ms : x->bytes, rate, sizeof(rate));
+	const struct stick_export_result *r = &x->res;
+	size_t written = r->exported;
+	format_size(r->bytes, size, sizeof(size));
+	format_size(ms ? r->bytes * 1000 / ms : r->bytes, rate, sizeof(rate));
 	if (x->json) {
 		printf("{\"dir\": ");
 		json_string(stdout, x->dir);
@@ -470,81 +114,49 @@ static void print_summary(struct exporter *x, uint64_t ms)
 		    ", \"listed_from_stick\": %u, \"already_on_stick\": %u, \"did_not_fit\": %u"
 		    ", \"below_priority\": %u, \"no_route\": %u, \"failed\": %u, \"dropped\": %u"
 		    ", \"stick_full\": %s, \"manifests\": %u, \"temporary_files_removed\": %u}\n",
-		    written, x->bytes, ms, x->adopted, x->on_stick, x->no_fit, x->low_prio,
-		    x->no_route, x->failed, x->dropped, x->full ? "true" : "false", x->manifests,
-		    x->temp_removed);
+		    written, r->bytes, ms, r->adopted, r->on_stick, r->no_fit, r->low_prio,
+		    r->no_route, r->failed, r->dropped, r->full ? "true" : "false", r->manifests,
+		    r->temp_removed);
 		return;
 	}
 	printf("exported %zu bundle%s (%s) for ", written, written == 1 ? "" : "s", size);
 	for (size_t i = 0; i < x->n_to; i++)
 		printf("%s%s", i ? "," : "", x->to[i].name);
 	printf(" in %" PRIu64 ".%01" PRIu64 " s (%s/s)", ms / 1000, ms / 100 % 10, rate);
-	if (x->adopted)
-		printf("; %u already on the stick, listed too", x->adopted);
-	if (x->on_stick)
-		printf("; %u already on the stick", x->on_stick);
-	if (x->full)
+	if (r->adopted)
+		printf("; %u already on the stick, listed too", r->adopted);
+	if (r->on_stick)
+		printf("; %u already on the stick", r->on_stick);
+	if (r->full)
 		printf("; the stick is full");
-	if (x->no_fit)
-		printf("; %u did not fit", x->no_fit);
-	if (x->low_prio)
-		printf("; %u below the minimum priority", x->low_prio);
-	if (x->no_route)
-		printf("; %u queued without a route", x->no_route);
-	if (x->failed)
-		printf("; %u failed", x->failed);
-	if (x->dropped)
-		printf("; %u dropped at their hop limit", x->dropped);
+	if (r->no_fit)
+		printf("; %u did not fit", r->no_fit);
+	if (r->low_prio)
+		printf("; %u below the minimum priority", r->low_prio);
+	if (r->no_route)
+		printf("; %u queued without a route", r->no_route);
+	if (r->failed)
+		printf("; %u failed", r->failed);
+	if (r->dropped)
+		printf("; %u dropped at their hop limit", r->dropped);
 	printf("\n");
 }
 
-static int run_export(struct exporter *x)
+static int run_export(struct exporter *x, struct stick *stick)
 {
-	uint64_t purged = 0, free_bytes = STICK_FREE_UNKNOWN;
-	if (store_purge_expired(x->n->store, &x->n->now, &purged) < 0)
-		return cli_fail("export", "%s", store_errmsg(x->n->store));
-	if (stick_clean_temp(x->stick, &x->temp_removed) < 0 ||
-	    stick_free_bytes(x->stick, &free_bytes) < 0)
-		return cli_fail(x->dir, "%s", stick_error(x->stick));
-	if (x->temp_removed)
-		fprintf(stderr, "tern: %s: removed %u temporary file%s of an interrupted export\n",
-			x->dir, x->temp_removed, x->temp_removed == 1 ? "" : "s");
-	x->cluster = stick_cluster_size(x->stick);
-	x->space_left = free_bytes == STICK_FREE_UNKNOWN ? UINT64_MAX
-			: free_bytes > SPACE_RESERVE	 ? free_bytes - SPACE_RESERVE
-							 : 0;
-	int ret = store_bundle_foreach(x->n->store, STORE_QUEUED, &x->n->now, plan_one, x);
-	if (ret == -EBADMSG)
-		fprintf(stderr, "tern: export: some stored bundles failed their checksums and were "
-				"quarantined; `tern queue` no longer lists them\n");
-	if (ret < 0 && ret != -EBADMSG)
-		return cli_fail("export", "cannot read the queue: %s",
-				ret == -ENOMEM ? "out of memory" : store_errmsg(x->n->store));
-	x->done = calloc(x->n_plan ? x->n_plan : 1, sizeof(*x->done));
-	x->pend = calloc(x->n_plan ? x->n_plan : 1, sizeof(*x->pend));
-	uint8_t *head = malloc(BUNDLE_HEAD_MAX);
-	if (!x->done || !x->pend || !head) {
-		free(head);
-		return cli_fail("export", "out of memory");
-	}
-	stick_defer_sync(x->stick);
-	progress_start(&x->prog, "export", x->plan_bytes);
-	ret = 0;
-	size_t i = 0;
-	for (; ret == 0 && !x->full && i < x->n_plan; i++)
-		ret = export_one(x, &x->plan[i], head);
-	progress_end(&x->prog);
-	free(head);
-	int synced = sync_group(x);
-	if (ret == 0)
-		ret = synced;
-	if (x->full) /* those not tried once the stick was full */
-		x->no_fit += (unsigned)(x->n_plan - i);
-	int status = write_manifests(x);
-	if (mark_exported(x) != EXIT_OK)
-		status = EXIT_FAIL;
+	const struct stick_export_hooks hooks = {
+	    .ctx = x,
+	    .problem = on_problem,
+	    .start = on_start,
+	    .progress = on_progress,
+	    .end = on_end,
+	};
+	x->opts.to = x->to;
+	x->opts.n_to = x->n_to;
+	if (stick_export(x->n, stick, x->dir, &x->opts, &hooks, &x->res) < 0)
+		return EXIT_FAIL;
 	print_summary(x, progress_elapsed_ms(&x->prog));
-	return ret < 0 || x->failed ? EXIT_FAIL : status;
+	return x->res.ok ? EXIT_OK : EXIT_FAIL;
 }
 
 int cmd_export(int argc, char **argv)
@@ -556,7 +168,7 @@ int cmd_export(int argc, char **argv)
 	    {"json", no_argument, NULL, 'j'},
 	    {0},
 	};
-	struct exporter x = {.max_left = UINT64_MAX, .min_prio = STORE_BULK};
+	struct exporter x = {.opts = {.max_bytes = UINT64_MAX, .min_prio = STORE_BULK}};
 	char *names = NULL;
 	int c;
 	optind = 0;
@@ -564,13 +176,13 @@ int cmd_export(int argc, char **argv)
 		if (c == 'f') {
 			names = optarg;
 		} else if (c == 'b') {
-			if (parse_size(optarg, &x.max_left) < 0 || x.max_left == 0)
+			if (parse_size(optarg, &x.opts.max_bytes) < 0 || x.opts.max_bytes == 0)
 				return cli_usage("export",
 						 "--max-bytes %s: give a size such as "
 						 "500M or 2G",
 						 optarg);
 		} else if (c == 'p') {
-			if (parse_priority(optarg, &x.min_prio) < 0)
+			if (parse_priority(optarg, &x.opts.min_prio) < 0)
 				return cli_usage("export",
 						 "--min-priority %s: give bulk, normal "
 						 "or urgent",
@@ -590,15 +202,13 @@ int cmd_export(int argc, char **argv)
 		return EXIT_FAIL;
 	x.n = &n;
 	char why[300];
+	struct stick *stick = NULL;
 	int status = choose_targets(&x, names);
-	if (status == EXIT_OK && stick_open(x.dir, true, &x.stick, why, sizeof(why)) < 0)
+	if (status == EXIT_OK && stick_open(x.dir, true, &stick, why, sizeof(why)) < 0)
 		status = cli_fail("export", "%s", why);
 	if (status == EXIT_OK)
-		status = run_export(&x);
-	stick_close(x.stick);
-	free(x.plan);
-	free(x.done);
-	free(x.pend);
+		status = run_export(&x, stick);
+	stick_close(stick);
 	node_close(&n);
 	return status;
 }
