@@ -302,6 +302,8 @@ const char *stick_write_reason(struct stick *s, int err)
 
 	switch (err) {
 	case -ENOSPC:
+		if (s->capacity)
+			return "no space left on the stick";
 		/*
 		 * FAT32 refuses a 65,537th directory slot with ENOSPC while clusters are free;
 		 * out of data space, fewer than a cluster or so is left.
@@ -549,10 +551,64 @@ int stick_bundle_dir(struct stick *s, unsigned h, bool create, int *out)
 			  stick_write_reason(s, ret));
 }
 
+/* Adds what the regular files of directory dfd take, in clusters. */
+static int add_used(struct stick *s, int dfd, uint64_t *used)
+{
+	int lfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		if (lfd >= 0)
+			close(lfd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			*used += ((uint64_t)st.st_size + s->cluster - 1) / s->cluster * s->cluster;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int capacity_left(struct stick *s, uint64_t *out)
+{
+	uint64_t used = 0;
+	int ret = 0;
+
+	for (int which = STICK_MANIFESTS; which <= STICK_RECEIPTS && ret == 0; which++)
+		if (s->fd[which] >= 0)
+			ret = add_used(s, s->fd[which], &used);
+	for (unsigned h = 0; h < STICK_FANOUT && ret == 0; h++) {
+		int dfd;
+		ret = stick_bundle_dir(s, h, false, &dfd);
+		if (ret == 0)
+			ret = add_used(s, dfd, &used);
+		else if (ret == -ENOENT || ret == -ELOOP || ret == -ENOTDIR)
+			ret = 0; /* holds nothing of ours */
+	}
+	if (ret < 0)
+		return stick_fail(s, ret, -1, NULL, "cannot add up its files: %s", strerror(-ret));
+	*out = used < s->capacity ? s->capacity - used : 0;
+	return 0;
+}
+
+int stick_set_capacity(struct stick *s, uint64_t bytes, uint64_t cluster)
+{
+	if (!bytes || !cluster)
+		return -EINVAL;
+	s->capacity = bytes;
+	s->cluster = cluster;
+	return 0;
+}
+
 int stick_free_bytes(struct stick *s, uint64_t *out)
 {
 	struct statvfs vfs;
 
+	if (s->capacity)
+		return capacity_left(s, out);
 	if (fstatvfs(s->tern_fd, &vfs) != 0)
 		return stick_fail(s, -errno, -1, NULL, "statvfs: %s", strerror(errno));
 	*out = vfs.f_blocks == 0 ? STICK_FREE_UNKNOWN : (uint64_t)vfs.f_bavail * vfs.f_frsize;
@@ -562,6 +618,8 @@ int stick_free_bytes(struct stick *s, uint64_t *out)
 uint64_t stick_cluster_size(struct stick *s)
 {
 	struct statvfs vfs;
+	if (s->cluster)
+		return s->cluster;
 	if (fstatvfs(s->tern_fd, &vfs) != 0 || vfs.f_frsize == 0)
 		return 4096;
 	return vfs.f_frsize;

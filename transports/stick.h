@@ -94,6 +94,14 @@ int stick_clean_temp(struct stick *s, unsigned *removed);
 int stick_free_bytes(struct stick *s, uint64_t *out);
 /* The allocation unit of the stick's file system (a FAT cluster): every file takes a multiple. */
 uint64_t stick_cluster_size(struct stick *s);
+/*
+ * Makes the stick hold at most bytes, in clusters of cluster bytes, whatever its file
+ * system holds: a simulated stick (tern-sim's couriers). From then on stick_free_bytes
+ * gives bytes less what the regular files in tern/'s directories take (each rounded up to
+ * a cluster), stick_cluster_size gives cluster, and stick_bundle_begin and stick_put refuse
+ * what does not fit with -ENOSPC, as on a full medium. 0, or -EINVAL if either is 0.
+ */
+int stick_set_capacity(struct stick *s, uint64_t bytes, uint64_t cluster);
 
 /* ---- bundles --------------------------------------------------------------------- */
 

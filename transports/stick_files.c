@@ -28,6 +28,15 @@ int stick_put(struct stick *s, enum stick_dir which, const void *buf, size_t len
 				  STICK_FILE_MAX);
 	if (!s->writable)
 		return stick_fail(s, -EROFS, which, NULL, "stick opened read-only");
+	if (s->capacity) {
+		uint64_t avail;
+		if ((ret = stick_free_bytes(s, &avail)) < 0)
+			return ret;
+		if ((len + s->cluster - 1) / s->cluster * s->cluster > avail)
+			return stick_fail(s, -ENOSPC, which, NULL,
+					  "no space: %zu bytes to write, %llu free", len,
+					  (unsigned long long)avail);
+	}
 	int dfd = s->fd[which];
 	for (int tries = 0; fd < 0; tries++) {
 		stick_temp_name(tmp);

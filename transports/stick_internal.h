@@ -32,7 +32,8 @@ struct stick {
 	uint16_t dirty;	 /* bit h: a rename in bundles/<h>/ awaits that fsync */
 	struct stick_pending *pending; /* commits since stick_sync, in order */
 	size_t n_pending, cap_pending;
-	uint8_t *iobuf; /* STICK_IO_BUF bytes, allocated on first read */
+	uint8_t *iobuf;		    /* STICK_IO_BUF bytes, allocated on first read */
+	uint64_t capacity, cluster; /* stick_set_capacity; 0: the file system's */
 	char err[512];
 };
 

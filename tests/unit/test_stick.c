@@ -1163,6 +1163,41 @@ static void test_files(void)
 
 /* ---- several offices ---------------------------------------------------------------------- */
 
+/* A stick of a set size (tern-sim's couriers): what its files take, in clusters, is used up. */
+static void test_capacity(void)
+{
+	char dir[256], name[STICK_NAME_MAX + 1];
+	uint8_t id[32], hash[32];
+	uint64_t left = 0;
+
+	fresh_dir(dir, sizeof(dir));
+	struct stick *s = open_ok(dir, true);
+	CHECK_EQ(stick_set_capacity(s, 0, 4096), -EINVAL);
+	CHECK_EQ(stick_set_capacity(s, 64 * 1024, 0), -EINVAL);
+	CHECK_EQ(stick_set_capacity(s, 64 * 1024, 4096), 0);
+	CHECK_EQ(stick_cluster_size(s), 4096);
+	CHECK_EQ(stick_free_bytes(s, &left), 0);
+	CHECK_EQ(left, 64 * 1024);
+	make_id(id, 1);
+	CHECK_EQ(write_bundle(s, id, 5000, 5000, hash), 0);	       /* two clusters */
+	CHECK_EQ(stick_put(s, STICK_RECEIPTS, "receipt", 7, name), 0); /* one */
+	CHECK_EQ(stick_free_bytes(s, &left), 0);
+	CHECK_EQ(left, 13 * 4096);
+	make_id(id, 2);
+	CHECK_EQ(write_bundle(s, id, 70000, 70000, hash), -ENOSPC); /* refused before a byte */
+	CHECK(strstr(stick_error(s), "no space") != NULL);
+	static uint8_t big[60 * 1024];
+	CHECK_EQ(stick_put(s, STICK_MANIFESTS, big, sizeof(big), name), -ENOSPC);
+	CHECK_EQ(stick_put(s, STICK_MANIFESTS, big, 12 * 4096 + 1, name), 0); /* all 13 */
+	CHECK_EQ(stick_free_bytes(s, &left), 0);
+	CHECK_EQ(left, 0);
+	make_id(id, 1);
+	CHECK_EQ(stick_bundle_remove(s, id), 0); /* a removed bundle gives its clusters back */
+	CHECK_EQ(stick_free_bytes(s, &left), 0);
+	CHECK_EQ(left, 2 * 4096);
+	stick_close(s);
+}
+
 static void test_two_offices(void)
 {
 	char dir[256], n1[STICK_NAME_MAX + 1], n2[STICK_NAME_MAX + 1];
@@ -1833,6 +1868,7 @@ int main(void)
 	test_hostile();
 	test_fanout();
 	test_files();
+	test_capacity();
 	test_two_offices();
 	test_memory_bound();
 	test_permissions();
