@@ -164,7 +164,7 @@ class Scenario:
         elif kw == "routing":
             if tok[1:] != ["static"]:
                 raise ScenarioError("routing: the daemon routes statically; only 'routing static'")
-        elif kw in ("sample", "crash"):
+        elif kw in ("sample", "crash", "courier"):
             raise ScenarioError(f"'{kw}' is not emulated (yet)")
         else:
             raise ScenarioError(f"'{kw}' is not duration, node, link, route, traffic or routing")

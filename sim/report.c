@@ -120,6 +120,55 @@ static const char *name_of(const struct sim_world *w, size_t node)
 	return w->sc->nodes[node].name;
 }
 
+static uint64_t courier_sum(const struct sim_courier *c, bool bytes)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < c->sc->n_stops; i++)
+		sum += bytes ? c->stops[i].bytes_out : c->stops[i].bundles_out;
+	return sum;
+}
+
+/* The "couriers" array, only in the report of a scenario that has any; returns their cost. */
+static double json_couriers(FILE *f, const struct sim_world *w)
+{
+	double cost = 0;
+	fprintf(f, "  \"couriers\": [");
+	for (size_t i = 0; i < w->sc->n_couriers; i++) {
+		const struct sim_courier *c = &w->couriers[i];
+		cost += sim_courier_cost(c);
+		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
+		sim_json_string(f, c->sc->name);
+		fprintf(f,
+			", \"capacity\": %" PRIu64 ", \"trips\": %" PRIu64 ", \"bundles\": %" PRIu64
+			", \"bytes\": %" PRIu64 ", \"used_max\": %" PRIu64
+			", \"full_visits\": %" PRIu64 ", \"did_not_fit\": %" PRIu64
+			", \"rejected\": %" PRIu64 ", \"problems\": %" PRIu64
+			", \"cost\": %.3f, \"stops\": [",
+			c->sc->capacity, c->trips, courier_sum(c, false), courier_sum(c, true),
+			c->used_max, c->full_visits, c->did_not_fit, c->rejected, c->problems,
+			sim_courier_cost(c));
+		for (size_t j = 0; j < c->sc->n_stops; j++) {
+			const struct sim_stop *st = &c->stops[j];
+			fprintf(f, "%s\n      {\"node\": ", j ? "," : "");
+			sim_json_string(f, name_of(w, c->sc->stops[j]));
+			fprintf(
+			    f,
+			    ", \"visits\": %" PRIu64 ", \"missed\": %" PRIu64
+			    ", \"bundles_out\": %" PRIu64 ", \"bytes_out\": %" PRIu64
+			    ", \"taken_in\": %" PRIu64 ", \"visits_in\": %" PRIu64
+			    ", \"first_in_s\": %.3f, \"last_in_s\": %.3f, \"released\": %" PRIu64
+			    ", \"receipted\": %" PRIu64 "}",
+			    st->visits, st->missed, st->bundles_out, st->bytes_out, st->taken_in,
+			    st->visits_in, st->visits_in ? (double)st->first_in / US_PER_S : -1.0,
+			    st->visits_in ? (double)st->last_in / US_PER_S : -1.0, st->released,
+			    st->receipted);
+		}
+		fprintf(f, "\n    ]}");
+	}
+	fprintf(f, "\n  ],\n");
+	return cost;
+}
+
 static void write_json(FILE *f, const struct sim_world *w, const char *scenario, int64_t *v)
 {
 	const struct scenario *sc = w->sc;
@@ -136,6 +185,12 @@ static void write_json(FILE *f, const struct sim_world *w, const char *scenario,
 	json_fates(f, &all);
 	fprintf(f, ", \"sender_down\": %" PRIu64 ", \"misdelivered\": %" PRIu64 "},\n",
 		w->sender_down, w->misdelivered);
+	if (sc->n_couriers)
+		fprintf(f,
+			"  \"sent\": {\"queued\": %" PRIu64 ", \"handed_over\": %" PRIu64
+			", \"delivered\": %" PRIu64 "},\n",
+			w->sent_state[STORE_SENT_QUEUED], w->sent_state[STORE_SENT_HANDED_OVER],
+			w->sent_state[STORE_SENT_DELIVERED]);
 	fprintf(f, "  \"latency_s\": ");
 	json_latency(f, &lat);
 	fprintf(f, ",\n  \"receipts_delivered\": %" PRIu64 ",\n  \"hop_limited\": %" PRIu64 ",\n",
@@ -180,7 +235,10 @@ static void write_json(FILE *f, const struct sim_world *w, const char *scenario,
 				l->frames_bad, l->bits_flipped);
 		fprintf(f, "}");
 	}
-	fprintf(f, "\n  ],\n  \"cost\": %.3f,\n  \"nodes\": [", cost);
+	fprintf(f, "\n  ],\n");
+	if (sc->n_couriers)
+		cost += json_couriers(f, w);
+	fprintf(f, "  \"cost\": %.3f,\n  \"nodes\": [", cost);
 	for (size_t i = 0; i < sc->n_nodes; i++) {
 		const struct sim_node *nd = &w->nodes[i];
 		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
@@ -236,6 +294,25 @@ static void write_links_csv(FILE *f, const struct sim_world *w)
 	}
 }
 
+/* One row per stop of each courier; written only when the scenario has couriers. */
+static void write_couriers_csv(FILE *f, const struct sim_world *w)
+{
+	fprintf(f, "courier,stop,visits,missed,bundles_out,bytes_out,taken_in,released,"
+		   "receipted\n");
+	for (size_t i = 0; i < w->sc->n_couriers; i++) {
+		const struct sim_courier *c = &w->couriers[i];
+		for (size_t j = 0; j < c->sc->n_stops; j++) {
+			const struct sim_stop *st = &c->stops[j];
+			fprintf(f,
+				"%s,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+				",%" PRIu64 ",%" PRIu64 "\n",
+				c->sc->name, name_of(w, c->sc->stops[j]), st->visits, st->missed,
+				st->bundles_out, st->bytes_out, st->taken_in, st->released,
+				st->receipted);
+		}
+	}
+}
+
 static void write_queue_csv(FILE *f, const struct sim_world *w)
 {
 	fprintf(f, "t_s");
@@ -278,16 +355,20 @@ int sim_report_summary(const struct sim_world *w, struct sim_summary *out)
 		out->bytes += w->links[i].bytes[0] + w->links[i].bytes[1];
 		out->cost += link_cost(&w->links[i]);
 	}
+	for (size_t i = 0; i < w->sc->n_couriers; i++) {
+		out->bytes += courier_sum(&w->couriers[i], true);
+		out->cost += sim_courier_cost(&w->couriers[i]);
+	}
 	for (size_t i = 0; i < w->sc->n_nodes; i++)
 		if (w->nodes[i].queued_max > out->queued_max)
 			out->queued_max = w->nodes[i].queued_max;
 	return 0;
 }
 
-enum report_file { R_JSON, R_FLOWS, R_LINKS, R_QUEUE, R_SVG, R_COUNT };
+enum report_file { R_JSON, R_FLOWS, R_LINKS, R_QUEUE, R_SVG, R_COURIERS, R_COUNT };
 
-static const char *const report_names[R_COUNT] = {"report.json", "flows.csv", "links.csv",
-						  "queue.csv", "report.svg"};
+static const char *const report_names[R_COUNT] = {"report.json", "flows.csv",  "links.csv",
+						  "queue.csv",	 "report.svg", "couriers.csv"};
 
 int sim_report_write(const struct sim_world *w, const char *dir, const char *scenario)
 {
@@ -299,6 +380,8 @@ int sim_report_write(const struct sim_world *w, const char *dir, const char *sce
 	int ret = 0;
 	for (int r = 0; r < R_COUNT && ret == 0; r++) {
 		char path[4096];
+		if (r == R_COURIERS && !w->sc->n_couriers)
+			break;
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, report_names[r]) >=
 		    sizeof(path)) {
 			ret = -ENAMETOOLONG;
@@ -324,6 +407,9 @@ int sim_report_write(const struct sim_world *w, const char *dir, const char *sce
 			break;
 		case R_SVG:
 			sim_report_svg(f, w, v);
+			break;
+		case R_COURIERS:
+			write_couriers_csv(f, w);
 			break;
 		}
 		if (ferror(f))

@@ -20,7 +20,7 @@
 struct scenario_reader {
 	struct scenario *s;
 	unsigned line;
-	size_t cap_nodes, cap_links, cap_routes, cap_flows, cap_crashes;
+	size_t cap_nodes, cap_links, cap_routes, cap_flows, cap_crashes, cap_couriers;
 	unsigned n_errors;
 	bool nomem;
 	char *errors;
@@ -505,6 +505,109 @@ static int do_crash(struct scenario_reader *r, char **tok, int n)
 	return 0;
 }
 
+static bool on_route(const struct scenario_courier *c, size_t node)
+{
+	for (size_t i = 0; i < c->n_stops; i++)
+		if (c->stops[i] == node)
+			return true;
+	return false;
+}
+
+/* courier NAME route A B [C ...] every DUR [at DUR] travel DUR capacity SIZE [cost N] */
+static int do_courier(struct scenario_reader *r, char **tok, int n)
+{
+	struct scenario *s = r->s;
+	struct scenario_courier c = {0};
+	bool have_every = false, have_travel = false, have_capacity = false;
+	if (n < 3 || strcmp(tok[2], "route") != 0)
+		return fail(r, "courier: write 'courier NAME route A B ... every DUR travel DUR "
+			       "capacity SIZE'");
+	if (!valid_name(tok[1]))
+		return fail(r, "courier: '%s' is not a name (1 to %d of A-Z a-z 0-9 _ - .)", tok[1],
+			    SCENARIO_NAME_MAX);
+	for (size_t i = 0; i < s->n_couriers; i++)
+		if (strcmp(s->couriers[i].name, tok[1]) == 0)
+			return fail(r, "courier: '%s' is declared twice", tok[1]);
+	snprintf(c.name, sizeof(c.name), "%s", tok[1]);
+	int i = 3;
+	for (; i < n && find_node(s, tok[i]) >= 0; i++) {
+		size_t node = (size_t)find_node(s, tok[i]);
+		if (on_route(&c, node))
+			return fail(r,
+				    "courier: '%s' is on the route twice (the stick comes back "
+				    "to the first stop by itself)",
+				    tok[i]);
+		if (c.n_stops == SCENARIO_STOPS_MAX)
+			return fail(r, "courier: more than %d stops", SCENARIO_STOPS_MAX);
+		c.stops[c.n_stops++] = node;
+	}
+	if (c.n_stops < 2)
+		return i < n && strcmp(tok[i], "every") != 0
+			   ? fail(r, "no node named '%s' (declare it with a node line first)",
+				  tok[i])
+			   : fail(r, "courier: a route has two stops or more");
+	for (; i < n; i++) {
+		const char *k = tok[i];
+		const char *v = i + 1 < n ? tok[i + 1] : NULL;
+		if (!v)
+			return fail(r, "courier: '%s' wants a value", k);
+		i++;
+		if (strcmp(k, "every") == 0 || strcmp(k, "at") == 0 || strcmp(k, "travel") == 0) {
+			int64_t *dst = k[0] == 'e'   ? &c.every_us
+				       : k[0] == 'a' ? &c.at_us
+						     : &c.travel_us;
+			if (!parse_duration(v, dst) || (k[0] != 'a' && *dst < US_PER_S))
+				return fail(r, "courier: %s '%s' is not a duration%s", k, v,
+					    k[0] == 'a' ? "" : " of 1s or more");
+			have_every |= k[0] == 'e';
+			have_travel |= k[0] == 't';
+		} else if (strcmp(k, "capacity") == 0) {
+			if (!parse_size(v, &c.capacity) || c.capacity < SCENARIO_COURIER_MIN_SIZE)
+				return fail(
+				    r, "courier: capacity '%s' is not a size of 1MiB or more", v);
+			have_capacity = true;
+		} else if (strcmp(k, "cost") == 0) {
+			char *end;
+			c.cost_per_trip = strtod(v, &end);
+			if (*end || !(c.cost_per_trip >= 0) || c.cost_per_trip > 1e9)
+				return fail(
+				    r, "courier: cost '%s' is not a number of units per trip", v);
+		} else {
+			return fail(r, "courier: '%s' is not every, at, travel, capacity or cost",
+				    k);
+		}
+	}
+	if (!have_every || !have_travel || !have_capacity)
+		return fail(r, "courier: give 'every DUR', 'travel DUR' and 'capacity SIZE'");
+	if ((double)c.travel_us * (double)c.n_stops > (double)c.every_us)
+		return fail(r,
+			    "courier: %zu legs of travel (to each stop and back to %s) take longer "
+			    "than the time between two trips",
+			    c.n_stops, s->nodes[c.stops[0]].name);
+	if (grow((void **)&s->couriers, &r->cap_couriers, s->n_couriers, sizeof(*s->couriers)) < 0)
+		return -ENOMEM;
+	s->couriers[s->n_couriers++] = c;
+	return 0;
+}
+
+int64_t scenario_courier_visit_at(const struct scenario_courier *c, uint64_t trip, size_t i)
+{
+	return c->at_us + (int64_t)trip * c->every_us + (int64_t)i * c->travel_us;
+}
+
+bool scenario_adjacent(const struct scenario *s, size_t a, size_t b)
+{
+	for (size_t j = 0; j < s->n_links; j++) {
+		const struct scenario_link *l = &s->links[j];
+		if ((l->a == a && l->b == b) || (l->b == a && l->a == b))
+			return true;
+	}
+	for (size_t j = 0; j < s->n_couriers; j++)
+		if (on_route(&s->couriers[j], a) && on_route(&s->couriers[j], b))
+			return true;
+	return false;
+}
+
 static const char *const routing_names[SCENARIO_ROUTING_COUNT] = {"static", "epidemic"};
 
 const char *scenario_routing_name(enum scenario_routing r)
@@ -548,7 +651,11 @@ static int do_tokens(struct scenario_reader *r, char **tok, int n)
 		return do_traffic(r, tok, n);
 	if (strcmp(tok[0], "crash") == 0)
 		return do_crash(r, tok, n);
-	return fail(r, "'%s' is not duration, sample, routing, node, link, route, traffic or crash",
+	if (strcmp(tok[0], "courier") == 0)
+		return do_courier(r, tok, n);
+	return fail(r,
+		    "'%s' is not duration, sample, routing, node, link, route, traffic, crash or "
+		    "courier",
 		    tok[0]);
 }
 
@@ -695,15 +802,9 @@ int scenario_read_finish(struct scenario_reader *r, struct scenario **out)
 		fail(r, "no node line");
 	for (size_t i = 0; i < s->n_routes; i++) {
 		const struct scenario_route *rt = &s->routes[i];
-		bool linked = false;
-		for (size_t j = 0; j < s->n_links; j++) {
-			const struct scenario_link *l = &s->links[j];
-			linked |= (l->a == rt->node && l->b == rt->via) ||
-				  (l->b == rt->node && l->a == rt->via);
-		}
 		r->line = rt->line;
-		if (!linked)
-			fail(r, "route of %s goes via %s, which has no link to it",
+		if (!scenario_adjacent(s, rt->node, rt->via))
+			fail(r, "route of %s goes via %s, which has no link to it (nor a courier)",
 			     s->nodes[rt->node].name, s->nodes[rt->via].name);
 	}
 	for (size_t i = 0; i < s->n_crashes; i++) {
@@ -746,6 +847,7 @@ void scenario_free(struct scenario *s)
 	free(s->routes);
 	free(s->flows);
 	free(s->crashes);
+	free(s->couriers);
 	free(s);
 }
 

@@ -86,6 +86,24 @@ struct scenario_crash {
 	unsigned line;
 };
 
+/* A stick that travels a route on a schedule (docs/sim.md, "Couriers"). */
+#define SCENARIO_STOPS_MAX	  8
+#define SCENARIO_COURIER_MIN_SIZE (1ull << 20)
+
+struct scenario_courier {
+	char name[SCENARIO_NAME_MAX + 1];
+	size_t stops[SCENARIO_STOPS_MAX]; /* visited in this order, then back to the first */
+	size_t n_stops;			  /* 2 or more */
+	int64_t every_us;		  /* a trip starts at the first stop this often */
+	int64_t at_us;			  /* the first trip's start */
+	int64_t travel_us;		  /* from one stop to the next, and back from the last */
+	uint64_t capacity;		  /* bytes the stick holds */
+	double cost_per_trip;		  /* for the report */
+};
+
+/* When the courier's trip number trip reaches stop i (the first stop: it starts there). */
+int64_t scenario_courier_visit_at(const struct scenario_courier *c, uint64_t trip, size_t i);
+
 /* How every node forwards (relay/node.h, enum node_routing, in the same order). */
 enum scenario_routing {
 	SCENARIO_ROUTING_STATIC = 0,
@@ -112,6 +130,8 @@ struct scenario {
 	size_t n_flows;
 	struct scenario_crash *crashes;
 	size_t n_crashes;
+	struct scenario_courier *couriers;
+	size_t n_couriers;
 };
 
 struct scenario_reader;
@@ -137,6 +157,9 @@ void scenario_read_free(struct scenario_reader *r);
 /* Reads a scenario file. 0; -errno with why filled ("line 3: ..." or the file's error). */
 int scenario_load(const char *path, struct scenario **out, char *why, size_t whylen);
 void scenario_free(struct scenario *s);
+
+/* True if nodes a and b are linked, or stops of one courier's route. */
+bool scenario_adjacent(const struct scenario *s, size_t a, size_t b);
 
 /* True if link l is up at t by its plan (PLAN_RANDOM: not decided here). */
 bool scenario_link_planned_up(const struct scenario_link *l, int64_t t);

@@ -26,7 +26,8 @@ enum sim_event_kind {
 	EV_TRAFFIC,	/* a flow makes its next message */
 	EV_CRASH,
 	EV_RESTART,
-	EV_LINE, /* a serial link's line, ARQs or sessions are due: link, conn gen, line gen */
+	EV_LINE,    /* a serial link's line, ARQs or sessions are due: link, conn gen, line gen */
+	EV_COURIER, /* a courier's stick reaches its next stop: courier */
 };
 
 struct sim_event {
@@ -115,6 +116,29 @@ struct sim_node {
 	uint64_t queued_max, queued_end, expired;
 };
 
+/* What a courier did at one stop of its route, over the run. */
+struct sim_stop {
+	uint64_t visits, missed;	 /* missed: the node was down when the stick came */
+	uint64_t bundles_out, bytes_out; /* bundle files the stop's exports wrote */
+	uint64_t taken_in;		 /* bundles its imports stored: delivered or to forward */
+	uint64_t visits_in;		 /* visits whose import took any in */
+	int64_t first_in, last_in;	 /* when the first and last of those were */
+	uint64_t released;		 /* its bundles that custody receipts released */
+	uint64_t receipted;		 /* bundles it wrote custody receipts for */
+};
+
+/* A sneakernet courier (courier.c): a stick directory in the run's, on its route. */
+struct sim_courier {
+	const struct scenario_courier *sc;
+	char dir[600];
+	uint64_t trip; /* of the next visit */
+	size_t stop;
+	/* report */
+	uint64_t trips, full_visits, did_not_fit, rejected, problems;
+	uint64_t used_max; /* the most the stick held after a visit, in clusters */
+	struct sim_stop stops[SCENARIO_STOPS_MAX];
+};
+
 enum sim_fate {
 	FATE_DELIVERED,
 	FATE_IN_TRANSIT, /* in some store at the end, its lifetime not over */
@@ -146,6 +170,7 @@ struct sim_world {
 	struct sim_queue q;
 	struct sim_node *nodes;
 	struct sim_link *links;
+	struct sim_courier *couriers;
 	struct sim_rng *flow_rng;
 	uint64_t *flow_seq;
 	struct sim_msg *msgs;
@@ -159,6 +184,7 @@ struct sim_world {
 	uint64_t unknown_deliveries; /* delivered bundles that are none of our messages */
 	uint64_t misdelivered;	     /* a message delivered on a node it was not sent to */
 	uint64_t hop_limited;	     /* bundles dropped by an engine: hop limit */
+	uint64_t sent_state[4];	     /* couriers: the senders' sent rows at the end, by state */
 	struct sim_rng key_rng;	     /* every key, nonce and random byte of the engines */
 	char run_dir[512];	     /* the stores of this run, removed at the end */
 	char fatal[256];	     /* a simulator fault that stopped the run; "" if none */
@@ -208,6 +234,14 @@ int sim_serial_service(struct sim_world *w, struct sim_link *l);
 int sim_serial_event(struct sim_world *w, const struct sim_event *ev);
 /* Frees the lines and ARQs of link l, keeping their counters for the report. */
 void sim_serial_free(struct sim_link *l);
+
+/* courier.c: sneakernet couriers, the real export and import of relay/stick_*.c. */
+/* Makes each courier's stick (a directory in the run's) and schedules its first visit. */
+int sim_couriers_init(struct sim_world *w);
+/* The stick reaches its next stop: import there, then export for the other stops. */
+int sim_courier_visit(struct sim_world *w, size_t c);
+/* A courier's cost over the run, for the report. */
+double sim_courier_cost(const struct sim_courier *c);
 
 /* report.c: writes report.json, flows.csv, links.csv, queue.csv and report.svg into dir. */
 int sim_report_write(const struct sim_world *w, const char *dir, const char *scenario_name);

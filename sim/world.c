@@ -296,6 +296,8 @@ int sim_world_init(struct sim_world *w, const struct scenario *sc, uint64_t seed
 	int ret = configure(w);
 	if (ret == 0)
 		ret = plan_events(w);
+	if (ret == 0)
+		ret = sim_couriers_init(w);
 	return ret;
 }
 
@@ -608,6 +610,8 @@ static int dispatch(struct sim_world *w, struct sim_event *ev)
 		return on_restart(w, ev->a);
 	case EV_LINE:
 		return sim_serial_event(w, ev);
+	case EV_COURIER:
+		return sim_courier_visit(w, ev->a);
 	case EV_END:
 		break;
 	}
@@ -651,6 +655,14 @@ static bool in_some_store(struct sim_world *w, const struct sim_msg *m)
 	return false;
 }
 
+static int count_sent(void *ctx, const struct store_sent *e)
+{
+	uint64_t *by_state = ctx;
+	if (e->state >= STORE_SENT_QUEUED && e->state <= STORE_SENT_DELIVERED)
+		by_state[e->state]++;
+	return 0;
+}
+
 void sim_world_finish(struct sim_world *w)
 {
 	for (size_t i = 0; i < w->n_msgs; i++) {
@@ -663,6 +675,13 @@ void sim_world_finish(struct sim_world *w)
 			m->fate = FATE_IN_TRANSIT;
 		else
 			m->fate = FATE_LOST;
+	}
+	/* What each sender's store says became of its messages: custody, delivery receipts. */
+	for (size_t i = 0; w->sc->n_couriers && i < w->sc->n_nodes; i++) {
+		struct sim_node *nd = &w->nodes[i];
+		if ((nd->n.store || open_store(w, nd) == 0) &&
+		    store_sent_foreach(nd->n.store, count_sent, w->sent_state) < 0)
+			fatal(w, -EIO, "sent messages of", nd->sn->name);
 	}
 }
 
@@ -694,6 +713,7 @@ void sim_world_free(struct sim_world *w)
 	free(w->flow_rng);
 	free(w->flow_seq);
 	free(w->links);
+	free(w->couriers);
 	free(w->nodes);
 	sim_queue_free(&w->q);
 	memset(w, 0, sizeof(*w));

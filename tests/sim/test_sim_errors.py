@@ -16,6 +16,9 @@ crash b at 1h
 frobnicate
 node x[1-3] y[1-2]
 routing flood
+courier c route a every 7d travel 1d capacity 1MiB
+courier c route a b every 1d travel 1d capacity 64MiB
+courier c route a b every 7d travel 1d capacity 10KiB
 """)
 out = os.path.join(d, "out")
 p = run([bad, "--out", out])
@@ -31,6 +34,9 @@ expect = [
     (9, "two different ranges"),
     (10, "routing: give static or epidemic"),
     (6, "route of a goes via b, which has no link"),
+    (11, "courier: a route has two stops or more"),
+    (12, "courier: 2 legs of travel (to each stop and back to a) take longer"),
+    (13, "courier: capacity '10KiB' is not a size of 1MiB or more"),
 ]
 for line, text in expect:
     check(any(f"{bad}: line {line}: " in e and text in e for e in lines),
