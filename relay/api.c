@@ -170,20 +170,10 @@ static void out_time(struct api_client *c, uint64_t unix_ms)
 		out_str(c, buf);
 }
 
-static void hex(const uint8_t *buf, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[buf[i] >> 4];
-		out[2 * i + 1] = digits[buf[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
 static void out_hex(struct api_client *c, const uint8_t *buf, size_t len)
 {
 	char h[129];
-	hex(buf, len, h);
+	hex_encode(buf, len, h);
 	out_put(c, "\"", 1);
 	out_str(c, h);
 	out_put(c, "\"", 1);
@@ -882,7 +872,7 @@ static int open_unverified(int dfd, char *tmp, size_t len, bool *named)
 	uint8_t rnd[8];
 	char h[17];
 	tern_random(rnd, sizeof(rnd));
-	hex(rnd, sizeof(rnd), h);
+	hex_encode(rnd, sizeof(rnd), h);
 	snprintf(tmp, len, ".tern-%s.part", h);
 	*named = true;
 	return openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -911,7 +901,7 @@ static void do_save(struct api_client *c, const struct api_request *r, const uin
 			  strerror(errno));
 		return;
 	}
-	hex(e.msg_id, 16, id);
+	hex_encode(e.msg_id, 16, id);
 	safe_name(e.kind == ENVELOPE_FILE ? e.name : "", id, name, sizeof(name));
 	sink.fd = open_unverified(dfd, tmp, sizeof(tmp), &named);
 	if (sink.fd < 0) {
@@ -970,7 +960,7 @@ static int list_sent(void *ctx, const struct store_sent *e)
 {
 	struct sent_list *l = ctx;
 	char id[33];
-	hex(e->msg_id, 16, id);
+	hex_encode(e->msg_id, 16, id);
 	if (strncmp(id, l->prefix, l->prefix_len) != 0)
 		return 0;
 	if (l->offset) {

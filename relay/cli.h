@@ -70,7 +70,6 @@ void cli_print_help(const char *command, FILE *f);
 /* True if the first argument after the command is -h or --help. */
 bool cli_wants_help(int argc, char **argv);
 
-void hex_encode(const uint8_t *buf, size_t len, char *out);
 /* Parses exactly len bytes of hex. -EINVAL otherwise. */
 int hex_decode(const char *s, uint8_t *out, size_t len);
 /* Writes s as a JSON string literal, quotes included; invalid UTF-8 becomes U+FFFD. */

@@ -225,16 +225,6 @@ int ingest_feed(struct ingest *in, const uint8_t *buf, size_t len)
 	return ret < 0 ? 1 : 0;
 }
 
-static void hex_id(const uint8_t id[32], char out[65])
-{
-	static const char digits[] = "0123456789abcdef";
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = digits[id[i] >> 4];
-		out[2 * i + 1] = digits[id[i] & 15];
-	}
-	out[64] = 0;
-}
-
 void ingest_no_relay(struct ingest *in)
 {
 	in->no_relay = true;
@@ -308,8 +298,8 @@ static int decide(struct ingest *in, struct ingest_result *res)
 	bundle_parser_id(in->parser, res->bundle_id);
 	if (in->expect && memcmp(in->expect_id, res->bundle_id, 32) != 0) {
 		char want[65], got[65];
-		hex_id(in->expect_id, want);
-		hex_id(res->bundle_id, got);
+		hex_encode(in->expect_id, 32, want);
+		hex_encode(res->bundle_id, 32, got);
 		reject(in, "named as bundle %.16s... but it is bundle %.16s...", want, got);
 		result_rejected(in, res);
 		return 0;

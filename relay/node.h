@@ -51,6 +51,8 @@ struct node {
 
 /* Closes the store and wipes the keys; the struct itself is the caller's. */
 void node_close(struct node *n);
+/* Writes len bytes as 2 * len lowercase hex digits and a NUL into out. */
+void hex_encode(const uint8_t *buf, size_t len, char *out);
 
 /* ---- submit.c ---------------------------------------------------------------- */
 

@@ -71,16 +71,6 @@ static void progress(struct exporter *x, uint64_t bytes)
 		x->h->progress(x->h->ctx, bytes);
 }
 
-static void hex_id(const uint8_t id[32], char out[65])
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < 32; i++) {
-		out[2 * i] = digits[id[i] >> 4];
-		out[2 * i + 1] = digits[id[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 static bool is_target(const struct exporter *x, uint64_t node)
 {
 	for (size_t i = 0; i < x->o->n_to; i++)
@@ -184,7 +174,7 @@ static void on_placed(void *ctx, const uint8_t id[32], int result)
 		x->r->bytes += l->e.size;
 		return;
 	}
-	hex_id(l->e.id, hex);
+	hex_encode(l->e.id, 32, hex);
 	if (result == -EEXIST) {
 		x->r->on_stick++;
 	} else if (result == -ENOSPC) {
@@ -224,7 +214,7 @@ static int adopt_copy(struct exporter *x, const struct planned *p)
 		ret = stick_bundle_read(x->stick, &e, count_only, x, l->e.hash);
 	if (ret < 0) {
 		/* Gone or unreadable since the plan: it is not listed (the next trip writes it). */
-		hex_id(p->id, hex);
+		hex_encode(p->id, 32, hex);
 		x->r->failed++;
 		say(x, hex, "the copy on the stick cannot be read: %s",
 		    ret == -ENOENT ? "gone" : stick_error(x->stick));
@@ -247,7 +237,7 @@ static int export_one(struct exporter *x, const struct planned *p, uint8_t *head
 	char hex[65];
 	if (p->on_stick)
 		return adopt_copy(x, p);
-	hex_id(p->id, hex);
+	hex_encode(p->id, 32, hex);
 	int ret =
 	    store_bundle_get(x->n->store, p->id, &x->n->now, &b, head, BUNDLE_HEAD_MAX, &headlen);
 	if (ret == -ENOENT)

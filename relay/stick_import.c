@@ -109,16 +109,6 @@ static void report(struct importer *x, const char *sub, const char *name, const 
 		x->h->file(x->h->ctx, sub, name, verdict, detail);
 }
 
-static void hex_id(const uint8_t *id, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[id[i] >> 4];
-		out[2 * i + 1] = digits[id[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
 static int cmp_id(const void *a, const void *b)
 {
 	return memcmp(a, b, 32);
@@ -576,7 +566,7 @@ static int on_bundle(void *ctx, const struct stick_entry *e)
 	char msg[33];
 	switch (res.verdict) {
 	case INGEST_DELIVERED:
-		hex_id(res.inbox.msg_id, 16, msg);
+		hex_encode(res.inbox.msg_id, 16, msg);
 		report(x, "bundles", e->name, "delivered", "message %.12s (%s)", msg,
 		       res.inbox.kind == ENVELOPE_FILE ? "file" : "text");
 		x->r->delivered++;

@@ -41,16 +41,6 @@ bool cli_wants_help(int argc, char **argv)
 	return argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
 }
 
-void hex_encode(const uint8_t *buf, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[buf[i] >> 4];
-		out[2 * i + 1] = digits[buf[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
 static int hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
