@@ -1,5 +1,4 @@
-/* tern-sim's couriers: a stick directory carried on a schedule, run through the real export and
- * import. */
+/* tern-sim's couriers: a stick carried on a schedule, through the real export and import. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -179,6 +178,7 @@ static int visit(struct sim_world *w, struct sim_courier *c, struct sim_node *nd
 		st->bytes_out += er.bytes;
 		c->full_visits += er.full;
 		c->did_not_fit += er.no_fit;
+		w->hop_limited += er.dropped; /* as the engine's links count theirs */
 		if (stick_free_bytes(stick, &left) == 0 && c->sc->capacity - left > c->used_max)
 			c->used_max = c->sc->capacity - left;
 	}

@@ -3,7 +3,8 @@ small for what it has to carry. Both run tern's real export and import (relay/st
 import filecmp
 import os
 
-from simrun import SCENARIOS, check, check_files, check_invariants, done, read_csv, scratch, simulate
+from simrun import (SCENARIOS, check, check_files, check_invariants, done, read_csv, scratch,
+                    simulate)
 
 DAY = 86400.0
 FILES = ["report.json", "flows.csv", "links.csv", "queue.csv", "report.svg", "couriers.csv"]
