@@ -211,8 +211,8 @@ static int take_custody_receipt(struct importer *x, const char *name, const uint
  * control record (no name), full data chunks but the last, the signature.
  */
 #define REC_FORM_FULL	 0x01
-#define REC_FORM_COMPACT 0x02
-#define REC_TAG		 17u /* secretstream overhead of each chunk */
+#define REC_FORM_COMPACT 0x02 /* and 0x03, its version 2 */
+#define REC_TAG		 17u  /* secretstream overhead of each chunk */
 #define REC_CHUNK	 65536u
 #define REC_OUTER(n)	 (2u + 24u + 80u * (size_t)(n) + 32u)
 #define REC_HEAD(n)	 (76u + 32u * (size_t)(n) + REC_TAG)
@@ -222,13 +222,13 @@ static int take_custody_receipt(struct importer *x, const char *name, const uint
  * True if buf has the shape of a sealed record, else false and *why says what it is
  * instead. Stanzas name no recipient, so a record that opens with none of our keys is
  * another office's only if it has this shape; anything else is damage, and without this
- * check garbage starting 0x02 (a compact envelope: one in 256) or 0x01 0x01..0x06 (a
+ * check garbage starting 0x02 or 0x03 (a compact envelope: one in 128) or 0x01 0x01..0x06 (a
  * whole outer header) would pass for another office's record and go unreported.
  */
 static bool record_shaped(const uint8_t *buf, size_t len, const char **why)
 {
 	if (buf[0] != REC_FORM_FULL) {
-		*why = buf[0] == REC_FORM_COMPACT
+		*why = buf[0] == REC_FORM_COMPACT || buf[0] == REC_FORM_COMPACT + 1
 			   ? "a compact envelope, which never carries a record"
 			   : "not a sealed tern record (unknown envelope form)";
 		return false;

@@ -445,9 +445,9 @@ for sub, ext, n in (("bundles", ".bpv", 64), ("manifests", ".man", 32), ("receip
     plant(at("7"), hx("7", 32) + ".part", "fifo", "FIFO")
 # Records that do not open are damaged, never passed over as another office's: stanzas name no
 # recipient, so only a record's public shape (form, count, chunk lengths) tells the two apart.
-# Fixed hostile contents, among them those that once went unreported (first byte 0x02, the
-# compact form: one random file in 256; or 0x01 then 1 to 6, a whole outer header in 600 bytes),
-# and seeded random bytes (TERN_FAULT_SEED=N tries other seeds).
+# Fixed hostile contents, among them those that once went unreported (first byte 0x02 or
+# 0x03, the compact form; or 0x01 then 1 to 6, a whole outer header in 600 bytes), and
+# seeded random bytes (TERN_FAULT_SEED=N tries other seeds).
 seed = int(os.environ.get("TERN_FAULT_SEED", "1"))
 print(f"random records from seed {seed}")
 rnd = random.Random(seed)
@@ -465,7 +465,8 @@ garbage = [
     b"\x01\x06" + rnd.randbytes(598),  # six stanzas, the most 600 bytes hold
     b"\x01\x40" + rnd.randbytes(598),  # 64: cut short
     b"\x01\x00" + rnd.randbytes(598),  # no stanza
-    b"\x03" + rnd.randbytes(599),  # an unknown form
+    b"\x03" + rnd.randbytes(599),  # the compact form's version 2
+    b"\x04" + rnd.randbytes(599),  # an unknown form
     b"\x00" * 600,
     b"\x01",
     b"\x02",
