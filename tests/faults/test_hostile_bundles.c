@@ -368,7 +368,7 @@ static void mark_envelope(struct regions *r, size_t at, size_t len)
 	if (len == 0)
 		return;
 	const uint8_t *p = region_bytes + at;
-	if (p[0] == 0x02) {
+	if (p[0] == 0x02 || p[0] == 0x03) { /* compact, versions 1 and 2 */
 		mark(r, at + 1, at + 33, "compact eph_pk");
 		mark(r, at + 33, at + len - 16, "compact ciphertext");
 		mark(r, at + len - 16, at + len, "compact AEAD tag");
